@@ -1,0 +1,19 @@
+"""Default settings. Override any of them with an environment variable FEEDSVC_<KEY>."""
+
+from pathlib import Path
+
+# Folder of sections (<section>/<slug>.md) and media files (media/).
+CONTENT_DIR = str(Path(__file__).resolve().parent / "content")
+# Public address of the site: every link in feeds and pages is built from it.
+SITE_URL = "http://127.0.0.1:5000"
+SITE_TITLE = "The Northbridge Review"
+SITE_DESCRIPTION = "News, culture and science from the town of Northbridge."
+# Author of articles that name none.
+SITE_AUTHOR = "The Northbridge Review"
+LANGUAGE = "en"
+# Time zone of dates written without an offset (IANA name, e.g. "Europe/Paris").
+TIMEZONE = "UTC"
+# Items in each feed, newest first.
+FEED_ITEMS = 50
+# Seconds clients and caches may reuse a feed (Cache-Control max-age).
+FEED_MAX_AGE = 300

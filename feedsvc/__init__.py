@@ -1,0 +1,30 @@
+"""feedsvc: publish a folder of Markdown articles as RSS, Atom and HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from . import views
+from .settings import Settings
+from .store import ContentStore
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: Mapping | None = None) -> Flask:
+    """Create and configure a feedsvc application.
+
+    Settings flow one way: config.py defaults, then FEEDSVC_* environment variables,
+    then `test_config`.
+    """
+    app = Flask(__name__)
+    app.config.from_pyfile(PROJECT_ROOT / "config.py")
+    app.config.from_prefixed_env(prefix="FEEDSVC")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    app.extensions["feedsvc"] = ContentStore(Settings.from_config(app.config))
+    app.register_blueprint(views.bp)
+    return app

@@ -1,0 +1,72 @@
+"""Turn the many ways authors write a date into one aware datetime."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from datetime import date, datetime, time, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil import parser as dateutil_parser
+from dateutil.tz import UTC
+
+# A trailing IANA zone name such as "Europe/Paris" or "America/Argentina/Buenos_Aires".
+_ZONE_NAME = re.compile(r"\s+([A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+)\s*$")
+_UTC_NAMES = {"UTC": UTC, "GMT": UTC, "Z": UTC}
+
+
+class DateError(ValueError):
+    """A date value that cannot be understood."""
+
+
+def load_timezone(name: str) -> tzinfo:
+    """Return the time zone called `name` (IANA name such as "Europe/Paris", or "UTC")."""
+    if name.upper() in _UTC_NAMES:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise DateError(f"unknown time zone {name!r}") from exc
+
+
+def to_datetime(value: object, default_tz: tzinfo) -> datetime:
+    """Normalise a YAML date value (str, date or datetime) to an aware datetime.
+
+    A value that carries its own offset keeps it, so feeds show the author's real offset;
+    a value without one is read as a wall-clock time in `default_tz`.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    elif isinstance(value, str) and value.strip():
+        moment, named_zone = _parse_text(value.strip())
+        if named_zone is not None:
+            return moment.replace(tzinfo=named_zone)
+    else:
+        raise DateError(f"expected a date, got {value!r}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        moment = moment.replace(tzinfo=default_tz)
+    return moment
+
+
+def _parse_text(text: str) -> tuple[datetime, tzinfo | None]:
+    named_zone = None
+    match = _ZONE_NAME.search(text)
+    if match:
+        named_zone = load_timezone(match.group(1))
+        text = text[: match.start()]
+    try:
+        with warnings.catch_warnings():
+            # dateutil warns on zone abbreviations it cannot resolve; refuse them instead.
+            warnings.simplefilter("error", dateutil_parser.UnknownTimezoneWarning)
+            moment = dateutil_parser.parse(text, tzinfos=_UTC_NAMES)
+    except dateutil_parser.UnknownTimezoneWarning as exc:
+        raise DateError(
+            f"unknown time zone in date {text!r}; use an offset such as +02:00"
+        ) from exc
+    except (ValueError, OverflowError) as exc:
+        raise DateError(f"cannot read {text!r} as a date") from exc
+    if named_zone is not None and moment.tzinfo is not None:
+        raise DateError(f"date {text!r} has both an offset and a zone name")
+    return moment, named_zone

@@ -1,0 +1,202 @@
+"""Build RSS 2.0 and Atom 1.0 documents from articles; every feedgen detail lives here.
+
+feedgen traps handled below: the RSS channel <link> is the last link added, so the
+alternate link goes last; entries are appended in order (feedgen prepends by default);
+feed dates are set from the content (feedgen defaults them to "now"); Atom entry links
+lose rel/type in feedgen 1.0.0, so entries carry only their alternate link and the lead
+image travels as media:content instead of an enclosure link.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from urllib.parse import urlsplit
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from feedgen.util import xml_elem
+
+from .markup import feed_safe_html, resolve_url
+from .models import Article, Image, Section
+from .settings import Settings
+
+RSS = "rss"
+ATOM = "atom"
+FORMATS = {
+    RSS: ("xml", "application/rss+xml"),
+    ATOM: ("atom", "application/atom+xml"),
+}
+GENERATOR = "feedsvc"
+MEDIA_NS = "http://search.yahoo.com/mrss/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+DCTERMS_NS = "http://purl.org/dc/terms/"
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """What one feed holds: its name ("culture", or "feed" for the site) and its items."""
+
+    name: str
+    title: str
+    description: str
+    page_path: str
+    articles: Sequence[Article]
+    sections: Mapping[str, Section]
+    updated: datetime
+
+
+def feed_path(name: str, fmt: str) -> str:
+    """Return the site path of feed `name` in format `fmt`, e.g. /culture.xml."""
+    return f"/{name}.{FORMATS[fmt][0]}"
+
+
+def media_type(fmt: str) -> str:
+    """Return the Content-Type of a feed format."""
+    return FORMATS[fmt][1] + "; charset=utf-8"
+
+
+def item_id(article: Article, settings: Settings) -> str:
+    """Return the item's permanent GUID / Atom id.
+
+    An explicit `id` that is already a URI is used as written; any other string is
+    turned into a name-based UUID URN, which is a valid Atom id and never changes.
+    """
+    if article.explicit_id is None:
+        return settings.absolute(article.path)
+    if urlsplit(article.explicit_id).scheme:
+        return article.explicit_id
+    return uuid.uuid5(uuid.NAMESPACE_URL, article.explicit_id).urn
+
+
+def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
+    """Render a feed document as UTF-8 bytes that depend only on content and settings."""
+    generator = _new_generator(spec, fmt, settings)
+    for article in spec.articles:
+        _add_item(generator, article, spec.sections[article.section], settings)
+    if fmt == RSS:
+        return generator.rss_str(pretty=True)
+    return generator.atom_str(pretty=True)
+
+
+def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerator:
+    generator = FeedGenerator()
+    generator.register_extension("lead_image", _MediaNamespace, _LeadImage)
+    generator.register_extension("rss_extras", _DublinCoreNamespaces, _RssExtras, atom=False)
+    self_url = settings.absolute(feed_path(spec.name, fmt))
+    generator.id(self_url)
+    generator.title(spec.title)
+    generator.subtitle(spec.description or spec.title)
+    generator.author({"name": settings.site_author or settings.site_title})
+    generator.language(settings.language)
+    generator.generator(GENERATOR, uri=settings.site_url + "/")
+    generator.updated(spec.updated)
+    generator.lastBuildDate(spec.updated)
+    generator.link(href=self_url, rel="self", type=FORMATS[fmt][1])
+    # Added last on purpose: feedgen makes the last link the RSS channel <link>.
+    generator.link(href=settings.absolute(spec.page_path), rel="alternate", type="text/html")
+    return generator
+
+
+def _add_item(generator: FeedGenerator, article: Article, section: Section, settings: Settings):
+    permalink = settings.absolute(article.path)
+    entry = generator.add_entry(order="append")
+    entry.title(article.title)
+    entry.link(href=permalink, rel="alternate", type="text/html")
+    entry.guid(item_id(article, settings), permalink=article.explicit_id is None)
+    entry.published(article.date)
+    entry.updated(article.updated)
+    entry.author([{"name": name} for name in article.authors])
+    entry.category(
+        [{"term": section.title, "scheme": settings.absolute(section.path)}]
+        + [{"term": tag} for tag in article.tags]
+    )
+    entry.summary(article.summary)
+    entry.content(article_html(article, settings), type="html")
+    entry.rss_extras.set(authors=article.authors, modified=article.updated)
+    if article.image is not None:
+        entry.lead_image.set(
+            article.image, resolve_url(article.image.src, settings.site_url, permalink)
+        )
+
+
+def article_html(article: Article, settings: Settings) -> str:
+    """Return the full article as feed HTML: lead image with credit, body, related links."""
+    parts = []
+    if article.image is not None:
+        parts.append(_figure_html(article.image))
+    parts.append(article.body_html)
+    if article.related:
+        links = "".join(
+            f'<li><a href="{escape(link.url)}">{escape(link.title)}</a></li>'
+            for link in article.related
+        )
+        parts.append(f"<h2>Related</h2><ul>{links}</ul>")
+    permalink = settings.absolute(article.path)
+    return feed_safe_html("\n".join(parts), settings.site_url, permalink)
+
+
+def _figure_html(image: Image) -> str:
+    caption = f"<figcaption>{escape(image.credit)}</figcaption>" if image.credit else ""
+    return f'<figure><img src="{escape(image.src)}" alt="{escape(image.alt)}">{caption}</figure>'
+
+
+class _MediaNamespace(BaseExtension):
+    def extend_ns(self):
+        return {"media": MEDIA_NS}
+
+
+class _DublinCoreNamespaces(BaseExtension):
+    def extend_ns(self):
+        return {"dc": DC_NS, "dcterms": DCTERMS_NS}
+
+
+class _LeadImage(BaseEntryExtension):
+    """Carry the lead image as Media RSS, with its alt text and credit."""
+
+    def __init__(self):
+        self.image: Image | None = None
+        self.url = ""
+
+    def set(self, image: Image, absolute_url: str):
+        """Attach the lead image, its URL already absolute."""
+        self.image, self.url = image, absolute_url
+
+    def extend_atom(self, entry):
+        if self.image is None:
+            return entry
+        content = xml_elem(f"{{{MEDIA_NS}}}content", entry, url=self.url, medium="image")
+        if self.image.mime_type:
+            content.set("type", self.image.mime_type)
+        if self.image.length:
+            content.set("fileSize", str(self.image.length))
+        if self.image.alt:
+            description = xml_elem(f"{{{MEDIA_NS}}}description", content, type="plain")
+            description.text = self.image.alt
+        if self.image.credit:
+            xml_elem(f"{{{MEDIA_NS}}}credit", content).text = self.image.credit
+        return entry
+
+    extend_rss = extend_atom
+
+
+class _RssExtras(BaseEntryExtension):
+    """Add what RSS 2.0 lacks: author names (dc:creator) and the updated date."""
+
+    def __init__(self):
+        self.authors: tuple[str, ...] = ()
+        self.modified: datetime | None = None
+
+    def set(self, authors: tuple[str, ...], modified: datetime):
+        """Record the item's author names and last substantive edit."""
+        self.authors, self.modified = authors, modified
+
+    def extend_rss(self, item):
+        for name in self.authors:
+            xml_elem(f"{{{DC_NS}}}creator", item).text = name
+        if self.modified is not None:
+            xml_elem(f"{{{DCTERMS_NS}}}modified", item).text = self.modified.isoformat()
+        return item

@@ -1,0 +1,85 @@
+"""Markdown to HTML, plain-text excerpts, and HTML made safe and absolute for feeds."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from functools import partial
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+from markdown_it import MarkdownIt
+
+EXCERPT_LENGTH = 280
+
+# Characters XML 1.0 cannot carry (C0 controls except tab/newline/CR, surrogates, U+FFFE/F).
+XML_INVALID_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+# Attributes that hold a URL; relative values are resolved against the article's URL.
+_URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
+_FEED_URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def new_markdown() -> MarkdownIt:
+    """Return a CommonMark renderer; raw HTML in the body is allowed, it is the author's."""
+    return MarkdownIt("commonmark")
+
+
+def render_markdown(markdown: MarkdownIt, body: str) -> tuple[str, str]:
+    """Render a Markdown body; return (html, plain text of its first paragraph)."""
+    tokens = markdown.parse(body)
+    first_paragraph = ""
+    for previous, token in itertools.pairwise(tokens):
+        if previous.type == "paragraph_open" and token.type == "inline":
+            first_paragraph = _plain_text(token)
+            break
+    return markdown.renderer.render(tokens, markdown.options, {}), first_paragraph
+
+
+def _plain_text(inline_token) -> str:
+    parts = []
+    for child in inline_token.children or ():
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return " ".join("".join(parts).split())
+
+
+def excerpt(text: str, limit: int = EXCERPT_LENGTH) -> str:
+    """Cut text at a word boundary so a default summary never ends mid-word."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.-\u2013\u2014")
+    return cut + "…"
+
+
+def strip_xml_invalid(text: str) -> str:
+    """Drop the characters an XML document cannot hold."""
+    return XML_INVALID_CHARS.sub("", text)
+
+
+def resolve_url(url: str, site_url: str, base_url: str) -> str:
+    """Make a URL absolute: site paths ("/media/x.jpg") join SITE_URL, others the base URL."""
+    url = url.strip()
+    if urlsplit(url).scheme or url.startswith("//"):
+        return url
+    if url.startswith("/"):
+        return site_url.rstrip("/") + url
+    return urljoin(base_url, url)
+
+
+def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
+    """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
+    return nh3.clean(
+        html,
+        attribute_filter=partial(_absolute_url_attribute, site_url, base_url),
+        url_schemes=_FEED_URL_SCHEMES,
+        link_rel=None,
+    )
+
+
+def _absolute_url_attribute(site_url: str, base_url: str, _tag: str, name: str, value: str):
+    if name in _URL_ATTRIBUTES:
+        return resolve_url(value, site_url, base_url)
+    return value

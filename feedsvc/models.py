@@ -1,0 +1,125 @@
+"""The content model: immutable articles, sections and the site snapshot that holds them."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class ContentError(Exception):
+    """A content file that cannot be published, with where and why."""
+
+    def __init__(self, path: str, line: int | None, reason: str):
+        super().__init__(f"{path}:{line or 1}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+    def as_dict(self) -> dict:
+        """Describe the problem for JSON output."""
+        return {"path": self.path, "line": self.line, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Image:
+    """A lead image: where it is, what it shows, who made it."""
+
+    src: str
+    alt: str = ""
+    credit: str = ""
+    mime_type: str | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class RelatedLink:
+    """A link shown under an article."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Article:
+    """One published (or scheduled) article, parsed from one content file."""
+
+    section: str
+    slug: str
+    title: str
+    date: datetime
+    updated: datetime
+    authors: tuple[str, ...]
+    summary: str
+    body_html: str
+    image: Image | None = None
+    tags: tuple[str, ...] = ()
+    related: tuple[RelatedLink, ...] = ()
+    explicit_id: str | None = None
+    source_path: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Return the lookup key used by URLs: (section, slug)."""
+        return (self.section, self.slug)
+
+    @property
+    def path(self) -> str:
+        """Return the article's URL path relative to the site root."""
+        return f"/{self.section}/{self.slug}/"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A folder of articles with its own page and feeds."""
+
+    slug: str
+    title: str
+    description: str = ""
+
+    @property
+    def path(self) -> str:
+        """Return the section page's URL path relative to the site root."""
+        return f"/{self.slug}/"
+
+
+def _newest_first(article: Article) -> tuple:
+    return (-article.date.timestamp(), article.section, article.slug)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A consistent snapshot of the whole content tree; replaced, never mutated."""
+
+    sections: Mapping[str, Section]
+    articles: tuple[Article, ...]
+    problems: tuple[ContentError, ...] = ()
+    version: str = ""
+    _by_key: Mapping[tuple[str, str], Article] = field(init=False, repr=False, compare=False)
+    _release_times: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        ordered = tuple(sorted(self.articles, key=_newest_first))
+        object.__setattr__(self, "sections", MappingProxyType(dict(self.sections)))
+        object.__setattr__(self, "articles", ordered)
+        object.__setattr__(self, "_by_key", MappingProxyType({a.key: a for a in ordered}))
+        object.__setattr__(
+            self, "_release_times", tuple(sorted(a.date.timestamp() for a in ordered))
+        )
+
+    def published(self, now: datetime, section: str | None = None) -> list[Article]:
+        """Return the articles visible at `now`, newest first, optionally of one section."""
+        return [
+            a for a in self.articles if a.date <= now and (section is None or a.section == section)
+        ]
+
+    def find(self, section: str, slug: str, now: datetime) -> Article | None:
+        """Return the article at /section/slug/ if it is published at `now`."""
+        article = self._by_key.get((section, slug))
+        return article if article is not None and article.date <= now else None
+
+    def released_count(self, now: datetime) -> int:
+        """Count the articles whose publication time has come; changes only when one goes live."""
+        return bisect.bisect_right(self._release_times, now.timestamp())

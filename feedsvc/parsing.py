@@ -1,0 +1,199 @@
+"""Turn the text of a content file into an Article or Section, or a ContentError saying why not.
+
+Pure functions over strings: no disk, no Flask, so tests can call them on a literal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import tzinfo
+
+import yaml
+from markdown_it import MarkdownIt
+
+from .dates import DateError, to_datetime
+from .markup import excerpt, new_markdown, render_markdown, strip_xml_invalid
+from .models import Article, ContentError, Image, RelatedLink, Section
+
+SLUG = re.compile(r"^[a-z0-9-]+$")
+_FENCE = "---"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What parsing needs to know about the site, beyond the file itself."""
+
+    timezone: tzinfo
+    default_author: str
+    markdown: MarkdownIt
+
+    @classmethod
+    def create(cls, timezone: tzinfo, default_author: str) -> ParseContext:
+        """Build a context with its own Markdown renderer."""
+        return cls(timezone=timezone, default_author=default_author, markdown=new_markdown())
+
+
+@dataclass(frozen=True)
+class FrontMatter:
+    """The front-matter mapping, with the text it came from to locate fields by line."""
+
+    fields: dict
+    lines: tuple[str, ...]
+    path: str
+
+    def line_of(self, name: str) -> int:
+        """Return the file line where `name:` is set, or the opening fence's line."""
+        pattern = re.compile(rf"^{re.escape(name)}\s*:")
+        for number, line in enumerate(self.lines, start=2):
+            if pattern.match(line):
+                return number
+        return 1
+
+    def error(self, name: str, reason: str) -> ContentError:
+        """Return an error located at field `name`."""
+        return ContentError(self.path, self.line_of(name), reason)
+
+
+def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
+    """Split a file into its YAML front matter and Markdown body."""
+    text = strip_xml_invalid(text.removeprefix("\ufeff"))
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != _FENCE:
+        raise ContentError(path, 1, "file must start with a '---' line opening the front matter")
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == _FENCE)
+    except StopIteration:
+        raise ContentError(path, 1, "front matter is not closed by a '---' line") from None
+    header = lines[1:end]
+    try:
+        fields = yaml.load("\n".join(header), Loader=_YAML_LOADER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 2
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ContentError(path, line, f"front matter is not valid YAML: {problem}") from None
+    if fields is None:
+        fields = {}
+    if not isinstance(fields, dict):
+        raise ContentError(path, 2, "front matter must be a mapping of 'field: value' lines")
+    body = "\n".join(lines[end + 1 :])
+    return FrontMatter(fields, tuple(header), path), body
+
+
+def parse_article(
+    text: str, path: str, section: str, slug: str, context: ParseContext
+) -> Article | None:
+    """Parse an article file's text; None for a draft, ContentError naming the field at fault."""
+    if not SLUG.match(slug):
+        raise ContentError(path, None, f"article slug {slug!r} must match [a-z0-9-]+")
+    front, body = split_front_matter(text, path)
+    fields = front.fields
+    if str(fields.get("draft")).lower() in ("true", "yes"):
+        return None
+    title = _required_text(front, "title")
+    date = _date_field(front, "date", context.timezone)
+    updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
+    body_html, first_paragraph = render_markdown(context.markdown, body)
+    summary = _optional_text(front, "summary") or excerpt(first_paragraph)
+    return Article(
+        section=section,
+        slug=slug,
+        title=title,
+        date=date,
+        updated=max(updated, date),
+        authors=_authors(front, context.default_author),
+        summary=summary,
+        body_html=body_html,
+        image=_image(front),
+        tags=_string_list(front, "tags"),
+        related=_related(front),
+        explicit_id=_optional_text(front, "id") or None,
+        source_path=path,
+    )
+
+
+def parse_section_index(text: str, path: str, slug: str) -> Section:
+    """Parse a section's _index.md into its title and description."""
+    front, _ = split_front_matter(text, path)
+    title = _optional_text(front, "title") or slug.replace("-", " ").title()
+    return Section(slug=slug, title=title, description=_optional_text(front, "description"))
+
+
+def _required_text(front: FrontMatter, name: str) -> str:
+    if name not in front.fields:
+        raise ContentError(front.path, 1, f"missing required field '{name}'")
+    value = _optional_text(front, name)
+    if not value:
+        raise front.error(name, f"field '{name}' is empty")
+    return value
+
+
+def _optional_text(front: FrontMatter, name: str) -> str:
+    value = front.fields.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise front.error(name, f"field '{name}' must be text, not a {type(value).__name__}")
+    return _clean(value)
+
+
+def _clean(value: object) -> str:
+    """Return value as one line of text; YAML escapes can smuggle in characters XML refuses."""
+    return " ".join(strip_xml_invalid(str(value)).split())
+
+
+def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
+    if front.fields.get(name) is None:
+        raise front.error(name, f"missing required field '{name}'")
+    try:
+        return to_datetime(front.fields[name], timezone)
+    except DateError as exc:
+        raise front.error(name, f"field '{name}': {exc}") from None
+
+
+def _string_list(front: FrontMatter, name: str) -> tuple[str, ...]:
+    value = front.fields.get(name)
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, (dict, list)) for item in items):
+        raise front.error(name, f"field '{name}' must be a list of text values")
+    cleaned = (_clean(item) for item in items)
+    return tuple(dict.fromkeys(item for item in cleaned if item))
+
+
+def _authors(front: FrontMatter, default_author: str) -> tuple[str, ...]:
+    authors = _string_list(front, "author")
+    return authors or ((default_author,) if default_author else ())
+
+
+def _image(front: FrontMatter) -> Image | None:
+    value = front.fields.get("image")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {"src": value}
+    if not isinstance(value, dict) or not str(value.get("src") or "").strip():
+        raise front.error("image", "field 'image' needs at least 'src' (a URL or /media/ path)")
+    return Image(
+        src=_clean(value["src"]),
+        alt=_clean(value.get("alt") or ""),
+        credit=_clean(value.get("credit") or ""),
+    )
+
+
+def _related(front: FrontMatter) -> tuple[RelatedLink, ...]:
+    value = front.fields.get("related")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise front.error("related", "field 'related' must be a list of {title, url} entries")
+    links = []
+    for entry in value:
+        if not isinstance(entry, dict) or not entry.get("url"):
+            raise front.error("related", "each 'related' entry needs a 'url' (and a 'title')")
+        url = _clean(entry["url"])
+        links.append(RelatedLink(title=_clean(entry.get("title") or url), url=url))
+    return tuple(links)

@@ -1,0 +1,84 @@
+"""Fixtures: each test writes its own content folder and builds its own app on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from feedsvc import create_app
+
+SITE_URL = "https://news.example.org"
+
+
+def article_text(body: str = "Body text.", **fields) -> str:
+    """Return the text of an article file with `fields` as YAML front matter."""
+    front = yaml.safe_dump(fields, allow_unicode=True, sort_keys=False)
+    return f"---\n{front}---\n{body}\n"
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "content"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def write_article(content_dir: Path):
+    """Write content/<section>/<slug>.md; fields default to a valid, published article."""
+
+    def write(section: str, slug: str, body: str = "Body text.", **fields) -> Path:
+        fields.setdefault("title", slug.replace("-", " ").title())
+        fields.setdefault("date", "2026-03-01T09:00:00+00:00")
+        path = content_dir / section / f"{slug}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(article_text(body, **fields), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_section(content_dir: Path):
+    """Write content/<section>/_index.md with a title and description."""
+
+    def write(section: str, title: str, description: str = "") -> Path:
+        path = content_dir / section / "_index.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(article_text("", title=title, description=description), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_app(content_dir: Path):
+    """Build an app on the test's content folder; keyword arguments override config keys."""
+
+    def make(**config):
+        settings = {
+            "TESTING": True,
+            "CONTENT_DIR": str(content_dir),
+            "SITE_URL": SITE_URL,
+            "SITE_TITLE": "Test Gazette",
+            "SITE_DESCRIPTION": "A site made by a test.",
+            "SITE_AUTHOR": "Gazette Staff",
+        }
+        settings.update(config)
+        return create_app(settings)
+
+    return make
+
+
+@pytest.fixture
+def client(make_app):
+    """A test client of an app built on the content written before it is requested."""
+    return make_app().test_client()
+
+
+@pytest.fixture
+def client_factory(make_app):
+    """Build a fresh app and client on the content as it is at the time of the call."""
+    return lambda **config: make_app(**config).test_client()
