@@ -116,11 +116,12 @@ def _add_item(generator: FeedGenerator, article: Article, section: Section, sett
     )
     entry.summary(article.summary)
     entry.content(article_html(article, settings), type="html")
-    entry.rss_extras.set(authors=article.authors, modified=article.updated)
+    image_url = (
+        resolve_url(article.image.src, settings.site_url, permalink) if article.image else ""
+    )
+    entry.rss_extras.set(article.authors, article.updated, article.image, image_url)
     if article.image is not None:
-        entry.lead_image.set(
-            article.image, resolve_url(article.image.src, settings.site_url, permalink)
-        )
+        entry.lead_image.set(article.image, image_url)
 
 
 def article_html(article: Article, settings: Settings) -> str:
@@ -184,19 +185,30 @@ class _LeadImage(BaseEntryExtension):
 
 
 class _RssExtras(BaseEntryExtension):
-    """Add what RSS 2.0 lacks: author names (dc:creator) and the updated date."""
+    """Add to RSS items: author names (dc:creator), the updated date, the image enclosure.
+
+    The enclosure is written here rather than with feedgen's enclosure(), which would
+    also add an Atom link that feedgen 1.0.0 strips of its rel="enclosure".
+    """
 
     def __init__(self):
         self.authors: tuple[str, ...] = ()
         self.modified: datetime | None = None
+        self.image: Image | None = None
+        self.image_url = ""
 
-    def set(self, authors: tuple[str, ...], modified: datetime):
-        """Record the item's author names and last substantive edit."""
+    def set(self, authors, modified: datetime, image: Image | None, image_url: str):
+        """Record the item's author names, last substantive edit and lead image."""
         self.authors, self.modified = authors, modified
+        self.image, self.image_url = image, image_url
 
     def extend_rss(self, item):
         for name in self.authors:
             xml_elem(f"{{{DC_NS}}}creator", item).text = name
         if self.modified is not None:
             xml_elem(f"{{{DCTERMS_NS}}}modified", item).text = self.modified.isoformat()
+        # RSS requires an enclosure's length; images elsewhere have media:content only.
+        if self.image is not None and self.image.length and self.image.mime_type:
+            length, mime_type = str(self.image.length), self.image.mime_type
+            xml_elem("enclosure", item, url=self.image_url, length=length, type=mime_type)
         return item

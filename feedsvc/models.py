@@ -59,6 +59,8 @@ class Article:
     related: tuple[RelatedLink, ...] = ()
     explicit_id: str | None = None
     source_path: str = ""
+    # Front-matter fields feedsvc does not know, kept for templates and later use.
+    extra: Mapping[str, object] = field(default_factory=dict, compare=False)
 
     @property
     def key(self) -> tuple[str, str]:

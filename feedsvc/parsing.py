@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import tzinfo
+from types import MappingProxyType
 
 import yaml
 from markdown_it import MarkdownIt
@@ -19,6 +20,9 @@ from .models import Article, ContentError, Image, RelatedLink, Section
 SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+KNOWN_FIELDS = frozenset(
+    {"title", "date", "updated", "author", "summary", "image", "tags", "related", "id", "draft"}
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ def parse_article(
         related=_related(front),
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
+        extra=MappingProxyType({k: v for k, v in fields.items() if k not in KNOWN_FIELDS}),
     )
 
 

@@ -7,6 +7,7 @@ safe_join keeps requests inside the media folder.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -149,6 +150,16 @@ def healthz():
         "version": site.version,
         "problems": [problem.as_dict() for problem in site.problems],
     }
+
+
+@bp.after_app_request
+def keep_host_out_of_redirects(response: Response) -> Response:
+    """Make redirect targets site-relative; Werkzeug's slash redirects use the Host header."""
+    location = response.headers.get("Location")
+    if location:
+        parts = urlsplit(location)
+        response.headers["Location"] = urlunsplit(("", "", parts.path, parts.query, ""))
+    return response
 
 
 @bp.app_errorhandler(400)

@@ -113,12 +113,18 @@ def test_publication_date_keeps_its_real_offset(newsroom, client, url, date_path
     assert "21" in date.text and "10:15:00" in date.text
 
 
-def test_rss_items_use_dc_creator_and_dcterms_modified_not_author(newsroom, client):
+def test_rss_items_carry_creators_modified_date_and_enclosure(newsroom, client):
     [item] = xml(client.get("/culture.xml")).xpath("channel/item")
     assert item.find("author") is None
     assert [c.text for c in item.findall("dc:creator", NS)] == ["Zoë Martin", "Sam Okafor"]
     assert item.findtext("dcterms:modified", namespaces=NS) == "2026-06-22T08:30:00-07:00"
     assert item.find("guid").get("isPermaLink") == "true"
+    enclosure = item.find("enclosure")
+    assert enclosure.attrib == {
+        "url": f"{SITE_URL}/media/mayor.jpg",
+        "length": "1237",
+        "type": "image/jpeg",
+    }
     media = item.find("media:content", NS)
     assert media.findtext("media:description", namespaces=NS) == "The mayor at the podium"
     assert media.findtext("media:credit", namespaces=NS) == "Ana Pérez"

@@ -70,6 +70,7 @@ def test_every_field_is_read():
     assert parsed.explicit_id == "urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427"
     assert parsed.path == "/culture/an-article/"
     assert parsed.source_path == PATH
+    assert dict(parsed.extra) == {"kicker": "Culture"}
 
 
 def test_body_is_commonmark_html_with_typography_kept():
