@@ -21,6 +21,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     then `test_config`.
     """
     app = Flask(__name__)
+    # "//" in a path must not become a redirect; /media//etc/passwd is simply not found.
+    app.url_map.merge_slashes = False
     app.config.from_pyfile(PROJECT_ROOT / "config.py")
     app.config.from_prefixed_env(prefix="FEEDSVC")
     if test_config is not None:

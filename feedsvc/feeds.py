@@ -203,8 +203,9 @@ class _RssExtras(BaseEntryExtension):
         self.image, self.image_url = image, image_url
 
     def extend_rss(self, item):
-        for name in self.authors:
-            xml_elem(f"{{{DC_NS}}}creator", item).text = name
+        if self.authors:
+            # One element: readers such as newsboat keep only the last of several.
+            xml_elem(f"{{{DC_NS}}}creator", item).text = ", ".join(self.authors)
         if self.modified is not None:
             xml_elem(f"{{{DCTERMS_NS}}}modified", item).text = self.modified.isoformat()
         # RSS requires an enclosure's length; images elsewhere have media:content only.

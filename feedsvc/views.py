@@ -7,6 +7,7 @@ safe_join keeps requests inside the media folder.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (
@@ -16,8 +17,9 @@ from flask import (
     current_app,
     render_template,
     request,
-    send_from_directory,
+    send_file,
 )
+from werkzeug.security import safe_join
 
 from .feeds import ATOM, FORMATS, RSS, feed_path, media_type
 from .loader import MEDIA_DIR
@@ -134,8 +136,17 @@ def media(filename: str):
     """Serve a file from the content's media folder, and nothing outside it."""
     if "\0" in filename or any(len(part) > MAX_NAME_LENGTH for part in filename.split("/")):
         abort(404)
-    folder = get_store().settings.content_dir / MEDIA_DIR
-    return send_from_directory(folder, filename, max_age=MEDIA_MAX_AGE)
+    folder = (get_store().settings.content_dir / MEDIA_DIR).resolve()
+    joined = safe_join(str(folder), filename) or abort(404)
+    # safe_join stops "..", but a symlink inside media/ could still point anywhere.
+    try:
+        target = Path(joined).resolve()
+        servable = target.is_relative_to(folder) and target.is_file()
+    except OSError:  # a name too long for the file system, a link loop
+        servable = False
+    if not servable:
+        abort(404)
+    return send_file(target, max_age=MEDIA_MAX_AGE)
 
 
 @bp.get("/healthz")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from werkzeug.serving import make_server
 
 from feedsvc import create_app
 
@@ -82,3 +85,18 @@ def client(make_app):
 def client_factory(make_app):
     """Build a fresh app and client on the content as it is at the time of the call."""
     return lambda **config: make_app(**config).test_client()
+
+
+@pytest.fixture
+def live_server(make_app):
+    """Serve an app built on the test's content on 127.0.0.1 in a thread; yield its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}"
+    server = make_server("127.0.0.1", port, make_app(SITE_URL=base_url), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base_url
+    server.shutdown()
+    thread.join(timeout=10)
