@@ -62,28 +62,26 @@ class ContentStore:
         """Describe feed `name` at time `now`, or None if there is no such feed."""
         settings = self.settings
         if name == SITE_FEED:
-            title, description, page_path, section = (
-                settings.site_title,
-                settings.site_description,
-                "/",
-                None,
-            )
+            title, description, page_path = settings.site_title, settings.site_description, "/"
+            articles = site.published(now)
         elif name in site.sections:
-            section_info = site.sections[name]
-            title = f"{section_info.title} — {settings.site_title}"
-            description = section_info.description or settings.site_description
-            page_path, section = section_info.path, name
+            section = site.sections[name]
+            title = f"{section.title} — {settings.site_title}"
+            description = section.description or settings.site_description
+            page_path = section.path
+            articles = site.published(now, name)
         else:
             return None
-        articles = site.published(now, section)[: settings.feed_items]
+        latest = tuple(articles[: settings.feed_items])
         return FeedSpec(
             name=name,
             title=title,
             description=description,
             page_path=page_path,
-            articles=tuple(articles),
+            articles=latest,
             sections=site.sections,
-            updated=_newest_update(articles or site.published(now)),
+            # An empty feed takes the site's newest date, so it stays stable yet plausible.
+            updated=_newest_update(latest or site.published(now)),
         )
 
 
