@@ -125,8 +125,14 @@ def _add_item(generator: FeedGenerator, article: Article, section: Section, sett
 
 
 def article_html(article: Article, settings: Settings) -> str:
-    """Return the full article as feed HTML: lead image with credit, body, related links."""
+    """Return the full article as feed HTML: dek, lead image with credit, body, related links.
+
+    Many readers show only this HTML, not the summary, so a dek written by the author
+    leads it; a summary cut from the body is not repeated.
+    """
     parts = []
+    if article.dek:
+        parts.append(f"<p><strong>{escape(article.dek)}</strong></p>")
     if article.image is not None:
         parts.append(_figure_html(article.image))
     parts.append(article.body_html)
@@ -142,7 +148,10 @@ def article_html(article: Article, settings: Settings) -> str:
 
 def _figure_html(image: Image) -> str:
     caption = f"<figcaption>{escape(image.credit)}</figcaption>" if image.credit else ""
-    return f'<figure><img src="{escape(image.src)}" alt="{escape(image.alt)}">{caption}</figure>'
+    alt = escape(image.alt)
+    # Terminal readers (newsboat) show an image's title, not its alt text.
+    title = f' title="{alt}"' if alt else ""
+    return f'<figure><img src="{escape(image.src)}" alt="{alt}"{title}>{caption}</figure>'
 
 
 class _MediaNamespace(BaseExtension):

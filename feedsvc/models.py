@@ -54,6 +54,8 @@ class Article:
     authors: tuple[str, ...]
     summary: str
     body_html: str
+    # The summary as the author wrote it; empty when the summary is cut from the body.
+    dek: str = ""
     image: Image | None = None
     tags: tuple[str, ...] = ()
     related: tuple[RelatedLink, ...] = ()

@@ -100,7 +100,7 @@ def parse_article(
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
     body_html, first_paragraph = render_markdown(context.markdown, body)
-    summary = _optional_text(front, "summary") or excerpt(first_paragraph)
+    dek = _optional_text(front, "summary")
     return Article(
         section=section,
         slug=slug,
@@ -108,8 +108,9 @@ def parse_article(
         date=date,
         updated=max(updated, date),
         authors=_authors(front, context.default_author),
-        summary=summary,
+        summary=dek or excerpt(first_paragraph),
         body_html=body_html,
+        dek=dek,
         image=_image(front),
         tags=_string_list(front, "tags"),
         related=_related(front),

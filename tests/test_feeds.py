@@ -91,7 +91,9 @@ def test_every_part_of_an_article_reaches_the_reader(newsroom, client, url):
     html = entry.content[0].value
     [image] = etree.HTML(html).xpath("//figure/img")
     assert image.get("src") == f"{SITE_URL}/media/mayor.jpg"
-    assert image.get("alt") == "The mayor at the podium"
+    assert image.get("alt") == image.get("title") == "The mayor at the podium"
+    [dek] = etree.HTML(html).xpath("//p[1]/strong/text()")
+    assert dek == "The mayor finally spoke up about the “heartbreaking” policy."
     assert "<figcaption>Ana Pérez</figcaption>" in html
     assert "<em>Wednesday</em>" in html
     assert "“I think it’s heartbreaking,” she said" in html
@@ -157,6 +159,13 @@ def test_rss_channel_link_is_the_page_not_the_feed(newsroom, client):
     assert channel.findtext("title") == "Culture — Test Gazette"
     assert channel.findtext("description") == "Arts, ideas and the people behind them."
     assert channel.findtext("language") == "en"
+
+
+def test_summary_cut_from_the_body_is_not_repeated_in_the_content(write_article, client_factory):
+    write_article("culture", "plain", "Only paragraph.")
+    _, parsed = read(client_factory(), "/culture.atom")
+    assert parsed.entries[0].summary == "Only paragraph."
+    assert parsed.entries[0].content[0].value.count("Only paragraph.") == 1
 
 
 def test_relative_links_in_the_body_become_absolute(newsroom, client):

@@ -60,6 +60,7 @@ def test_every_field_is_read():
     assert parsed.updated == datetime(2026, 6, 22, 15, 0, tzinfo=UTC)
     assert parsed.authors == ("Zoë Martin", "Dvořák Jones")
     assert parsed.summary == "The mayor finally spoke up — and called it “heartbreaking”."
+    assert parsed.dek == parsed.summary
     assert parsed.image == Image(
         src="/media/lead.jpg", alt="The mayor at the podium", credit="Ana Pérez/Northbridge Photo"
     )
@@ -85,6 +86,7 @@ def test_defaults_when_optional_fields_are_absent():
     assert parsed.updated == parsed.date
     assert parsed.authors == ("Site Staff",)
     assert parsed.summary == "First paragraph here."
+    assert parsed.dek == ""
     assert parsed.image is None
     assert parsed.tags == ()
     assert parsed.related == ()

@@ -59,7 +59,8 @@ def test_newsboat_reads_every_item(site, live_server, tmp_path, feed):
     assert url == guid == f"{live_server}/culture/harbour-concert/"
     assert published == datetime(2026, 8, 2, 18, 15, tzinfo=UTC).timestamp()
     assert f'src="{live_server}/media/lead.png"' in content
-    assert "Lamps on the harbour wall" in content and "Ana Pérez" in content
+    assert "A summer season ends on the pier." in content
+    assert 'title="Lamps on the harbour wall"' in content and "Ana Pérez" in content
     assert "<em>Dvořák</em>" in content
     assert f'href="{live_server}/culture/season/"' in content
 
