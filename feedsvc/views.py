@@ -23,6 +23,7 @@ from werkzeug.security import safe_join
 
 from .feeds import ATOM, FORMATS, RSS, feed_path, media_type
 from .loader import MEDIA_DIR
+from .models import Article
 from .store import SITE_FEED, ContentStore
 
 bp = Blueprint("site", __name__)
@@ -73,6 +74,10 @@ def long_date(moment: datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
+def _newest_update(articles: list[Article]) -> datetime | None:
+    return max((article.updated for article in articles), default=None)
+
+
 def _page(html: str, last_modified: datetime | None) -> Response:
     response = current_app.response_class(html, content_type="text/html; charset=utf-8")
     response.add_etag()
@@ -92,7 +97,7 @@ def home():
     for section in store.site.sections.values():
         feeds += feed_links(section.slug, section.title)
     html = render_template("home.html", articles=latest, feeds=feeds)
-    return _page(html, latest[0].updated if latest else None)
+    return _page(html, _newest_update(latest))
 
 
 @bp.get("/<section>/")
@@ -103,7 +108,7 @@ def section_page(section: str):
     articles = site.published(_now(), section)
     feeds = feed_links(section, info.title) + feed_links(SITE_FEED, get_store().settings.site_title)
     html = render_template("section.html", section=info, articles=articles, feeds=feeds)
-    return _page(html, max((a.updated for a in articles), default=None))
+    return _page(html, _newest_update(articles))
 
 
 @bp.get("/<section>/<slug>/")
@@ -125,7 +130,7 @@ def feed(name: str, fmt: str):
     rendered = store.feed(name, fmt, _now()) or abort(404)
     response = current_app.response_class(rendered.body, content_type=media_type(fmt))
     response.set_etag(rendered.etag)
-    response.last_modified = rendered.last_modified
+    response.last_modified = min(rendered.last_modified, _now())
     response.cache_control.public = True
     response.cache_control.max_age = store.settings.feed_max_age
     return response.make_conditional(request)
