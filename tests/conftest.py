@@ -57,6 +57,19 @@ def write_section(content_dir: Path):
 
 
 @pytest.fixture
+def write_media(content_dir: Path):
+    """Write content/media/<name> with the given bytes."""
+
+    def write(name: str, data: bytes) -> Path:
+        path = content_dir / "media" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    return write
+
+
+@pytest.fixture
 def make_app(content_dir: Path):
     """Build an app on the test's content folder; keyword arguments override config keys."""
 

@@ -33,11 +33,10 @@ Weeks of silence ended on *Wednesday*, when the mayor finally answered questions
 
 
 @pytest.fixture
-def newsroom(write_article, write_section, content_dir):
+def newsroom(write_article, write_section, write_media):
     """A culture section holding one article that uses every part of the format."""
     write_section("culture", "Culture", "Arts, ideas and the people behind them.")
-    (content_dir / "media").mkdir()
-    (content_dir / "media" / "mayor.jpg").write_bytes(b"\xff\xd8\xff" + b"0" * 1234)
+    write_media("mayor.jpg", b"\xff\xd8\xff" + b"0" * 1234)
     write_article(
         "culture",
         "mayor-speaks-up",

@@ -17,10 +17,9 @@ PAGES = ["/", "/culture/", "/culture/full-story/", "/no-such-page/"]
 @pytest.mark.skipif(
     JAVA is None, reason="the Nu HTML Checker needs Java (apt-get install default-jre)"
 )
-def test_pages_are_valid_html5(write_article, write_section, content_dir, client_factory, tmp_path):
+def test_pages_are_valid_html5(write_article, write_section, write_media, client_factory, tmp_path):
     write_section("culture", "Culture & Ideas", "Arts — and the rest.")
-    (content_dir / "media").mkdir()
-    (content_dir / "media" / "lead.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    write_media("lead.png", b"\x89PNG\r\n\x1a\n")
     write_article(
         "culture",
         "full-story",

@@ -14,11 +14,10 @@ RSSTAIL = shutil.which("rsstail")
 
 
 @pytest.fixture
-def site(write_section, write_article, content_dir):
+def site(write_section, write_article, write_media):
     """Two articles in a culture section, one with every optional field."""
     write_section("culture", "Culture", "Arts and ideas.")
-    (content_dir / "media").mkdir()
-    (content_dir / "media" / "lead.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    write_media("lead.png", b"\x89PNG\r\n\x1a\n" + b"0" * 100)
     write_article(
         "culture",
         "harbour-concert",
