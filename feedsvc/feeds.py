@@ -76,7 +76,7 @@ def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     """Render a feed document as UTF-8 bytes that depend only on content and settings."""
     generator = _new_generator(spec, fmt, settings)
     for article in spec.articles:
-        _add_item(generator, article, spec.sections[article.section], settings)
+        _add_item(generator, article, spec.sections[article.section], settings, fmt)
     if fmt == RSS:
         return generator.rss_str(pretty=True)
     return generator.atom_str(pretty=True)
@@ -101,7 +101,9 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
     return generator
 
 
-def _add_item(generator: FeedGenerator, article: Article, section: Section, settings: Settings):
+def _add_item(
+    generator: FeedGenerator, article: Article, section: Section, settings: Settings, fmt: str
+):
     permalink = settings.absolute(article.path)
     entry = generator.add_entry(order="append")
     entry.title(article.title)
@@ -114,7 +116,9 @@ def _add_item(generator: FeedGenerator, article: Article, section: Section, sett
         [{"term": section.title, "scheme": settings.absolute(section.path)}]
         + [{"term": tag} for tag in article.tags]
     )
-    entry.summary(article.summary)
+    # RSS descriptions are HTML, so plain text is escaped ("3 < 5" would be broken
+    # markup); Atom's summary is declared type="text" and carries it as written.
+    entry.summary(escape(article.summary, quote=False) if fmt == RSS else article.summary)
     entry.content(article_html(article, settings), type="html")
     image_url = (
         resolve_url(article.image.src, settings.site_url, permalink) if article.image else ""

@@ -160,6 +160,16 @@ def test_rss_channel_link_is_the_page_not_the_feed(newsroom, client):
     assert channel.findtext("language") == "en"
 
 
+def test_plain_text_summary_is_escaped_html_in_rss_and_text_in_atom(write_article, client_factory):
+    write_article("culture", "maths", summary="Why 3 < 5 & 5 > 3.")
+    client = client_factory()
+    rss_description = xml(client.get("/culture.xml")).findtext("channel/item/description")
+    assert rss_description == "Why 3 &lt; 5 &amp; 5 &gt; 3."
+    atom_summary = xml(client.get("/culture.atom")).find("atom:entry/atom:summary", NS)
+    assert atom_summary.text == "Why 3 < 5 & 5 > 3."
+    assert atom_summary.get("type") in (None, "text")
+
+
 def test_summary_cut_from_the_body_is_not_repeated_in_the_content(write_article, client_factory):
     write_article("culture", "plain", "Only paragraph.")
     _, parsed = read(client_factory(), "/culture.atom")
