@@ -1,0 +1,245 @@
+"""The W3C Feed Validator's rules that a generated feed can break, as a test helper.
+
+The validator itself is not installable here, so its documented errors and warnings are
+checked directly; each problem string starts with the validator's message name.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import html5lib
+from lxml import etree
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+DC = "{http://purl.org/dc/elements/1.1/}"
+DCTERMS_MODIFIED = "{http://purl.org/dc/terms/}modified"
+MEDIA_CONTENT = "{http://search.yahoo.com/mrss/}content"
+
+# Elements and attributes the validator accepts in HTML content; others are "security risks".
+SAFE_ELEMENTS = set(
+    "a abbr acronym address area article aside audio b bdi big blockquote br button canvas "
+    "caption center cite code col colgroup data dd del details dfn dir div dl dt em "
+    "fieldset figcaption figure footer font form header h1 h2 h3 h4 h5 h6 hgroup hr i img "
+    "input ins kbd label legend li main map mark menu meter nav ol optgroup option output "
+    "p picture pre progress q rp rt ruby s samp section select small source span strike "
+    "strong sub summary sup table tbody td template textarea time tfoot th thead tr track "
+    "tt u ul var video noscript wbr".split()
+)
+SAFE_ATTRIBUTES = set(
+    "abbr accept accept-charset accesskey action align alt autoplay axis bgcolor border "
+    "cellpadding cellspacing char charoff charset checked cite class clear color cols "
+    "colspan compact controls coords datetime decoding dir disabled download enctype face "
+    "for headers height href hreflang hspace id ismap label lang loading longdesc loop "
+    "maxlength media method multiple name nohref noshade nowrap poster preload readonly rel "
+    "rev reversed rows rowspan rules scope selected shape size sizes span src srcset start "
+    "summary tabindex target title type usemap valign value vspace width xml:lang".split()
+)
+URL_ATTRIBUTES = {"href", "src", "cite", "poster", "longdesc", "action", "background"}
+RFC822 = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"\d{4} \d{2}:\d{2}:\d{2} ([+-]\d{4}|GMT|UT|Z)$"
+)
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+EMAIL = re.compile(r"^[\w.+'-]+@[\w-]+(\.[\w-]+)+( \(.+\))?$")
+HTML_TAG = re.compile(r"<[a-zA-Z/][^>]*>")
+MIME = re.compile(r"^[a-z]+/[\w.+-]+$")
+
+
+def feed_problems(document: bytes) -> list[str]:
+    """Return every validator rule the RSS 2.0 or Atom 1.0 document breaks."""
+    root = etree.fromstring(document)
+    if root.tag == "rss":
+        return _rss_problems(root)
+    if root.tag == f"{ATOM}feed":
+        return _atom_problems(root)
+    return [f"UnknownFeedType: root element {root.tag}"]
+
+
+def _rss_problems(rss) -> list[str]:
+    channel = rss.find("channel")
+    problems = [
+        f"MissingElement: channel has no {name}"
+        for name in ("title", "link", "description")
+        if not (channel.findtext(name) or "").strip()
+    ]
+    selfs = [link for link in channel.findall(f"{ATOM}link") if link.get("rel") == "self"]
+    if not selfs:
+        problems.append("MissingAtomSelfLink: channel has no atom:link rel='self'")
+    problems += [
+        f"MissingAttribute: self link has no type: {s.get('href')}"
+        for s in selfs
+        if not s.get("type")
+    ]
+    problems += _absolute("InvalidLink", channel.findtext("link"))
+    problems += _rfc822(channel.findtext("lastBuildDate"))
+    guids = [item.findtext("guid") for item in channel.findall("item")]
+    problems += [f"DuplicateValue: guid {g}" for g in set(guids) if g and guids.count(g) > 1]
+    for item in channel.findall("item"):
+        problems += _rss_item_problems(item)
+    return problems
+
+
+def _rss_item_problems(item) -> list[str]:
+    problems = []
+    title = item.findtext("title")
+    if title is None and item.find("description") is None:
+        problems.append("ItemMustContainTitleOrDescription")
+    plain_texts = [title, *(category.text for category in item.findall("category"))]
+    problems += [f"ContainsHTML: {text!r}" for text in plain_texts if HTML_TAG.search(text or "")]
+    guid = item.find("guid")
+    if guid is None:
+        problems.append("MissingGuid: item has no guid")
+    elif guid.get("isPermaLink", "true") == "true":
+        problems += _absolute("InvalidHttpGUID", guid.text)
+        if (guid.text or "").lower().startswith(("tag:", "urn:uuid:")):
+            problems.append(f"InvalidPermalink: {guid.text}")
+    problems += _absolute("InvalidLink", item.findtext("link"))
+    problems += _rfc822(item.findtext("pubDate"))
+    for author in item.findall("author"):
+        if not EMAIL.match(author.text or ""):
+            problems.append(f"InvalidContact: author must be an email address: {author.text!r}")
+    if item.find("author") is not None and item.find(f"{DC}creator") is not None:
+        problems.append("DuplicateItemSemantics: both author and dc:creator")
+    if item.find("pubDate") is not None and item.find(f"{DC}date") is not None:
+        problems.append("DuplicateItemSemantics: both pubDate and dc:date")
+    if item.find(CONTENT_ENCODED) is not None and item.find("description") is None:
+        problems.append("NeedDescriptionBeforeContent")
+    for field in ("description", CONTENT_ENCODED):
+        problems += _html_problems(item.findtext(field))
+    modified = item.findtext(DCTERMS_MODIFIED)
+    if modified is not None and not RFC3339.match(modified):
+        problems.append(f"InvalidW3CDTFDate: dcterms:modified {modified!r}")
+    problems += _enclosure_problems(item.findall("enclosure"))
+    problems += _media_problems(item.findall(MEDIA_CONTENT))
+    return problems
+
+
+def _atom_problems(feed) -> list[str]:
+    problems = _atom_required(feed, "feed")
+    links = feed.findall(f"{ATOM}link")
+    if not any(link.get("rel") == "self" for link in links):
+        problems.append("MissingSelf: feed has no link rel='self'")
+    entries = feed.findall(f"{ATOM}entry")
+    feed_has_author = feed.find(f"{ATOM}author") is not None
+    ids = [entry.findtext(f"{ATOM}id") for entry in entries]
+    updated = [entry.findtext(f"{ATOM}updated") for entry in entries]
+    problems += [f"DuplicateEntries: id {i}" for i in set(ids) if ids.count(i) > 1]
+    problems += [f"DuplicateUpdated: {u}" for u in set(updated) if updated.count(u) > 1]
+    for entry in entries:
+        problems += _atom_required(entry, "entry")
+        if not feed_has_author and entry.find(f"{ATOM}author") is None:
+            problems.append("MissingAuthor: entry has no author and the feed has none")
+        problems += _rfc3339(entry.findtext(f"{ATOM}published"))
+        alternates = [
+            link
+            for link in entry.findall(f"{ATOM}link")
+            if link.get("rel", "alternate") == "alternate"
+        ]
+        if len(alternates) > 1:
+            problems.append("DuplicateAtomLink: more than one alternate link")
+        for name in ("content", "summary"):
+            element = entry.find(f"{ATOM}{name}")
+            if element is not None and element.get("type") == "html":
+                problems += _html_problems(element.text)
+        problems += _media_problems(entry.findall(MEDIA_CONTENT))
+    return problems
+
+
+def _atom_required(element, what: str) -> list[str]:
+    problems = [
+        f"MissingElement: {what} has no {name}"
+        for name in ("id", "title", "updated")
+        if not (element.findtext(f"{ATOM}{name}") or "").strip()
+    ]
+    identifier = element.findtext(f"{ATOM}id") or ""
+    if identifier and not urlsplit(identifier).scheme:
+        problems.append(f"InvalidFullLink: {what} id {identifier!r} is not an absolute IRI")
+    return problems + _rfc3339(element.findtext(f"{ATOM}updated"))
+
+
+def _absolute(message: str, url: str | None) -> list[str]:
+    if url is None:
+        return []
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return [f"{message}: {url!r} is not an absolute http(s) URL"]
+    return []
+
+
+def _rfc822(value: str | None) -> list[str]:
+    if value is None:
+        return []
+    if not RFC822.match(value):
+        return [f"InvalidRFC2822Date: {value!r}"]
+    moment = parsedate_to_datetime(value)
+    if moment.strftime("%a") != value[:3]:
+        return [f"IncorrectDOW: {value!r}"]
+    return _plausible(moment, value)
+
+
+def _rfc3339(value: str | None) -> list[str]:
+    if value is None:
+        return []
+    if not RFC3339.match(value):
+        return [f"InvalidRFC3339Date: {value!r}"]
+    return _plausible(datetime.fromisoformat(value.replace("Z", "+00:00")), value)
+
+
+def _plausible(moment: datetime, value: str) -> list[str]:
+    if not datetime(1970, 1, 1, tzinfo=UTC) <= moment <= datetime.now(UTC) + timedelta(days=1):
+        return [f"ImplausibleDate: {value!r}"]
+    return []
+
+
+def _html_problems(html: str | None) -> list[str]:
+    """Check escaped HTML as the validator does: strict HTML5 parse, safe tags, absolute URLs."""
+    if not html:
+        return []
+    try:
+        fragment = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parseFragment(html)
+    except html5lib.html5parser.ParseError as error:
+        return [f"NotHtml: {error}"]
+    problems = []
+    for element in fragment.iter():
+        if not isinstance(element.tag, str) or element.tag == "DOCUMENT_FRAGMENT":
+            continue
+        if element.tag not in SAFE_ELEMENTS:
+            problems.append(f"SecurityRisk: <{element.tag}>")
+        for name, value in element.attrib.items():
+            if name == "style" or (name not in SAFE_ATTRIBUTES and not name.startswith("data-")):
+                problems.append(f"SecurityRiskAttr: {name} on <{element.tag}>")
+            if name in URL_ATTRIBUTES and not urlsplit(value.strip()).scheme:
+                problems.append(f"ContainsRelRef: {name}={value!r} on <{element.tag}>")
+            if name in URL_ATTRIBUTES and value.strip().lower().startswith("javascript:"):
+                problems.append(f"SecurityRisk: javascript URL in {name}")
+    return problems
+
+
+def _enclosure_problems(enclosures) -> list[str]:
+    problems = ["DuplicateEnclosure"] if len(enclosures) > 1 else []
+    for enclosure in enclosures:
+        if not (enclosure.get("length") or "").isdigit():
+            problems.append(f"InvalidIntegerAttribute: enclosure length {enclosure.get('length')}")
+        if not MIME.match(enclosure.get("type") or ""):
+            problems.append(f"InvalidMIMEAttribute: enclosure type {enclosure.get('type')}")
+        problems += _absolute("InvalidURLAttribute", enclosure.get("url") or "")
+    return problems
+
+
+def _media_problems(contents) -> list[str]:
+    problems = []
+    for content in contents:
+        problems += _absolute("InvalidFullLink", content.get("url") or "")
+        if content.get("medium") not in (None, "image", "audio", "video", "document", "executable"):
+            problems.append(f"InvalidMediaMedium: {content.get('medium')}")
+        size = content.get("fileSize")
+        if size is not None and not (size.isdigit() and int(size) > 0):
+            problems.append(f"InvalidPositiveInteger: media:content fileSize {size}")
+        if content.get("type") is not None and not MIME.match(content.get("type")):
+            problems.append(f"InvalidMIMEAttribute: media:content type {content.get('type')}")
+    return problems
