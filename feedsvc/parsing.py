@@ -78,6 +78,8 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
         line = mark.line + 2 if mark is not None else 2
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ContentError(path, line, f"front matter is not valid YAML: {problem}") from None
+    except (ValueError, OverflowError) as exc:  # YAML dates that do not exist, e.g. 2026-02-30
+        raise ContentError(path, 2, f"front matter holds an impossible value: {exc}") from None
     if fields is None:
         fields = {}
     if not isinstance(fields, dict):
