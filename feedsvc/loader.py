@@ -24,7 +24,7 @@ RESERVED_SLUGS = frozenset({"feed", "feeds", "media", "healthz", "static", "tags
 def load_site(settings: Settings) -> Site:
     """Read every section and article under the content folder into a new snapshot."""
     root = settings.content_dir
-    context = ParseContext.create(settings.timezone, settings.site_author)
+    context = ParseContext(settings.timezone, settings.site_author)
     digest = hashlib.sha256()
     sections: dict[str, Section] = {}
     articles: list[Article] = []

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
+import html
 import re
 from functools import partial
 from urllib.parse import urljoin, urlsplit
 
+import cmarkgfm
 import nh3
-from markdown_it import MarkdownIt
+from cmarkgfm.cmark import Options
 
 EXCERPT_LENGTH = 280
 
@@ -20,30 +21,18 @@ _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 _FEED_URL_SCHEMES = {"http", "https", "mailto"}
 
 
-def new_markdown() -> MarkdownIt:
-    """Return a CommonMark renderer; raw HTML in the body is allowed, it is the author's."""
-    return MarkdownIt("commonmark")
+# Raw HTML in a body is kept: the body is the one place the author's own markup enters.
+_CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE
+_FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
 
 
-def render_markdown(markdown: MarkdownIt, body: str) -> tuple[str, str]:
-    """Render a Markdown body; return (html, plain text of its first paragraph)."""
-    tokens = markdown.parse(body)
-    first_paragraph = ""
-    for previous, token in itertools.pairwise(tokens):
-        if previous.type == "paragraph_open" and token.type == "inline":
-            first_paragraph = _plain_text(token)
-            break
-    return markdown.renderer.render(tokens, markdown.options, {}), first_paragraph
-
-
-def _plain_text(inline_token) -> str:
-    parts = []
-    for child in inline_token.children or ():
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-    return " ".join("".join(parts).split())
+def render_markdown(body: str) -> tuple[str, str]:
+    """Render a CommonMark body; return (html, plain text of its first paragraph)."""
+    body_html = cmarkgfm.markdown_to_html(body, options=_CMARK_OPTIONS)
+    first = _FIRST_PARAGRAPH.search(body_html)
+    first_paragraph = html.unescape(_TAG.sub("", first.group(1))) if first else ""
+    return body_html, " ".join(first_paragraph.split())
 
 
 def excerpt(text: str, limit: int = EXCERPT_LENGTH) -> str:

@@ -11,10 +11,9 @@ from datetime import tzinfo
 from types import MappingProxyType
 
 import yaml
-from markdown_it import MarkdownIt
 
 from .dates import DateError, to_datetime
-from .markup import excerpt, new_markdown, render_markdown, strip_xml_invalid
+from .markup import excerpt, render_markdown, strip_xml_invalid
 from .models import Article, ContentError, Image, RelatedLink, Section
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
@@ -31,12 +30,6 @@ class ParseContext:
 
     timezone: tzinfo
     default_author: str
-    markdown: MarkdownIt
-
-    @classmethod
-    def create(cls, timezone: tzinfo, default_author: str) -> ParseContext:
-        """Build a context with its own Markdown renderer."""
-        return cls(timezone=timezone, default_author=default_author, markdown=new_markdown())
 
 
 @dataclass(frozen=True)
@@ -101,7 +94,7 @@ def parse_article(
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
-    body_html, first_paragraph = render_markdown(context.markdown, body)
+    body_html, first_paragraph = render_markdown(body)
     dek = _optional_text(front, "summary")
     return Article(
         section=section,

@@ -13,7 +13,7 @@ from feedsvc.models import ContentError, Image, RelatedLink
 from feedsvc.parsing import ParseContext, parse_article, parse_section_index
 
 PATH = "content/culture/an-article.md"
-CONTEXT = ParseContext.create(ZoneInfo("Europe/Paris"), "Site Staff")
+CONTEXT = ParseContext(ZoneInfo("Europe/Paris"), "Site Staff")
 
 FULL_ARTICLE = """\
 ---
