@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,8 +22,11 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 RESERVED_SLUGS = frozenset({"feed", "feeds", "media", "healthz", "static", "tags", "authors"})
 
 
-def load_site(settings: Settings) -> Site:
-    """Read every section and article under the content folder into a new snapshot."""
+def load_site(settings: Settings, progress: Callable[[], None] | None = None) -> Site:
+    """Read every section and article under the content folder into a new snapshot.
+
+    `progress`, when given, is called once per content file read (for progress bars).
+    """
     root = settings.content_dir
     context = ParseContext(settings.timezone, settings.site_author)
     digest = hashlib.sha256()
@@ -34,7 +38,7 @@ def load_site(settings: Settings) -> Site:
     else:
         media_sizes = _media_sizes(root / MEDIA_DIR, digest)
         for folder in _section_folders(root, problems):
-            section, found = _load_section(folder, root, context, digest, problems)
+            section, found = _load_section(folder, root, context, digest, problems, progress)
             sections[section.slug] = section
             articles.extend(_with_media_facts(a, media_sizes) for a in found)
     articles = _drop_duplicate_ids(articles, problems)
@@ -62,12 +66,16 @@ def _section_folders(root: Path, problems: list[ContentError]) -> list[Path]:
     return folders
 
 
-def _load_section(folder, root, context, digest, problems) -> tuple[Section, list[Article]]:
+def _load_section(
+    folder, root, context, digest, problems, progress
+) -> tuple[Section, list[Article]]:
     section = Section(slug=folder.name, title=folder.name.replace("-", " ").title())
     articles = []
     for path in sorted(folder.iterdir()):
         if path.name.startswith(".") or path.suffix != ".md" or not path.is_file():
             continue
+        if progress is not None:
+            progress()
         try:
             text = _read_text(path, root, digest)
             if path.name == SECTION_INDEX:
