@@ -17,3 +17,5 @@ TIMEZONE = "UTC"
 FEED_ITEMS = 50
 # Seconds clients and caches may reuse a feed (Cache-Control max-age).
 FEED_MAX_AGE = 300
+# Pick up edits of the content folder while serving (FEEDSVC_WATCH_CONTENT=false: never).
+WATCH_CONTENT = True

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import views
+from . import cli, views
+from .fastpath import FastPath
 from .settings import Settings
 from .store import ContentStore
+from .watcher import ContentWatcher
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +29,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.config.from_prefixed_env(prefix="FEEDSVC")
     if test_config is not None:
         app.config.from_mapping(test_config)
-    app.extensions["feedsvc"] = ContentStore(Settings.from_config(app.config))
+    settings = Settings.from_config(app.config)
+    store = ContentStore(settings, ContentWatcher if settings.watch_content else None)
+    app.extensions["feedsvc"] = store
     app.register_blueprint(views.bp)
+    app.wsgi_app = FastPath(app.wsgi_app, store)
+    cli.init_app(app)
     return app

@@ -1,19 +1,22 @@
-"""Read the content folder from disk into a Site snapshot, one bad file costing only itself."""
+"""Read content files from disk and assemble them into a Site, one bad file costing only itself.
+
+Reading is per file (`read_content_file`), so a store can re-read just what changed;
+assembling (`assemble_site`) turns the current set of file states into a snapshot.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import mimetypes
-from collections.abc import Callable
-from dataclasses import replace
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .models import Article, ContentError, Image, Section, Site
+from .feeds import item_id
+from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
-
-log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
 SECTION_INDEX = "_index.md"
@@ -22,85 +25,143 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 RESERVED_SLUGS = frozenset({"feed", "feeds", "media", "healthz", "static", "tags", "authors"})
 
 
+@dataclass(frozen=True)
+class FileState:
+    """What one content file holds now: its parsed result and/or the problem it has.
+
+    After a failed re-read, `result` is still the last good version of the file, so a
+    half-written save never takes a published article away.
+    """
+
+    rel: str
+    fingerprint: tuple[int, int, int]
+    mtime: float
+    result: Article | Section | None = None
+    problem: ContentError | None = None
+    digest: bytes = b""
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The shape of the content folder: its section folders and their content files."""
+
+    sections: Mapping[str, float]  # slug -> folder modification time
+    files: tuple[str, ...]  # paths relative to the content folder, e.g. "culture/a.md"
+    problems: tuple[ContentError, ...]
+
+
 def load_site(settings: Settings, progress: Callable[[], None] | None = None) -> Site:
     """Read every section and article under the content folder into a new snapshot.
 
     `progress`, when given, is called once per content file read (for progress bars).
     """
     root = settings.content_dir
-    context = ParseContext(settings.timezone, settings.site_author)
-    digest = hashlib.sha256()
-    sections: dict[str, Section] = {}
-    articles: list[Article] = []
-    problems: list[ContentError] = []
-    if not root.is_dir():
-        problems.append(ContentError(str(root), None, "content folder does not exist"))
-    else:
-        media_sizes = _media_sizes(root / MEDIA_DIR, digest)
-        for folder in _section_folders(root, problems):
-            section, found = _load_section(folder, root, context, digest, problems, progress)
-            sections[section.slug] = section
-            articles.extend(_with_media_facts(a, media_sizes) for a in found)
-    articles = _drop_duplicate_ids(articles, problems)
-    for problem in problems:
-        log.warning("content problem: %s", problem)
-    return Site(sections, tuple(articles), tuple(problems), digest.hexdigest()[:16])
-
-
-def _section_folders(root: Path, problems: list[ContentError]) -> list[Path]:
-    folders = []
-    for path in sorted(root.iterdir()):
-        if path.name.startswith((".", "_")) or path.name == MEDIA_DIR or not path.is_dir():
-            continue
-        if not SLUG.match(path.name):
-            problems.append(
-                ContentError(str(path), None, "section folder name must match [a-z0-9-]+")
-            )
-        elif path.name in RESERVED_SLUGS:
-            reason = (
-                f"section name {path.name!r} is reserved for a fixed URL of the site; rename it"
-            )
-            problems.append(ContentError(str(path), None, reason))
-        else:
-            folders.append(path)
-    return folders
-
-
-def _load_section(
-    folder, root, context, digest, problems, progress
-) -> tuple[Section, list[Article]]:
-    section = Section(slug=folder.name, title=folder.name.replace("-", " ").title())
-    articles = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix != ".md" or not path.is_file():
-            continue
+    context = parse_context(settings)
+    tree = scan_tree(root)
+    states = {}
+    for rel in tree.files:
         if progress is not None:
             progress()
-        try:
-            text = _read_text(path, root, digest)
-            if path.name == SECTION_INDEX:
-                section = parse_section_index(text, str(path), folder.name)
-                continue
-            article = parse_article(text, str(path), folder.name, path.stem, context)
-        except ContentError as problem:
-            problems.append(problem)
+        states[rel] = read_content_file(root, rel, context)
+    return assemble_site(root, tree, states, media_sizes(root), settings)
+
+
+def parse_context(settings: Settings) -> ParseContext:
+    """Return what parsing needs to know about the site."""
+    return ParseContext(timezone=settings.timezone, default_author=settings.site_author)
+
+
+def scan_tree(root: Path) -> Tree:
+    """List section folders and their .md files; costs one directory listing per section."""
+    if not root.is_dir():
+        problem = ContentError(str(root), None, "content folder does not exist")
+        return Tree({}, (), (problem,))
+    sections: dict[str, float] = {}
+    files: list[str] = []
+    problems: list[ContentError] = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith((".", "_")) or entry.name == MEDIA_DIR:
             continue
-        if article is not None:
-            articles.append(article)
-    return section, articles
+        try:
+            if not entry.is_dir():
+                continue
+            problem = _section_folder_problem(root, entry.name)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            sections[entry.name] = entry.stat().st_mtime
+            names = sorted(e.name for e in os.scandir(entry.path))
+        except OSError as exc:
+            problems.append(ContentError(entry.path, None, f"cannot read folder: {exc.strerror}"))
+            continue
+        files.extend(f"{entry.name}/{name}" for name in names if _is_content_name(name))
+    return Tree(sections, tuple(files), tuple(problems))
 
 
-def _read_text(path: Path, root: Path, digest) -> str:
-    """Read a content file as UTF-8, refusing what the site should never publish."""
+def _is_content_name(name: str) -> bool:
+    return name.endswith(".md") and not name.startswith(".")
+
+
+def _section_folder_problem(root: Path, name: str) -> ContentError | None:
+    path = root / name
+    if not SLUG.match(name):
+        return ContentError(str(path), None, "section folder name must match [a-z0-9-]+")
+    if name in RESERVED_SLUGS:
+        reason = f"section name {name!r} is reserved for a fixed URL of the site; rename it"
+        return ContentError(str(path), None, reason)
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        reason = "section folder is a link to outside the content folder"
+        return ContentError(str(path), None, reason)
+    return None
+
+
+def read_content_file(
+    root: Path, rel: str, context: ParseContext, previous: FileState | None = None
+) -> FileState:
+    """Read and parse one content file; a failure keeps `previous`'s good result."""
+    path = root / rel
+    section, name = rel.split("/", 1)
     try:
-        if not path.resolve().is_relative_to(root.resolve()):
+        stat = path.stat()
+    except OSError as exc:
+        stat = None
+        problem = ContentError(str(path), None, f"cannot read file: {exc.strerror}")
+    fingerprint = (stat.st_mtime_ns, stat.st_size, stat.st_ino) if stat else (0, 0, 0)
+    mtime = stat.st_mtime if stat else 0.0
+    digest = b""
+    if stat is not None:
+        try:
+            data = _read_bytes(path, root, stat.st_size)
+            digest = hashlib.sha256(rel.encode() + b"\0" + data).digest()
+            text = _decode(path, data)
+            if name == SECTION_INDEX:
+                result = parse_section_index(text, str(path), section)
+            else:
+                result = parse_article(text, str(path), section, name[: -len(".md")], context)
+            warning = None
+            if isinstance(result, Article):
+                result = replace(result, file_mtime=mtime)
+                warning = result.warnings[0] if result.warnings else None
+            return FileState(rel, fingerprint, mtime, result, warning, digest)
+        except ContentError as error:
+            problem = error
+    kept = previous.result if previous is not None else None
+    return FileState(rel, fingerprint, mtime, kept, problem, digest)
+
+
+def _read_bytes(path: Path, root: Path, size: int) -> bytes:
+    """Read a content file, refusing what the site should never publish."""
+    try:
+        if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
             raise ContentError(str(path), None, "file is a link to outside the content folder")
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if size > MAX_FILE_BYTES:
             raise ContentError(str(path), None, f"file is larger than {MAX_FILE_BYTES} bytes")
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ContentError(str(path), None, f"cannot read file: {exc.strerror}") from None
-    digest.update(str(path.relative_to(root)).encode() + b"\0" + data + b"\0")
+
+
+def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -108,36 +169,75 @@ def _read_text(path: Path, root: Path, digest) -> str:
         raise ContentError(str(path), line, "file is not valid UTF-8 text") from None
 
 
-def _media_sizes(media_root: Path, digest) -> dict[str, int]:
+def media_sizes(root: Path) -> dict[str, int]:
     """Map each media file's site path to its size, for enclosure lengths."""
+    media_root = root / MEDIA_DIR
     sizes = {}
     if media_root.is_dir():
         for path in sorted(media_root.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
-                site_path = "/" + path.relative_to(media_root.parent).as_posix()
-                sizes[site_path] = path.stat().st_size
-                digest.update(f"{site_path}\0{sizes[site_path]}\0".encode())
+                sizes["/" + path.relative_to(root).as_posix()] = path.stat().st_size
     return sizes
 
 
-def _with_media_facts(article: Article, media_sizes: dict[str, int]) -> Article:
+def assemble_site(
+    root: Path,
+    tree: Tree,
+    states: Mapping[str, FileState],
+    sizes: Mapping[str, int],
+    settings: Settings,
+) -> Site:
+    """Build the snapshot from the current file states; pure apart from its inputs."""
+    sections = {
+        slug: Section(slug=slug, title=slug.replace("-", " ").title(), file_mtime=mtime)
+        for slug, mtime in tree.sections.items()
+    }
+    articles: list[Article] = []
+    problems = list(tree.problems)
+    version = hashlib.sha256()
+    for rel in sorted(states):
+        state = states[rel]
+        version.update(state.digest)
+        if state.problem is not None:
+            problems.append(state.problem)
+        if isinstance(state.result, Section) and state.result.slug in sections:
+            folder_mtime = sections[state.result.slug].file_mtime
+            sections[state.result.slug] = replace(
+                state.result, file_mtime=max(folder_mtime, state.mtime)
+            )
+        elif isinstance(state.result, Article) and state.result.section in sections:
+            articles.append(_with_media_facts(state.result, sizes))
+    for site_path, size in sorted(sizes.items()):
+        version.update(f"{site_path}\0{size}\0".encode())
+    articles = _drop_duplicate_ids(articles, problems, settings)
+    return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
+
+
+def _with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
     if article.image is None:
         return article
-    image: Image = article.image
-    mime_type, _ = mimetypes.guess_type(image.src.split("?", 1)[0])
-    image = replace(image, mime_type=mime_type, length=media_sizes.get(image.src))
+    mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
+    image = replace(article.image, mime_type=mime_type, length=sizes.get(article.image.src))
     return replace(article, image=image)
 
 
-def _drop_duplicate_ids(articles: list[Article], problems: list[ContentError]) -> list[Article]:
-    """Keep the first article for each explicit id; a GUID shared by two items breaks readers."""
+def _drop_duplicate_ids(
+    articles: Iterable[Article], problems: list[ContentError], settings: Settings
+) -> list[Article]:
+    """Keep one article per GUID; two items sharing a GUID make readers drop one of them.
+
+    Articles without an explicit id claim their permalinks first, so an `id:` equal to
+    another article's URL is the one reported.
+    """
+    ordered = sorted(articles, key=lambda a: (a.explicit_id is not None, a.source_path))
     owners: dict[str, Article] = {}
     kept = []
-    for article in articles:
-        owner = owners.setdefault(article.explicit_id, article) if article.explicit_id else article
+    for article in ordered:
+        guid = item_id(article, settings)
+        owner = owners.setdefault(guid, article)
         if owner is not article:
-            reason = f"id {article.explicit_id!r} is already used by {owner.source_path}"
-            problems.append(ContentError(article.source_path, None, reason))
+            reason = f"id {guid!r} is already used by {owner.source_path}"
+            problems.append(ContentError(article.source_path, article.id_line, reason))
             continue
         kept.append(article)
     return kept

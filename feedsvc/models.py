@@ -61,8 +61,14 @@ class Article:
     related: tuple[RelatedLink, ...] = ()
     explicit_id: str | None = None
     source_path: str = ""
+    # Where `id:` is written, to point at it when two files claim the same id.
+    id_line: int | None = field(default=None, compare=False, repr=False)
     # Front-matter fields feedsvc does not know, kept for templates and later use.
     extra: Mapping[str, object] = field(default_factory=dict, compare=False)
+    # Problems that did not stop publication (e.g. characters XML cannot hold, removed).
+    warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
+    # When the file last changed on disk: one input of the feeds' Last-Modified.
+    file_mtime: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -82,6 +88,8 @@ class Section:
     slug: str
     title: str
     description: str = ""
+    # Newest change of the folder or its _index.md: deletions show up here.
+    file_mtime: float = field(default=0.0, compare=False, repr=False)
 
     @property
     def path(self) -> str:

@@ -9,16 +9,32 @@ import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from types import MappingProxyType
+from typing import ClassVar
 
 import yaml
 
 from .dates import DateError, to_datetime
-from .markup import excerpt, render_markdown, strip_xml_invalid
+from .markup import XML_INVALID_CHARS, excerpt, render_markdown, strip_xml_invalid
 from .models import Article, ContentError, Image, RelatedLink, Section
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe YAML that leaves timestamps as text.
+
+    dates.py then reads every date the same way, and an impossible one (2026-02-30) is
+    reported against its own field and line rather than failing the whole front matter.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
 KNOWN_FIELDS = frozenset(
     {"title", "date", "updated", "author", "summary", "image", "tags", "related", "id", "draft"}
 )
@@ -65,14 +81,12 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
         raise ContentError(path, 1, "front matter is not closed by a '---' line") from None
     header = lines[1:end]
     try:
-        fields = yaml.load("\n".join(header), Loader=_YAML_LOADER)
+        fields = yaml.load("\n".join(header), Loader=_FrontMatterLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 2
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ContentError(path, line, f"front matter is not valid YAML: {problem}") from None
-    except (ValueError, OverflowError) as exc:  # YAML dates that do not exist, e.g. 2026-02-30
-        raise ContentError(path, 2, f"front matter holds an impossible value: {exc}") from None
     if fields is None:
         fields = {}
     if not isinstance(fields, dict):
@@ -111,8 +125,32 @@ def parse_article(
         related=_related(front),
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
+        id_line=front.line_of("id") if "id" in fields else None,
+        warnings=_xml_invalid_warnings(text, front),
         extra=MappingProxyType({k: v for k, v in fields.items() if k not in KNOWN_FIELDS}),
     )
+
+
+def _xml_invalid_warnings(text: str, front: FrontMatter) -> tuple[ContentError, ...]:
+    """Report characters XML cannot hold; they are left out, and the article is published."""
+    reason = "removed control characters that feeds (XML) cannot hold"
+    match = XML_INVALID_CHARS.search(text)
+    if match is not None:
+        return (ContentError(front.path, text.count("\n", 0, match.start()) + 1, reason),)
+    for name, value in front.fields.items():  # YAML escapes such as "\x07" in a quoted value
+        if _holds_xml_invalid(value):
+            return (front.error(str(name), reason),)
+    return ()
+
+
+def _holds_xml_invalid(value: object) -> bool:
+    if isinstance(value, str):
+        return XML_INVALID_CHARS.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_xml_invalid(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_xml_invalid(v) for v in value)
+    return False
 
 
 def parse_section_index(text: str, path: str, slug: str) -> Section:

@@ -23,6 +23,7 @@ class Settings:
     timezone: tzinfo
     feed_items: int
     feed_max_age: int
+    watch_content: bool = True
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
             timezone=load_timezone(str(config["TIMEZONE"])),
             feed_items=feed_items,
             feed_max_age=feed_max_age,
+            watch_content=bool(config.get("WATCH_CONTENT", True)),
         )
 
     def absolute(self, path: str) -> str:

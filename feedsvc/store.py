@@ -1,89 +1,210 @@
-"""Hold the current Site snapshot for an app and the feed documents rendered from it."""
+"""Keep an app's content current: re-read what changed, publish immutable snapshots.
+
+Readers take the current Snapshot and never see a half-built one: a refresh builds the
+next snapshot aside and swaps it in with one assignment.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import logging
+import os
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from .feeds import FeedSpec, render_feed
-from .loader import load_site
-from .models import Article, Site
+from .catalog import FeedEdition, feed_specs, next_releases, render_editions
+from .loader import (
+    MEDIA_DIR,
+    FileState,
+    assemble_site,
+    media_sizes,
+    parse_context,
+    read_content_file,
+    scan_tree,
+)
+from .models import Article, ContentError, Site
+from .responses import Representation
 from .settings import Settings
 
-SITE_FEED = "feed"
-# The updated time of a feed with no items at all: fixed, so its bytes stay stable.
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
+
+# Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
+PAGE_CACHE_BYTES = 32 * 1024 * 1024
+
+
+class PageCache:
+    """Pages rendered for one snapshot, bounded in bytes so a crawler cannot fill memory."""
+
+    def __init__(self, budget: int = PAGE_CACHE_BYTES):
+        self._pages: dict[str, Representation] = {}
+        self._budget = budget
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> Representation | None:
+        """Return the cached page at `path`, if any."""
+        return self._pages.get(path)
+
+    def put(self, path: str, rep: Representation) -> None:
+        """Keep `rep` for `path`, dropping the oldest pages when over budget."""
+        size = sum(len(variant.body) for variant in rep.variants.values())
+        with self._lock:
+            if path in self._pages or size > self._budget:
+                return
+            while self._used + size > self._budget:
+                oldest = next(iter(self._pages))
+                dropped = self._pages.pop(oldest)
+                self._used -= sum(len(v.body) for v in dropped.variants.values())
+            self._pages[path] = rep
+            self._used += size
 
 
 @dataclass(frozen=True)
-class RenderedFeed:
-    """A feed document and its HTTP validators."""
+class Snapshot:
+    """The site as published at one moment, with its feeds rendered and pages cached."""
 
-    body: bytes
-    etag: str
-    last_modified: datetime
+    site: Site
+    as_of: datetime
+    editions: Mapping[str, FeedEdition]
+    # When the next scheduled article goes live; the snapshot is stale from then on.
+    next_release: float | None
+    feeds: Mapping[str, Representation] = field(init=False, repr=False)
+    pages: PageCache = field(default_factory=PageCache, compare=False, repr=False)
+
+    def __post_init__(self):
+        feeds = {p: r for e in self.editions.values() for p, r in e.representations.items()}
+        object.__setattr__(self, "feeds", feeds)
+
+    def published(self, section: str | None = None) -> list[Article]:
+        """Return the articles visible in this snapshot, newest first."""
+        return self.site.published(self.as_of, section)
+
+    def find(self, section: str, slug: str) -> Article | None:
+        """Return the article at /section/slug/ if this snapshot publishes it."""
+        return self.site.find(section, slug, self.as_of)
+
+    def lookup(self, path: str) -> Representation | None:
+        """Return the precomputed response for a URL path: a feed, or a page rendered before."""
+        return self.feeds.get(path) or self.pages.get(path)
 
 
 class ContentStore:
     """The one place an app gets content from; kept in app.extensions, never global."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, watcher_factory: Callable | None = None):
         self.settings = settings
-        self._site = load_site(settings)
-        self._feeds: dict[tuple, RenderedFeed] = {}
-        self._lock = threading.Lock()
+        self._context = parse_context(settings)
+        self._refresh_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._states: dict[str, FileState] = {}
+        self._sizes: dict[str, int] = {}
+        self._snapshot: Snapshot | None = None
+        self._watcher_factory = watcher_factory
+        self._watcher = None
+        self.watching = False
 
     @property
     def site(self) -> Site:
-        """Return the current snapshot; callers keep using the one they took."""
-        return self._site
+        """Return the current site; callers keep using the one they took."""
+        return self.snapshot().site
 
-    def feed(self, name: str, fmt: str, now: datetime) -> RenderedFeed | None:
-        """Return feed `name` ("feed" for the whole site) in `fmt`, rendered once per change."""
-        site = self._site
-        generation = (site.version, site.released_count(now))
-        key = (*generation, name, fmt)
-        rendered = self._feeds.get(key)
-        if rendered is None:
-            spec = self.feed_spec(site, name, now)
-            if spec is None:
-                return None
-            body = render_feed(spec, fmt, self.settings)
-            etag = hashlib.sha256(body).hexdigest()[:32]
-            rendered = RenderedFeed(body, etag, spec.updated)
-            with self._lock:
-                self._feeds = {k: v for k, v in self._feeds.items() if k[:2] == generation}
-                self._feeds[key] = rendered
-        return rendered
+    def snapshot(self) -> Snapshot:
+        """Return the current snapshot, loading the content on first use.
 
-    def feed_spec(self, site: Site, name: str, now: datetime) -> FeedSpec | None:
-        """Describe feed `name` at time `now`, or None if there is no such feed."""
-        settings = self.settings
-        if name == SITE_FEED:
-            title, description, page_path = settings.site_title, settings.site_description, "/"
-            articles = site.published(now)
-        elif name in site.sections:
-            section = site.sections[name]
-            title = f"{section.title} — {settings.site_title}"
-            description = section.description or settings.site_description
-            page_path = section.path
-            articles = site.published(now, name)
+        With no watcher running, a snapshot that a scheduled article made stale is
+        refreshed here; with one, the watcher does it on time and requests never wait.
+        """
+        snapshot = self._snapshot
+        if snapshot is None:
+            return self._start()
+        if not self.watching and snapshot.next_release and time.time() >= snapshot.next_release:
+            return self.refresh(())
+        return snapshot
+
+    def _start(self) -> Snapshot:
+        """Load the content and start watching it, once, in the process that serves.
+
+        Deferred to first use so a CLI command pays nothing and a forking server's
+        workers each get a watcher thread of their own.
+        """
+        with self._start_lock:
+            if self._snapshot is None:
+                self.refresh()
+                if self._watcher_factory is not None:
+                    self._watcher = self._watcher_factory(self)
+                    self._watcher.start()
+        return self._snapshot
+
+    def close(self) -> None:
+        """Stop watching the content folder."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+    def refresh(self, changed: Iterable[str] | None = None) -> Snapshot:
+        """Re-read `changed` paths (relative to the content folder; None: check every file)."""
+        with self._refresh_lock:
+            before = self._snapshot
+            site = self._read(None if before is None else changed)
+            snapshot = self._publish(site, before)
+            _log_problem_changes(before.site.problems if before else (), site.problems)
+            self._snapshot = snapshot
+            return snapshot
+
+    def _read(self, changed: Iterable[str] | None) -> Site:
+        root = self.settings.content_dir
+        tree = scan_tree(root)
+        dirty = set(tree.files) - self._states.keys()
+        if changed is None:
+            dirty.update(
+                rel for rel in tree.files if rel not in dirty and self._changed_on_disk(root, rel)
+            )
+            self._sizes = media_sizes(root)
         else:
-            return None
-        latest = tuple(articles[: settings.feed_items])
-        return FeedSpec(
-            name=name,
-            title=title,
-            description=description,
-            page_path=page_path,
-            articles=latest,
-            sections=site.sections,
-            # An empty feed takes the site's newest date, so it stays stable yet plausible.
-            updated=_newest_update(latest or site.published(now)),
+            changed = set(changed)
+            dirty.update(changed.intersection(tree.files))
+            if any(rel == MEDIA_DIR or rel.startswith(MEDIA_DIR + "/") for rel in changed):
+                self._sizes = media_sizes(root)
+        states = {rel: self._states[rel] for rel in tree.files if rel not in dirty}
+        for rel in dirty:
+            states[rel] = read_content_file(root, rel, self._context, self._states.get(rel))
+        self._states = states
+        return assemble_site(root, tree, states, self._sizes, self.settings)
+
+    def _changed_on_disk(self, root: Path, rel: str) -> bool:
+        try:
+            stat = os.stat(root / rel)
+        except OSError:
+            return True
+        return (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._states[rel].fingerprint
+
+    def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
+        """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
+        now = datetime.now(UTC)
+        specs = feed_specs(site, now, self.settings)
+        releases = next_releases(site, now)
+        previous = before.editions if before is not None else {}
+        editions = render_editions(specs, previous, releases, now.timestamp(), self.settings)
+        newest = max(
+            (rep.last_modified for e in editions.values() for rep in e.representations.values()),
+            default=0,
         )
+        wait = newest - time.time()
+        if wait > 0:  # a second change within one second: its Last-Modified is next second
+            time.sleep(wait)
+        next_release = min(releases.values(), default=None)
+        return Snapshot(site, now, editions, next_release)
 
 
-def _newest_update(articles: list[Article]) -> datetime:
-    return max((a.updated for a in articles), default=_EPOCH)
+def _log_problem_changes(before: Iterable[ContentError], after: Iterable[ContentError]) -> None:
+    """Log each problem once, when it appears, and once more when it is gone."""
+    old = {(p.path, p.line, p.reason) for p in before}
+    new = {(p.path, p.line, p.reason) for p in after}
+    for problem in after:
+        if (problem.path, problem.line, problem.reason) not in old:
+            log.warning("content problem: %s", problem)
+    for path, line, reason in sorted(old - new, key=str):
+        log.info("content problem resolved: %s:%s: %s", path, line or 1, reason)

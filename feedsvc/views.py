@@ -6,7 +6,8 @@ safe_join keeps requests inside the media folder.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,16 +16,19 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     render_template,
     request,
     send_file,
 )
 from werkzeug.security import safe_join
 
-from .feeds import ATOM, FORMATS, RSS, feed_path, media_type
+from .catalog import SITE_FEED
+from .feeds import ATOM, FORMATS, RSS, feed_path
 from .loader import MEDIA_DIR
 from .models import Article
-from .store import SITE_FEED, ContentStore
+from .responses import Representation, build_representation, respond
+from .store import ContentStore, Snapshot
 
 bp = Blueprint("site", __name__)
 
@@ -32,6 +36,7 @@ HOME_ARTICLES = 20
 PAGE_MAX_AGE = 60
 MEDIA_MAX_AGE = 3600
 MAX_NAME_LENGTH = 255
+HTML = "text/html; charset=utf-8"
 
 
 def get_store() -> ContentStore:
@@ -39,8 +44,11 @@ def get_store() -> ContentStore:
     return current_app.extensions["feedsvc"]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def get_snapshot() -> Snapshot:
+    """Return the snapshot this request works from, the same one for all its parts."""
+    if "snapshot" not in g:
+        g.snapshot = get_store().snapshot()
+    return g.snapshot
 
 
 def feed_links(name: str, title: str) -> list[dict]:
@@ -59,10 +67,9 @@ def feed_links(name: str, title: str) -> list[dict]:
 @bp.app_context_processor
 def site_context() -> dict:
     """Give every template the settings and the sections for the navigation."""
-    store = get_store()
-    site = store.site
+    site = get_snapshot().site
     return {
-        "settings": store.settings,
+        "settings": get_store().settings,
         "sections": list(site.sections.values()),
         "sections_by_slug": site.sections,
     }
@@ -74,66 +81,75 @@ def long_date(moment: datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
-def _newest_update(articles: list[Article]) -> datetime | None:
-    return max((article.updated for article in articles), default=None)
+class PrecomputedResponse(Response):
+    """A response whose headers were computed with its bytes, sent as they are.
+
+    Werkzeug would otherwise drop Last-Modified from a 304, which feed readers use.
+    """
+
+    def get_wsgi_headers(self, environ):
+        return self.headers
 
 
-def _page(html: str, last_modified: datetime | None) -> Response:
-    response = current_app.response_class(html, content_type="text/html; charset=utf-8")
-    response.add_etag()
-    if last_modified is not None:
-        response.last_modified = min(last_modified, _now())
-    response.cache_control.public = True
-    response.cache_control.max_age = PAGE_MAX_AGE
-    return response.make_conditional(request)
+def _answer(rep: Representation) -> Response:
+    # Answered as a GET: Werkzeug drops the body of a HEAD and of a 304 itself.
+    status, headers, body = respond(rep, "GET", request.environ, time.time())
+    return PrecomputedResponse([body], status=status, headers=headers)
+
+
+def _page(html: str, articles: list[Article], folder_mtime: float = 0.0) -> Response:
+    """Answer with a page, kept so the next request for it never reaches Flask."""
+    snapshot = get_snapshot()
+    newest = max((max(a.updated.timestamp(), a.file_mtime) for a in articles), default=0.0)
+    last_modified = int(min(max(newest, folder_mtime), time.time()))
+    rep = build_representation(
+        html.encode(), HTML, last_modified, PAGE_MAX_AGE, snapshot.next_release
+    )
+    snapshot.pages.put(request.path, rep)
+    return _answer(rep)
 
 
 @bp.get("/")
 def home():
     """Show the sections, the latest articles and every feed."""
-    store = get_store()
-    latest = store.site.published(_now())[:HOME_ARTICLES]
-    feeds = feed_links(SITE_FEED, store.settings.site_title)
-    for section in store.site.sections.values():
+    snapshot = get_snapshot()
+    latest = snapshot.published()[:HOME_ARTICLES]
+    feeds = feed_links(SITE_FEED, get_store().settings.site_title)
+    for section in snapshot.site.sections.values():
         feeds += feed_links(section.slug, section.title)
     html = render_template("home.html", articles=latest, feeds=feeds)
-    return _page(html, _newest_update(latest))
+    folders = max((s.file_mtime for s in snapshot.site.sections.values()), default=0.0)
+    return _page(html, latest, folders)
 
 
 @bp.get("/<section>/")
 def section_page(section: str):
     """Show one section's articles, newest first."""
-    site = get_store().site
-    info = site.sections.get(section) or abort(404)
-    articles = site.published(_now(), section)
+    snapshot = get_snapshot()
+    info = snapshot.site.sections.get(section) or abort(404)
+    articles = snapshot.published(section)
     feeds = feed_links(section, info.title) + feed_links(SITE_FEED, get_store().settings.site_title)
     html = render_template("section.html", section=info, articles=articles, feeds=feeds)
-    return _page(html, _newest_update(articles))
+    return _page(html, articles, info.file_mtime)
 
 
 @bp.get("/<section>/<slug>/")
 def article_page(section: str, slug: str):
     """Show one article in full."""
-    site = get_store().site
-    article = site.find(section, slug, _now()) or abort(404)
-    info = site.sections[section]
+    snapshot = get_snapshot()
+    article = snapshot.find(section, slug) or abort(404)
+    info = snapshot.site.sections[section]
     feeds = feed_links(section, info.title) + feed_links(SITE_FEED, get_store().settings.site_title)
     html = render_template("article.html", article=article, section=info, feeds=feeds)
-    return _page(html, article.updated)
+    return _page(html, [article])
 
 
 @bp.get("/<name>.xml", defaults={"fmt": RSS})
 @bp.get("/<name>.atom", defaults={"fmt": ATOM})
 def feed(name: str, fmt: str):
     """Serve a section's feed, or the whole site's as /feed.xml and /feed.atom."""
-    store = get_store()
-    rendered = store.feed(name, fmt, _now()) or abort(404)
-    response = current_app.response_class(rendered.body, content_type=media_type(fmt))
-    response.set_etag(rendered.etag)
-    response.last_modified = min(rendered.last_modified, _now())
-    response.cache_control.public = True
-    response.cache_control.max_age = store.settings.feed_max_age
-    return response.make_conditional(request)
+    rep = get_snapshot().feeds.get(feed_path(name, fmt)) or abort(404)
+    return _answer(rep)
 
 
 @bp.get("/media/<path:filename>")
@@ -157,12 +173,14 @@ def media(filename: str):
 @bp.get("/healthz")
 def healthz():
     """Report whether the site serves, what it holds and which files have problems."""
-    site = get_store().site
+    snapshot = get_snapshot()
+    site = snapshot.site
+    published = len(snapshot.published())
     return {
         "status": "ok",
         "sections": len(site.sections),
-        "articles": len(site.published(_now())),
-        "scheduled": len(site.articles) - site.released_count(_now()),
+        "articles": published,
+        "scheduled": len(site.articles) - published,
         "version": site.version,
         "problems": [problem.as_dict() for problem in site.problems],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from pathlib import Path
@@ -13,6 +14,8 @@ from werkzeug.serving import make_server
 from feedsvc import create_app
 
 SITE_URL = "https://news.example.org"
+# 2020-01-01T00:00:00Z: older than every content date the tests write.
+OLD_MTIME = 1577836800.0
 
 
 def article_text(body: str = "Body text.", **fields) -> str:
@@ -70,8 +73,28 @@ def write_media(content_dir: Path):
 
 
 @pytest.fixture
+def backdate(content_dir: Path):
+    """Set the modification time of every file and folder of the content to `when`.
+
+    Last-Modified takes file times into account; a test about content dates backdates
+    the files it has just written so their times do not win.
+    """
+
+    def set_times(when: float = OLD_MTIME) -> None:
+        for path in [content_dir, *content_dir.rglob("*")]:
+            os.utime(path, (when, when))
+
+    return set_times
+
+
+@pytest.fixture
 def make_app(content_dir: Path):
-    """Build an app on the test's content folder; keyword arguments override config keys."""
+    """Build an app on the test's content folder; keyword arguments override config keys.
+
+    Content watching is off unless a test asks for it (WATCH_CONTENT=True); every app's
+    watcher is stopped when the test ends.
+    """
+    apps = []
 
     def make(**config):
         settings = {
@@ -81,11 +104,15 @@ def make_app(content_dir: Path):
             "SITE_TITLE": "Test Gazette",
             "SITE_DESCRIPTION": "A site made by a test.",
             "SITE_AUTHOR": "Gazette Staff",
+            "WATCH_CONTENT": False,
         }
         settings.update(config)
-        return create_app(settings)
+        apps.append(create_app(settings))
+        return apps[-1]
 
-    return make
+    yield make
+    for app in apps:
+        app.extensions["feedsvc"].close()
 
 
 @pytest.fixture
@@ -101,15 +128,32 @@ def client_factory(make_app):
 
 
 @pytest.fixture
-def live_server(make_app):
-    """Serve an app built on the test's content on 127.0.0.1 in a thread; yield its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    base_url = f"http://127.0.0.1:{port}"
-    server = make_server("127.0.0.1", port, make_app(SITE_URL=base_url), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield base_url
-    server.shutdown()
-    thread.join(timeout=10)
+def serve(make_app):
+    """Start real HTTP servers on 127.0.0.1, each in a thread; `serve(**config)` gives a URL.
+
+    SITE_URL is the server's own address, so the links in feeds can be followed.
+    """
+    servers = []
+
+    def start(**config) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        base_url = f"http://127.0.0.1:{port}"
+        app = make_app(**{"SITE_URL": base_url, **config})
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return base_url
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(serve):
+    """Serve an app built on the test's content on 127.0.0.1; yield its base URL."""
+    return serve()

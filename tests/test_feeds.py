@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -304,7 +305,8 @@ def test_unknown_feed_is_404(newsroom, client, url):
     assert client.get(url).status_code == 404
 
 
-def test_feed_answers_conditional_get_and_head(newsroom, client):
+def test_feed_answers_conditional_get_and_head(newsroom, backdate, client):
+    backdate()
     response = client.get("/culture.atom")
     assert response.headers["Cache-Control"] == "public, max-age=300"
     assert response.headers["Last-Modified"] == "Mon, 22 Jun 2026 15:30:00 GMT"
@@ -315,3 +317,11 @@ def test_feed_answers_conditional_get_and_head(newsroom, client):
     assert head.status_code == 200
     assert head.headers["ETag"] == response.headers["ETag"]
     assert head.data == b""
+
+
+def test_feed_last_modified_follows_newest_file_time(newsroom, backdate, content_dir, client):
+    backdate()
+    when = 1790000000  # 2026-09-21T14:13:20Z, after every date in the content
+    os.utime(content_dir / "culture" / "mayor-speaks-up.md", (when, when))
+    response = client.get("/culture.atom")
+    assert response.headers["Last-Modified"] == "Mon, 21 Sep 2026 14:13:20 GMT"

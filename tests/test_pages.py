@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import lxml.html
 import pytest
 
@@ -390,9 +392,17 @@ def test_if_modified_since_last_modified_gives_304(site, path):
     assert response.status_code == 304
 
 
-def test_article_last_modified_is_its_updated_date(full_client):
+def test_article_last_modified_is_its_updated_date(full_client, backdate):
+    backdate()
     response = full_client.get("/culture/full/")
     assert response.headers["Last-Modified"] == "Thu, 05 Mar 2026 10:00:00 GMT"
+
+
+def test_article_last_modified_follows_a_newer_file_time(full_client, content_dir):
+    when = 1790000000  # 2026-09-21T14:13:20Z, after the article's updated date
+    os.utime(content_dir / "culture" / "full.md", (when, when))
+    response = full_client.get("/culture/full/")
+    assert response.headers["Last-Modified"] == "Mon, 21 Sep 2026 14:13:20 GMT"
 
 
 FORGED_HOST = "evil.example"

@@ -1,0 +1,209 @@
+"""Commands for admins: `flask check` the content tree, `flask new` to start an article."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+
+import click
+import yaml
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .loader import RESERVED_SLUGS, load_site
+from .models import ContentError, Site
+from .parsing import SLUG
+from .settings import Settings
+
+# Below this many files a check is quick enough that a progress bar is only noise.
+PROGRESS_MIN_FILES = 500
+MAX_SLUG_LENGTH = 80
+# Latin letters NFKD does not split into an ASCII base letter and an accent.
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def init_app(app: Flask) -> None:
+    """Register feedsvc's commands with the app's `flask` command line."""
+    app.cli.add_command(check_command)
+    app.cli.add_command(new_command)
+
+
+@click.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@with_appcontext
+def check_command(as_json: bool) -> None:
+    """Parse the whole content tree as it is now and report every problem (exit 1 if any)."""
+    site, files = load_with_progress(current_app.extensions["feedsvc"].settings)
+    if as_json:
+        click.echo(json.dumps(check_report(site, files), ensure_ascii=False, indent=2))
+    else:
+        for problem in site.problems:
+            click.echo(format_problem(problem))
+        click.echo(summary_line(files, len(site.problems)))
+    click.get_current_context().exit(1 if site.problems else 0)
+
+
+def load_with_progress(settings: Settings) -> tuple[Site, int]:
+    """Load the site afresh, counting files read, with a progress bar if a person waits."""
+    files = 0
+    with _progress_bar(settings.content_dir) as advance:
+
+        def progress() -> None:
+            nonlocal files
+            files += 1
+            advance()
+
+        site = load_site(settings, progress=progress)
+    return site, files
+
+
+@contextlib.contextmanager
+def _progress_bar(content_dir: Path):
+    """Yield a step function: a bar on a terminal for large trees, else a no-op."""
+    total = count_content_files(content_dir) if stderr_is_terminal() else 0
+    if total < PROGRESS_MIN_FILES:
+        yield lambda: None
+        return
+    with click.progressbar(length=total, label="checking content", file=sys.stderr) as bar:
+        yield lambda: bar.update(1)
+
+
+def stderr_is_terminal() -> bool:
+    """Tell whether a person may be watching; pipes and files must get clean output."""
+    return sys.stderr.isatty()
+
+
+def count_content_files(content_dir: Path) -> int:
+    """Estimate the files a check reads, cheaply: Markdown files one folder down."""
+    return sum(1 for _ in content_dir.glob("*/*.md"))
+
+
+def check_report(site: Site, files: int) -> dict:
+    """Describe a check's outcome as one JSON-ready document."""
+    problems = [{**p.as_dict(), "path": display_path(p.path)} for p in site.problems]
+    return {
+        "files": files,
+        "sections": len(site.sections),
+        "articles": len(site.articles),
+        "problems": problems,
+    }
+
+
+def format_problem(problem: ContentError) -> str:
+    """Format a problem as `path:line: reason`, the shape editors and CI jump to."""
+    where = display_path(problem.path)
+    if problem.line is not None:
+        where = f"{where}:{problem.line}"
+    return f"{where}: {problem.reason}"
+
+
+def summary_line(files: int, problems: int) -> str:
+    """Say how much was checked and how much is wrong, in one line."""
+    found = "no problems" if problems == 0 else f"{problems} problem{'s' * (problems != 1)}"
+    return f"checked {files} file{'s' * (files != 1)}: {found}"
+
+
+def display_path(path: str) -> str:
+    """Show a path relative to the working directory when it lies under it, else unchanged."""
+    absolute = Path(os.path.abspath(path))
+    cwd = Path.cwd()
+    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else path
+
+
+@click.command("new")
+@click.argument("section")
+@click.argument("title")
+@with_appcontext
+def new_command(section: str, title: str) -> None:
+    """Write a draft article template for TITLE in SECTION, never overwriting a file."""
+    settings = current_app.extensions["feedsvc"].settings
+    check_section_name(section)
+    slug = slugify(title)
+    if not slug:
+        raise click.BadParameter("it has no letters or digits to name a file", param_hint="TITLE")
+    if not settings.content_dir.is_dir():
+        raise click.ClickException(f"content folder {settings.content_dir} does not exist")
+    path = settings.content_dir / section / f"{slug}.md"
+    write_new_file(path, article_template(title, settings, datetime.now(settings.timezone)))
+    click.echo(f"wrote {display_path(str(path))}")
+    click.echo("It is a draft: remove 'draft: true' (or set it to false) to publish it.")
+
+
+def check_section_name(section: str) -> None:
+    """Refuse a section the loader would refuse, before writing anything."""
+    if not SLUG.match(section):
+        raise click.BadParameter("a section name must match [a-z0-9-]+", param_hint="SECTION")
+    if section in RESERVED_SLUGS:
+        raise click.BadParameter(
+            f"{section!r} is reserved for a fixed URL of the site", param_hint="SECTION"
+        )
+
+
+def slugify(title: str) -> str:
+    """Derive a file-name slug from a title: ASCII letters and digits joined by hyphens."""
+    text = unicodedata.normalize("NFKD", title.lower().translate(_LETTERS))
+    # Typographic apostrophes vanish with the accents; plain ones must too: "don't" -> "dont".
+    text = text.encode("ascii", "ignore").decode("ascii").replace("'", "")
+    slug = _NOT_ALNUM.sub("-", text).strip("-")
+    if len(slug) > MAX_SLUG_LENGTH:  # cut long titles at a word boundary where there is one
+        cut = slug[: MAX_SLUG_LENGTH + 1]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut[:MAX_SLUG_LENGTH]
+    return slug
+
+
+def write_new_file(path: Path, text: str) -> None:
+    """Create `path` with `text`, creating its section folder but never replacing a file."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        file = path.open("x", encoding="utf-8")
+    except FileExistsError as exc:
+        message = f"{display_path(exc.filename)} already exists; left it unchanged"
+        raise click.ClickException(message) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+    with file:
+        file.write(text)
+
+
+def article_template(title: str, settings: Settings, now: datetime) -> str:
+    """Return a new article's text: every front-matter field, filled in or ready to fill."""
+    date = now.replace(microsecond=0).isoformat()
+    author = _yaml_text(settings.site_author) if settings.site_author else ""
+    return _TEMPLATE.format(title=_yaml_text(" ".join(title.split())), date=date, author=author)
+
+
+def _yaml_text(value: str) -> str:
+    """Quote text as one YAML scalar, whatever quotes, colons or odd characters it holds."""
+    return yaml.safe_dump(value, allow_unicode=True, default_style='"', width=1 << 30).strip()
+
+
+_TEMPLATE = """\
+---
+title: {title}
+date: {date}
+# updated: {date}
+author: {author}
+# One or two sentences shown under the headline and in feeds.
+summary: ""
+image:
+  # src: /media/picture.jpg
+  # alt: ""
+  # credit: ""
+tags: []
+related:
+  # - title: ""
+  #   url: ""
+# A stable identifier for feeds, kept even if the file is renamed; empty uses the URL.
+id:
+draft: true
+---
+
+Write the article here, in Markdown.
+"""

@@ -1,0 +1,31 @@
+"""The thin serving path: GET and HEAD for precomputed responses, without entering Flask.
+
+Feeds, and pages once Flask has rendered them, are answered here from bytes prepared
+once per content version, so pollers cost a dict lookup and a header check. Everything
+else (first renders, media, errors, /healthz) goes on to the Flask app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from .responses import wsgi_respond
+from .store import ContentStore
+
+_FAST_METHODS = frozenset({"GET", "HEAD"})
+
+
+class FastPath:
+    """WSGI middleware in front of the Flask app's own WSGI callable."""
+
+    def __init__(self, app: Callable, store: ContentStore):
+        self.app = app
+        self.store = store
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") in _FAST_METHODS:
+            rep = self.store.snapshot().lookup(environ.get("PATH_INFO", ""))
+            if rep is not None:
+                return wsgi_respond(rep, environ, start_response, time.time())
+        return self.app(environ, start_response)

@@ -1,0 +1,156 @@
+"""Notice content changes and scheduled releases, and have the store refresh in time.
+
+File-system events (inotify through watchdog) name the files that changed, so a change
+costs a re-read of those files, not a walk of the site. A cheap check of the content
+folder's identity catches a whole-tree swap (a `content` symlink switched to a new
+release folder), which produces no event inside the old tree; a slow periodic rescan is
+the safety net for events a file system never delivers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from .store import ContentStore
+
+log = logging.getLogger(__name__)
+
+# How long to let a burst of events (an editor's save, an rsync run) settle.
+SETTLE_SECONDS = 0.05
+# How often to check whether the content folder itself was swapped.
+ROOT_CHECK_SECONDS = 0.25
+# Full rescans (one stat per file): rare with events, every second without them.
+RESCAN_SECONDS = 60.0
+POLL_RESCAN_SECONDS = 1.0
+_CHANGE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
+
+
+class _ChangeCollector(FileSystemEventHandler):
+    """Collect the content-relative paths that events name, and wake the watcher."""
+
+    def __init__(self, root: Path, wake: threading.Event):
+        self.root = str(root)
+        self.wake = wake
+        self.paths: set[str] = set()
+        self.lock = threading.Lock()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _CHANGE_EVENTS:  # our own reads open and close files
+            return
+        names = [event.src_path, getattr(event, "dest_path", "")]
+        relative = [os.path.relpath(os.fsdecode(n), self.root) for n in names if n]
+        with self.lock:
+            self.paths.update(rel for rel in relative if not rel.startswith(".."))
+        self.wake.set()
+
+    def take(self) -> set[str]:
+        with self.lock:
+            paths, self.paths = self.paths, set()
+        return paths
+
+
+class ContentWatcher:
+    """A background thread that keeps one store current."""
+
+    def __init__(self, store: ContentStore):
+        self.store = store
+        self.root = store.settings.content_dir
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._observer = None
+        self._collector: _ChangeCollector | None = None
+        self._identity = None
+
+    def start(self) -> None:
+        """Start watching; safe to call once per process (threads do not survive a fork)."""
+        self._identity = _folder_identity(self.root)
+        self._observe()
+        self._thread = threading.Thread(target=self._run, name="feedsvc-watcher", daemon=True)
+        self._thread.start()
+        self.store.watching = True
+
+    def stop(self) -> None:
+        """Stop the thread and the observer."""
+        self.store.watching = False
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._unobserve()
+
+    def _observe(self) -> None:
+        real_root = Path(os.path.realpath(self.root))
+        self._collector = _ChangeCollector(real_root, self._wake)
+        try:
+            observer = Observer()
+            observer.schedule(self._collector, str(real_root), recursive=True)
+            observer.start()
+        except OSError as exc:  # no such folder yet, or the system's inotify limits
+            log.warning("watching %s failed (%s); rescanning every second instead", real_root, exc)
+            self._observer = None
+            return
+        self._observer = observer
+
+    def _unobserve(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def _run(self) -> None:
+        last_rescan = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self._timeout())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                last_rescan = self._step(last_rescan)
+            except Exception:  # the watcher must outlive any one bad refresh
+                log.exception("content refresh failed; serving the previous snapshot")
+
+    def _timeout(self) -> float:
+        timeout = ROOT_CHECK_SECONDS
+        release = self.store.snapshot().next_release
+        if release is not None:
+            timeout = min(timeout, max(release - time.time(), 0.0))
+        return timeout
+
+    def _step(self, last_rescan: float) -> float:
+        identity = _folder_identity(self.root)
+        rescan_every = RESCAN_SECONDS if self._observer is not None else POLL_RESCAN_SECONDS
+        if identity != self._identity:
+            log.info("content folder %s was replaced; reloading it", self.root)
+            self._identity = identity
+            self._unobserve()
+            self._observe()
+            self.store.refresh(None)
+            return time.monotonic()
+        if time.monotonic() - last_rescan >= rescan_every:
+            self.store.refresh(None)
+            return time.monotonic()
+        if self._collector is not None and self._collector.paths:
+            time.sleep(SETTLE_SECONDS)
+            self.store.refresh(self._collector.take())
+            return last_rescan
+        release = self.store.snapshot().next_release
+        if release is not None and time.time() >= release:
+            self.store.refresh(())
+        return last_rescan
+
+
+def _folder_identity(root: Path) -> tuple:
+    """Return what changes when the folder is replaced, rather than edited."""
+    try:
+        stat = os.stat(root)
+    except OSError:
+        return (None,)
+    return (os.path.realpath(root), stat.st_dev, stat.st_ino)
