@@ -56,17 +56,24 @@ def _parse_text(text: str) -> tuple[datetime, tzinfo | None]:
     if match:
         named_zone = load_timezone(match.group(1))
         text = text[: match.start()]
+    try:  # ISO 8601, the common case, without dateutil's slower general parser
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = _parse_any(text)
+    if named_zone is not None and moment.tzinfo is not None:
+        raise DateError(f"date {text!r} has both an offset and a zone name")
+    return moment, named_zone
+
+
+def _parse_any(text: str) -> datetime:
     try:
         with warnings.catch_warnings():
             # dateutil warns on zone abbreviations it cannot resolve; refuse them instead.
             warnings.simplefilter("error", dateutil_parser.UnknownTimezoneWarning)
-            moment = dateutil_parser.parse(text, tzinfos=_UTC_NAMES)
+            return dateutil_parser.parse(text, tzinfos=_UTC_NAMES)
     except dateutil_parser.UnknownTimezoneWarning as exc:
         raise DateError(
             f"unknown time zone in date {text!r}; use an offset such as +02:00"
         ) from exc
     except (ValueError, OverflowError) as exc:
         raise DateError(f"cannot read {text!r} as a date") from exc
-    if named_zone is not None and moment.tzinfo is not None:
-        raise DateError(f"date {text!r} has both an offset and a zone name")
-    return moment, named_zone

@@ -55,6 +55,8 @@ class FrontMatter:
     fields: dict
     lines: tuple[str, ...]
     path: str
+    # Line of the first character XML cannot hold, removed from the text before parsing.
+    removed_at: int | None = None
 
     def line_of(self, name: str) -> int:
         """Return the file line where `name:` is set, or the opening fence's line."""
@@ -71,7 +73,12 @@ class FrontMatter:
 
 def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     """Split a file into its YAML front matter and Markdown body."""
-    text = strip_xml_invalid(text.removeprefix("\ufeff"))
+    text = text.removeprefix("\ufeff")
+    removed_at = None
+    invalid = XML_INVALID_CHARS.search(text)
+    if invalid is not None:
+        removed_at = text.count("\n", 0, invalid.start()) + 1
+        text = strip_xml_invalid(text)
     lines = text.splitlines()
     if not lines or lines[0].strip() != _FENCE:
         raise ContentError(path, 1, "file must start with a '---' line opening the front matter")
@@ -92,7 +99,7 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if not isinstance(fields, dict):
         raise ContentError(path, 2, "front matter must be a mapping of 'field: value' lines")
     body = "\n".join(lines[end + 1 :])
-    return FrontMatter(fields, tuple(header), path), body
+    return FrontMatter(fields, tuple(header), path, removed_at), body
 
 
 def parse_article(
@@ -126,17 +133,16 @@ def parse_article(
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
-        warnings=_xml_invalid_warnings(text, front),
+        warnings=_xml_invalid_warnings(front),
         extra=MappingProxyType({k: v for k, v in fields.items() if k not in KNOWN_FIELDS}),
     )
 
 
-def _xml_invalid_warnings(text: str, front: FrontMatter) -> tuple[ContentError, ...]:
+def _xml_invalid_warnings(front: FrontMatter) -> tuple[ContentError, ...]:
     """Report characters XML cannot hold; they are left out, and the article is published."""
     reason = "removed control characters that feeds (XML) cannot hold"
-    match = XML_INVALID_CHARS.search(text)
-    if match is not None:
-        return (ContentError(front.path, text.count("\n", 0, match.start()) + 1, reason),)
+    if front.removed_at is not None:
+        return (ContentError(front.path, front.removed_at, reason),)
     for name, value in front.fields.items():  # YAML escapes such as "\x07" in a quoted value
         if _holds_xml_invalid(value):
             return (front.error(str(name), reason),)

@@ -74,13 +74,21 @@ class Snapshot:
     feeds: Mapping[str, Representation] = field(init=False, repr=False)
     pages: PageCache = field(default_factory=PageCache, compare=False, repr=False)
 
+    _published: Mapping[str | None, tuple[Article, ...]] = field(init=False, repr=False)
+
     def __post_init__(self):
         feeds = {p: r for e in self.editions.values() for p, r in e.representations.items()}
         object.__setattr__(self, "feeds", feeds)
+        everything = tuple(self.site.published(self.as_of))
+        published: dict[str | None, list[Article]] = {slug: [] for slug in self.site.sections}
+        for article in everything:
+            published[article.section].append(article)
+        lists = {slug: tuple(articles) for slug, articles in published.items()}
+        object.__setattr__(self, "_published", {None: everything, **lists})
 
-    def published(self, section: str | None = None) -> list[Article]:
-        """Return the articles visible in this snapshot, newest first."""
-        return self.site.published(self.as_of, section)
+    def published(self, section: str | None = None) -> tuple[Article, ...]:
+        """Return the articles visible in this snapshot, newest first; computed once."""
+        return self._published.get(section, ())
 
     def find(self, section: str, slug: str) -> Article | None:
         """Return the article at /section/slug/ if this snapshot publishes it."""

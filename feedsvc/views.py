@@ -33,6 +33,7 @@ from .store import ContentStore, Snapshot
 bp = Blueprint("site", __name__)
 
 HOME_ARTICLES = 20
+SECTION_PAGE_SIZE = 50
 PAGE_MAX_AGE = 60
 MEDIA_MAX_AGE = 3600
 MAX_NAME_LENGTH = 255
@@ -122,14 +123,21 @@ def home():
     return _page(html, latest, folders)
 
 
-@bp.get("/<section>/")
-def section_page(section: str):
-    """Show one section's articles, newest first."""
+@bp.get("/<section>/", defaults={"page": 1})
+@bp.get("/<section>/page/<int(min=2):page>/")
+def section_page(section: str, page: int):
+    """Show one section's articles, newest first, SECTION_PAGE_SIZE to a page."""
     snapshot = get_snapshot()
     info = snapshot.site.sections.get(section) or abort(404)
-    articles = snapshot.published(section)
+    published = snapshot.published(section)
+    pages = max(1, -(-len(published) // SECTION_PAGE_SIZE))
+    if page > pages:
+        abort(404)
+    articles = published[(page - 1) * SECTION_PAGE_SIZE : page * SECTION_PAGE_SIZE]
     feeds = feed_links(section, info.title) + feed_links(SITE_FEED, get_store().settings.site_title)
-    html = render_template("section.html", section=info, articles=articles, feeds=feeds)
+    html = render_template(
+        "section.html", section=info, articles=articles, feeds=feeds, page=page, pages=pages
+    )
     return _page(html, articles, info.file_mtime)
 
 

@@ -142,7 +142,7 @@ def serve(make_app):
         base_url = f"http://127.0.0.1:{port}"
         app = make_app(**{"SITE_URL": base_url, **config})
         server = make_server("127.0.0.1", port, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         servers.append((server, thread))
         return base_url

@@ -149,6 +149,32 @@ def test_section_leaves_out_drafts_future_and_other_sections(site, title):
     assert title not in listed_titles(doc)
 
 
+def test_long_section_is_split_into_pages(write_article, client_factory):
+    for day in range(1, 56):  # 55 articles: a full first page and 5 on the second
+        write_article(
+            "culture",
+            f"story-{day:02}",
+            title=f"Story {day}",
+            date=f"2026-01-{day % 28 + 1:02}T{day % 24:02}:00:00Z",
+        )
+    client = client_factory()
+    first = parse(client.get("/culture/"))
+    assert len(first.xpath("//ol[@class='article-list']/li")) == 50
+    assert first.xpath("//nav[@class='pager']/a[@rel='next']/@href") == ["/culture/page/2/"]
+    assert not first.xpath("//a[@rel='prev']")
+    second = parse(client.get("/culture/page/2/"))
+    assert len(second.xpath("//ol[@class='article-list']/li")) == 5
+    assert second.xpath("//nav[@class='pager']/a[@rel='prev']/@href") == ["/culture/"]
+    assert not second.xpath("//a[@rel='next']")
+    shown = first.xpath("//ol/li//h3/a/text()") + second.xpath("//ol/li//h3/a/text()")
+    assert sorted(shown) == sorted(f"Story {day}" for day in range(1, 56))
+
+
+@pytest.mark.parametrize("path", ["/culture/page/1/", "/culture/page/3/", "/culture/page/x/"])
+def test_pages_beyond_the_section_are_404(site, path):
+    assert site.get(path).status_code == 404
+
+
 @pytest.mark.parametrize("path", ["/", "/culture/"])
 def test_drafts_and_future_articles_are_not_linked(site, path):
     doc = parse(site.get(path))
