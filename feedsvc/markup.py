@@ -7,9 +7,8 @@ import re
 from functools import partial
 from urllib.parse import urljoin, urlsplit
 
-import cmarkgfm
 import nh3
-from cmarkgfm.cmark import Options
+from markdown_it_pyrs import MarkdownIt
 
 EXCERPT_LENGTH = 280
 
@@ -21,15 +20,18 @@ _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 _FEED_URL_SCHEMES = {"http", "https", "mailto"}
 
 
-# Raw HTML in a body is kept: the body is the one place the author's own markup enters.
-_CMARK_OPTIONS = Options.CMARK_OPT_UNSAFE
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 
 
-def render_markdown(body: str) -> tuple[str, str]:
+def new_markdown() -> MarkdownIt:
+    """Return a CommonMark renderer; raw HTML in a body is kept, it is the author's markup."""
+    return MarkdownIt("commonmark")
+
+
+def render_markdown(markdown: MarkdownIt, body: str) -> tuple[str, str]:
     """Render a CommonMark body; return (html, plain text of its first paragraph)."""
-    body_html = cmarkgfm.markdown_to_html(body, options=_CMARK_OPTIONS)
+    body_html = markdown.render(body)
     first = _FIRST_PARAGRAPH.search(body_html)
     first_paragraph = html.unescape(_TAG.sub("", first.group(1))) if first else ""
     return body_html, " ".join(first_paragraph.split())

@@ -6,19 +6,27 @@ Pure functions over strings: no disk, no Flask, so tests can call them on a lite
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from types import MappingProxyType
 from typing import ClassVar
 
 import yaml
+from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
-from .markup import XML_INVALID_CHARS, excerpt, render_markdown, strip_xml_invalid
-from .models import Article, ContentError, Image, RelatedLink, Section
+from .markup import (
+    XML_INVALID_CHARS,
+    excerpt,
+    new_markdown,
+    render_markdown,
+    strip_xml_invalid,
+)
+from .models import Article, ContentError, Image, RelatedLink, Section, pack_html
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
+_CLOSING_FENCE = re.compile(r"^[ \t]*---[ \t]*\r?$", re.MULTILINE)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
@@ -46,6 +54,7 @@ class ParseContext:
 
     timezone: tzinfo
     default_author: str
+    markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
 
 
 @dataclass(frozen=True)
@@ -79,14 +88,15 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if invalid is not None:
         removed_at = text.count("\n", 0, invalid.start()) + 1
         text = strip_xml_invalid(text)
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != _FENCE:
+    # Only the front matter is split into lines: the body stays one string, cheap to keep.
+    opening_end = text.find("\n")
+    opening = text if opening_end < 0 else text[:opening_end]
+    if opening.strip() != _FENCE:
         raise ContentError(path, 1, "file must start with a '---' line opening the front matter")
-    try:
-        end = next(i for i in range(1, len(lines)) if lines[i].strip() == _FENCE)
-    except StopIteration:
-        raise ContentError(path, 1, "front matter is not closed by a '---' line") from None
-    header = lines[1:end]
+    closing = _CLOSING_FENCE.search(text, opening_end + 1) if opening_end >= 0 else None
+    if closing is None:
+        raise ContentError(path, 1, "front matter is not closed by a '---' line")
+    header = text[opening_end + 1 : closing.start()].splitlines()
     try:
         fields = yaml.load("\n".join(header), Loader=_FrontMatterLoader)
     except yaml.YAMLError as exc:
@@ -98,7 +108,7 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
         fields = {}
     if not isinstance(fields, dict):
         raise ContentError(path, 2, "front matter must be a mapping of 'field: value' lines")
-    body = "\n".join(lines[end + 1 :])
+    body = text[closing.end() :].removeprefix("\n")
     return FrontMatter(fields, tuple(header), path, removed_at), body
 
 
@@ -115,7 +125,7 @@ def parse_article(
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
-    body_html, first_paragraph = render_markdown(body)
+    body_html, first_paragraph = render_markdown(context.markdown, body)
     dek = _optional_text(front, "summary")
     return Article(
         section=section,
@@ -125,7 +135,7 @@ def parse_article(
         updated=max(updated, date),
         authors=_authors(front, context.default_author),
         summary=dek or excerpt(first_paragraph),
-        body_html=body_html,
+        packed_body=pack_html(body_html),
         dek=dek,
         image=_image(front),
         tags=_string_list(front, "tags"),
