@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,12 +58,13 @@ def load_site(settings: Settings, progress: Callable[[], None] | None = None) ->
     root = settings.content_dir
     context = parse_context(settings)
     tree = scan_tree(root)
+    sizes = media_sizes(root)
     states = {}
     for rel in tree.files:
         if progress is not None:
             progress()
-        states[rel] = read_content_file(root, rel, context)
-    return assemble_site(root, tree, states, media_sizes(root), settings)
+        states[rel] = read_content_file(root, rel, context, sizes)
+    return assemble_site(tree, states, sizes, settings)
 
 
 def parse_context(settings: Settings) -> ParseContext:
@@ -116,9 +117,16 @@ def _section_folder_problem(root: Path, name: str) -> ContentError | None:
 
 
 def read_content_file(
-    root: Path, rel: str, context: ParseContext, previous: FileState | None = None
+    root: Path,
+    rel: str,
+    context: ParseContext,
+    sizes: Mapping[str, int],
+    previous: FileState | None = None,
 ) -> FileState:
-    """Read and parse one content file; a failure keeps `previous`'s good result."""
+    """Read and parse one content file; a failure keeps `previous`'s good result.
+
+    `sizes` are the media files' sizes, for the lead image's enclosure length.
+    """
     path = root / rel
     section, name = rel.split("/", 1)
     try:
@@ -140,7 +148,7 @@ def read_content_file(
                 result = parse_article(text, str(path), section, name[: -len(".md")], context)
             warning = None
             if isinstance(result, Article):
-                result = replace(result, file_mtime=mtime)
+                result = with_media_facts(replace(result, file_mtime=mtime), sizes)
                 warning = result.warnings[0] if result.warnings else None
             return FileState(rel, fingerprint, mtime, result, warning, digest)
         except ContentError as error:
@@ -181,7 +189,6 @@ def media_sizes(root: Path) -> dict[str, int]:
 
 
 def assemble_site(
-    root: Path,
     tree: Tree,
     states: Mapping[str, FileState],
     sizes: Mapping[str, int],
@@ -206,38 +213,51 @@ def assemble_site(
                 state.result, file_mtime=max(folder_mtime, state.mtime)
             )
         elif isinstance(state.result, Article) and state.result.section in sections:
-            articles.append(_with_media_facts(state.result, sizes))
+            articles.append(state.result)
     for site_path, size in sorted(sizes.items()):
         version.update(f"{site_path}\0{size}\0".encode())
     articles = _drop_duplicate_ids(articles, problems, settings)
     return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
 
 
-def _with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
+def with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
+    """Give the lead image its type and, for a file under media/, its length."""
     if article.image is None:
         return article
     mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
-    image = replace(article.image, mime_type=mime_type, length=sizes.get(article.image.src))
+    length = sizes.get(article.image.src)
+    if (mime_type, length) == (article.image.mime_type, article.image.length):
+        return article
+    image = replace(article.image, mime_type=mime_type, length=length)
     return replace(article, image=image)
 
 
+def with_new_media(state: FileState, sizes: Mapping[str, int]) -> FileState:
+    """Return `state` with its article's lead-image facts updated after a media change."""
+    if not isinstance(state.result, Article):
+        return state
+    article = with_media_facts(state.result, sizes)
+    return state if article is state.result else replace(state, result=article)
+
+
 def _drop_duplicate_ids(
-    articles: Iterable[Article], problems: list[ContentError], settings: Settings
+    articles: list[Article], problems: list[ContentError], settings: Settings
 ) -> list[Article]:
     """Keep one article per GUID; two items sharing a GUID make readers drop one of them.
 
-    Articles without an explicit id claim their permalinks first, so an `id:` equal to
-    another article's URL is the one reported.
+    Permalinks are unique by construction, so only an explicit `id:` can collide: with
+    another explicit id (the file first by path keeps it) or with another article's URL.
     """
-    ordered = sorted(articles, key=lambda a: (a.explicit_id is not None, a.source_path))
-    owners: dict[str, Article] = {}
-    kept = []
-    for article in ordered:
+    claimed = [a for a in articles if a.explicit_id is not None]
+    if not claimed:
+        return articles
+    owners = {settings.absolute(a.path): a for a in articles if a.explicit_id is None}
+    dropped = set()
+    for article in sorted(claimed, key=lambda a: a.source_path):
         guid = item_id(article, settings)
         owner = owners.setdefault(guid, article)
         if owner is not article:
             reason = f"id {guid!r} is already used by {owner.source_path}"
             problems.append(ContentError(article.source_path, article.id_line, reason))
-            continue
-        kept.append(article)
-    return kept
+            dropped.add(article.key)
+    return [a for a in articles if a.key not in dropped]

@@ -24,6 +24,7 @@ from .loader import (
     parse_context,
     read_content_file,
     scan_tree,
+    with_new_media,
 )
 from .models import Article, ContentError, Site
 from .responses import Representation
@@ -166,21 +167,26 @@ class ContentStore:
         root = self.settings.content_dir
         tree = scan_tree(root)
         dirty = set(tree.files) - self._states.keys()
+        media_changed = changed is None
         if changed is None:
             dirty.update(
                 rel for rel in tree.files if rel not in dirty and self._changed_on_disk(root, rel)
             )
-            self._sizes = media_sizes(root)
         else:
             changed = set(changed)
             dirty.update(changed.intersection(tree.files))
-            if any(rel == MEDIA_DIR or rel.startswith(MEDIA_DIR + "/") for rel in changed):
-                self._sizes = media_sizes(root)
+            media_changed = any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
         states = {rel: self._states[rel] for rel in tree.files if rel not in dirty}
+        if media_changed:
+            sizes = media_sizes(root)
+            if sizes != self._sizes:
+                self._sizes = sizes
+                states = {rel: with_new_media(state, sizes) for rel, state in states.items()}
         for rel in dirty:
-            states[rel] = read_content_file(root, rel, self._context, self._states.get(rel))
+            previous = self._states.get(rel)
+            states[rel] = read_content_file(root, rel, self._context, self._sizes, previous)
         self._states = states
-        return assemble_site(root, tree, states, self._sizes, self.settings)
+        return assemble_site(tree, states, self._sizes, self.settings)
 
     def _changed_on_disk(self, root: Path, rel: str) -> bool:
         try:

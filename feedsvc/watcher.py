@@ -18,6 +18,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from .loader import MEDIA_DIR
 from .store import ContentStore
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,23 @@ class _ChangeCollector(FileSystemEventHandler):
             return
         names = [event.src_path, getattr(event, "dest_path", "")]
         relative = [os.path.relpath(os.fsdecode(n), self.root) for n in names if n]
-        with self.lock:
-            self.paths.update(rel for rel in relative if not rel.startswith(".."))
-        self.wake.set()
+        wanted = [rel for rel in relative if _matters(rel, event.is_directory)]
+        if wanted:
+            with self.lock:
+                self.paths.update(wanted)
+            self.wake.set()
 
     def take(self) -> set[str]:
         with self.lock:
             paths, self.paths = self.paths, set()
         return paths
+
+
+def _matters(rel: str, is_directory: bool) -> bool:
+    """Tell whether a changed path can change the site; editors' and rsync's temp files cannot."""
+    if rel.startswith("..") or any(part.startswith(".") for part in rel.split("/")):
+        return False
+    return is_directory or rel.endswith(".md") or rel.split("/", 1)[0] == MEDIA_DIR
 
 
 class ContentWatcher:
