@@ -12,13 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .feeds import ATOM, RSS, FeedSpec, feed_path, media_type, render_feed
+from .feeds import ATOM, JSON, RSS, FeedSpec, feed_path, media_type, render_feed
+from .jsonfeed import render_json_feed
 from .models import Article, Section, Site
 from .responses import Representation, build_representation
 from .settings import Settings
 
 SITE_FEED = "feed"
-FEED_FORMATS = (RSS, ATOM)
+FEED_FORMATS = (RSS, ATOM, JSON)
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -103,7 +104,7 @@ def _represent(
     settings: Settings,
 ) -> Representation:
     path = feed_path(spec.name, fmt)
-    body = render_feed(spec, fmt, settings)
+    body = render_json_feed(spec, settings) if fmt == JSON else render_feed(spec, fmt, settings)
     before = old.get(path)
     if before is not None and before.variants["identity"].body == body:
         return _with_expiry(before, expires_at)

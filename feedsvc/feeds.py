@@ -26,9 +26,12 @@ from .settings import Settings
 
 RSS = "rss"
 ATOM = "atom"
+JSON = "json"
+# Format -> (file extension, media type). JSON Feed documents are built in jsonfeed.py.
 FORMATS = {
     RSS: ("xml", "application/rss+xml"),
     ATOM: ("atom", "application/atom+xml"),
+    JSON: ("json", "application/feed+json"),
 }
 GENERATOR = "feedsvc"
 MEDIA_NS = "http://search.yahoo.com/mrss/"

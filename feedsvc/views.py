@@ -24,7 +24,7 @@ from flask import (
 from werkzeug.security import safe_join
 
 from .catalog import SITE_FEED
-from .feeds import ATOM, FORMATS, RSS, feed_path
+from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .loader import MEDIA_DIR
 from .models import Article
 from .responses import Representation, build_representation, respond
@@ -53,7 +53,7 @@ def get_snapshot() -> Snapshot:
 
 
 def feed_links(name: str, title: str) -> list[dict]:
-    """Return autodiscovery entries (RSS and Atom) for feed `name`."""
+    """Return autodiscovery entries (RSS, Atom and JSON Feed) for feed `name`."""
     settings = get_store().settings
     return [
         {
@@ -61,7 +61,7 @@ def feed_links(name: str, title: str) -> list[dict]:
             "type": FORMATS[fmt][1],
             "url": settings.absolute(feed_path(name, fmt)),
         }
-        for fmt, label in ((RSS, "RSS"), (ATOM, "Atom"))
+        for fmt, label in ((RSS, "RSS"), (ATOM, "Atom"), (JSON, "JSON Feed"))
     ]
 
 
@@ -154,8 +154,9 @@ def article_page(section: str, slug: str):
 
 @bp.get("/<name>.xml", defaults={"fmt": RSS})
 @bp.get("/<name>.atom", defaults={"fmt": ATOM})
+@bp.get("/<name>.json", defaults={"fmt": JSON})
 def feed(name: str, fmt: str):
-    """Serve a section's feed, or the whole site's as /feed.xml and /feed.atom."""
+    """Serve a section's feed, or the whole site's as /feed.xml, /feed.atom and /feed.json."""
     rep = get_snapshot().feeds.get(feed_path(name, fmt)) or abort(404)
     return _answer(rep)
 

@@ -10,6 +10,7 @@ import pytest
 SITE_URL = "https://news.example.org"
 RSS_TYPE = "application/rss+xml"
 ATOM_TYPE = "application/atom+xml"
+JSON_TYPE = "application/feed+json"
 FUTURE = "2999-01-01T00:00:00+00:00"
 
 ARTICLE_BODY = """\
@@ -70,7 +71,11 @@ def alternates(doc) -> set[tuple[str, str]]:
 
 def feed_pairs(name: str) -> set[tuple[str, str]]:
     """Return the autodiscovery pairs expected for feed `name`."""
-    return {(RSS_TYPE, f"{SITE_URL}/{name}.xml"), (ATOM_TYPE, f"{SITE_URL}/{name}.atom")}
+    return {
+        (RSS_TYPE, f"{SITE_URL}/{name}.xml"),
+        (ATOM_TYPE, f"{SITE_URL}/{name}.atom"),
+        (JSON_TYPE, f"{SITE_URL}/{name}.json"),
+    }
 
 
 def listed_titles(doc) -> list[str]:

@@ -1,0 +1,57 @@
+"""Build JSON Feed 1.1 documents (https://jsonfeed.org/version/1.1) from the same specs as RSS.
+
+Items carry the same ids, links, dates and HTML as the RSS and Atom items, so a reader
+that switches format sees the same articles, never duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .feeds import JSON, FeedSpec, article_html, feed_path, item_id
+from .markup import resolve_url
+from .models import Article
+from .settings import Settings
+
+VERSION = "https://jsonfeed.org/version/1.1"
+
+
+def render_json_feed(spec: FeedSpec, settings: Settings, hubs: tuple[str, ...] = ()) -> bytes:
+    """Render a JSON Feed document as UTF-8 bytes that depend only on content and settings."""
+    document = {
+        "version": VERSION,
+        "title": spec.title,
+        "home_page_url": settings.absolute(spec.page_path),
+        "feed_url": settings.absolute(feed_path(spec.name, JSON)),
+        "description": spec.description,
+        "language": settings.language,
+        "authors": [{"name": settings.site_author}] if settings.site_author else [],
+        "items": [_item(article, settings) for article in spec.articles],
+    }
+    if hubs:
+        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in hubs]
+    if not document["authors"]:
+        del document["authors"]
+    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def _item(article: Article, settings: Settings) -> dict:
+    permalink = settings.absolute(article.path)
+    item = {
+        "id": item_id(article, settings),
+        "url": permalink,
+        "title": article.title,
+        "content_html": article_html(article, settings),
+        "summary": article.summary,
+        "date_published": article.date.isoformat(),
+        "date_modified": article.updated.isoformat(),
+        "authors": [{"name": name} for name in article.authors],
+        "tags": list(article.tags),
+    }
+    if article.image is not None:
+        item["image"] = resolve_url(article.image.src, settings.site_url, permalink)
+    if not item["authors"]:
+        del item["authors"]
+    if not item["tags"]:
+        del item["tags"]
+    return item
