@@ -37,6 +37,10 @@ GENERATOR = "feedsvc"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 DCTERMS_NS = "http://purl.org/dc/terms/"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
+# Shown by browsers that open a feed; feed readers ignore the processing instruction.
+FEED_STYLESHEET = "/static/feed.css"
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,22 @@ class FeedSpec:
     articles: Sequence[Article]
     sections: Mapping[str, Section]
     updated: datetime
+    # Further feed-level links as (rel, absolute URL): "hub" (WebSub), "prev-archive" …
+    links: tuple[tuple[str, str], ...] = ()
+    # An archive document (RFC 5005): complete and never changing once published.
+    archive: bool = False
+    # Where this document lives, when not at feed_path(name, fmt) (archives).
+    path_stem: str | None = None
 
 
 def feed_path(name: str, fmt: str) -> str:
     """Return the site path of feed `name` in format `fmt`, e.g. /culture.xml."""
     return f"/{name}.{FORMATS[fmt][0]}"
+
+
+def document_path(spec: FeedSpec, fmt: str) -> str:
+    """Return the site path of the document `spec` describes, in format `fmt`."""
+    return feed_path(spec.path_stem or spec.name, fmt)
 
 
 def media_type(fmt: str) -> str:
@@ -80,16 +95,23 @@ def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     generator = _new_generator(spec, fmt, settings)
     for article in spec.articles:
         _add_item(generator, article, spec.sections[article.section], settings, fmt)
-    if fmt == RSS:
-        return generator.rss_str(pretty=True)
-    return generator.atom_str(pretty=True)
+    document = generator.rss_str(pretty=True) if fmt == RSS else generator.atom_str(pretty=True)
+    return _with_stylesheet(document, settings)
+
+
+def _with_stylesheet(document: bytes, settings: Settings) -> bytes:
+    """Point browsers at a stylesheet that shows the feed as a readable page; readers ignore it."""
+    declaration, newline, rest = document.partition(b"\n")
+    href = escape(settings.absolute(FEED_STYLESHEET))
+    instruction = f'<?xml-stylesheet type="text/css" href="{href}"?>'.encode()
+    return declaration + newline + instruction + newline + rest
 
 
 def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerator:
     generator = FeedGenerator()
     generator.register_extension("lead_image", _MediaNamespace, _LeadImage)
     generator.register_extension("rss_extras", _DublinCoreNamespaces, _RssExtras, atom=False)
-    self_url = settings.absolute(feed_path(spec.name, fmt))
+    self_url = settings.absolute(document_path(spec, fmt))
     generator.id(self_url)
     generator.title(spec.title)
     generator.subtitle(spec.description or spec.title)
@@ -99,6 +121,14 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
     generator.updated(spec.updated)
     generator.lastBuildDate(spec.updated)
     generator.link(href=self_url, rel="self", type=FORMATS[fmt][1])
+    if fmt == ATOM:
+        for rel, href in spec.links:
+            generator.link(href=href, rel=rel)
+    else:  # feedgen drops RSS links other than self; the extension writes them
+        generator.register_extension("channel_links", _ChannelLinks, atom=False)
+        generator.channel_links.set(spec.links, spec.archive)
+    if fmt == ATOM and spec.archive:
+        generator.register_extension("archive_marker", _ArchiveMarker, rss=False)
     # Added last on purpose: feedgen makes the last link the RSS channel <link>.
     generator.link(href=settings.absolute(spec.page_path), rel="alternate", type="text/html")
     return generator
@@ -159,6 +189,40 @@ def _figure_html(image: Image) -> str:
     # Terminal readers (newsboat) show an image's title, not its alt text.
     title = f' title="{alt}"' if alt else ""
     return f'<figure><img src="{escape(image.src)}" alt="{alt}"{title}>{caption}</figure>'
+
+
+class _ChannelLinks(BaseExtension):
+    """Feed-level links in RSS (WebSub hub, RFC 5005 archives) as atom:link elements."""
+
+    def __init__(self):
+        self.links: tuple[tuple[str, str], ...] = ()
+        self.archive = False
+
+    def extend_ns(self):
+        return {"atom": ATOM_NS, "fh": HISTORY_NS}
+
+    def set(self, links: tuple[tuple[str, str], ...], archive: bool):
+        """Record the links to write and whether the document is an archive."""
+        self.links, self.archive = links, archive
+
+    def extend_rss(self, rss_feed):
+        channel = rss_feed[0]
+        for rel, href in self.links:
+            xml_elem(f"{{{ATOM_NS}}}link", channel, rel=rel, href=href)
+        if self.archive:
+            xml_elem(f"{{{HISTORY_NS}}}archive", channel)
+        return rss_feed
+
+
+class _ArchiveMarker(BaseExtension):
+    """Mark an Atom document as an RFC 5005 archive: complete, and never changing."""
+
+    def extend_ns(self):
+        return {"fh": HISTORY_NS}
+
+    def extend_atom(self, atom_feed):
+        xml_elem(f"{{{HISTORY_NS}}}archive", atom_feed)
+        return atom_feed
 
 
 class _MediaNamespace(BaseExtension):
