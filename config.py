@@ -19,3 +19,5 @@ FEED_ITEMS = 50
 FEED_MAX_AGE = 300
 # Pick up edits of the content folder while serving (FEEDSVC_WATCH_CONTENT=false: never).
 WATCH_CONTENT = True
+# WebSub hub (URL) that feeds name and that is pinged when a feed changes; None: no hub.
+WEBSUB_HUB = None

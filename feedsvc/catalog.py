@@ -1,61 +1,208 @@
-"""The feeds a site offers, rendered once per change into precomputed HTTP representations.
+"""The feeds a site offers, each rendered once per change into precomputed HTTP representations.
 
-A feed is re-rendered only when what it holds changed, and its Last-Modified rises with
-every change of its bytes: strictly, by at least a second, since HTTP dates have no finer
-grain and readers such as newsboat drop a 200 whose Last-Modified is not newer.
+Subscription feeds (the site's and each section's) are rendered when a snapshot is built;
+tag, author and archive feeds on first request. A feed's Last-Modified rises with every
+change of its bytes, strictly, by at least a second: HTTP dates have no finer grain, and
+readers such as newsboat drop a 200 whose Last-Modified is not newer than their copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .feeds import ATOM, JSON, RSS, FeedSpec, feed_path, media_type, render_feed
+from .feeds import ATOM, JSON, RSS, FeedSpec, document_path, media_type, render_feed
 from .jsonfeed import render_json_feed
-from .models import Article, Section, Site
+from .models import Article, Site
 from .responses import Representation, build_representation
 from .settings import Settings
+from .slugs import slugify
 
 SITE_FEED = "feed"
+TAGS = "tags"
+AUTHORS = "authors"
 FEED_FORMATS = (RSS, ATOM, JSON)
+# Archive documents change only when old articles do: caches may keep them a day.
+ARCHIVE_MAX_AGE = 86400
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
+class Listing:
+    """A group of articles with its own page and feed: a section, a tag or an author."""
+
+    name: str  # "culture", "tags/music", "authors/zoe-martin"; "feed" for the whole site
+    label: str
+    page_path: str
+    articles: tuple[Article, ...]
+
+
+class ValidatorHistory:
+    """The last body digest and Last-Modified served at each feed path, kept across snapshots."""
+
+    def __init__(self):
+        self._seen: dict[str, tuple[bytes, int]] = {}
+        self._lock = threading.Lock()
+
+    def last_modified(self, path: str, body: bytes, content_time: int) -> int:
+        """Return the Last-Modified for `body` at `path`: unchanged bytes keep theirs."""
+        digest = hashlib.sha256(body).digest()
+        with self._lock:
+            seen = self._seen.get(path)
+            if seen is not None and seen[0] == digest:
+                return seen[1]
+            moment = content_time if seen is None else max(content_time, seen[1] + 1)
+            self._seen[path] = (digest, moment)
+            return moment
+
+
 class FeedEdition:
-    """One feed's spec and its representations (RSS and Atom) keyed by URL path."""
+    """One feed document in every format, rendered on first use and kept for its snapshot."""
 
-    spec: FeedSpec
-    representations: Mapping[str, Representation]
+    def __init__(self, spec: FeedSpec, max_age: int, expires_at: float | None, context):
+        self.spec = spec
+        self.max_age = max_age
+        self.expires_at = expires_at
+        self._settings, self._history = context
+        self._rendered: dict[str, Representation] = {}
+        self._lock = threading.Lock()
+
+    def paths(self) -> dict[str, str]:
+        """Map each format's URL path to the format."""
+        return {document_path(self.spec, fmt): fmt for fmt in FEED_FORMATS}
+
+    def inherit(self, previous: FeedEdition) -> None:
+        """Reuse what an edition with the same spec already rendered."""
+        for fmt, rep in previous._rendered.items():
+            self._rendered[fmt] = _with_expiry(rep, self.expires_at)
+
+    def rendered(self) -> dict[str, Representation]:
+        """Return the representations rendered so far, by format."""
+        return dict(self._rendered)
+
+    def representation(self, fmt: str) -> Representation:
+        """Return the document in `fmt`, rendering it the first time."""
+        rep = self._rendered.get(fmt)
+        if rep is None:
+            with self._lock:
+                rep = self._rendered.get(fmt) or self._render(fmt)
+                self._rendered[fmt] = rep
+        return rep
+
+    def _render(self, fmt: str) -> Representation:
+        settings, spec = self._settings, self.spec
+        body = render_json_feed(spec, settings) if fmt == JSON else render_feed(spec, fmt, settings)
+        path = document_path(spec, fmt)
+        last_modified = self._history.last_modified(path, body, content_last_modified(spec))
+        headers = ()
+        if spec.hub:
+            self_url = settings.absolute(path)
+            headers = (("Link", f'<{spec.hub}>; rel="hub", <{self_url}>; rel="self"'),)
+        return build_representation(
+            body, media_type(fmt), last_modified, self.max_age, self.expires_at, headers
+        )
 
 
-def feed_specs(site: Site, now: datetime, settings: Settings) -> dict[str, FeedSpec]:
-    """Describe every feed of the site at time `now`: the whole site's, then each section's."""
-    published = site.published(now)
-    by_section: dict[str, list[Article]] = {slug: [] for slug in site.sections}
+def listings(
+    site: Site, published: list[Article], slug_of: Callable[[str], str] = slugify
+) -> dict[str, Listing]:
+    """Group the published articles: the whole site, each section, each tag, each author.
+
+    `slug_of` turns a tag or author name into its URL slug; a store passes a memoised one.
+    """
+    groups = {SITE_FEED: Listing(SITE_FEED, "", "/", tuple(published))}
+    members: dict[str, list[Article]] = {slug: [] for slug in site.sections}
+    labels: dict[str, str] = {}
     for article in published:
-        by_section[article.section].append(article)
-    feeds = [(SITE_FEED, settings.site_title, settings.site_description, "/", published)]
-    for slug, section in site.sections.items():
-        title = f"{section.title} — {settings.site_title}"
-        description = section.description or settings.site_description
-        feeds.append((slug, title, description, section.path, by_section[slug]))
-    return {
-        name: FeedSpec(
+        members[article.section].append(article)
+        for kind, values in ((TAGS, article.tags), (AUTHORS, article.authors)):
+            for value in values:
+                slug = slug_of(value)
+                if slug:
+                    name = f"{kind}/{slug}"
+                    labels.setdefault(name, value)  # the newest article's spelling
+                    group = members.setdefault(name, [])
+                    if not group or group[-1] is not article:
+                        group.append(article)
+    for name, articles in members.items():
+        label = labels.get(name) or site.sections[name].title
+        groups[name] = Listing(name, label, f"/{name}/", tuple(articles))
+    return groups
+
+
+def feed_specs(
+    site: Site, groups: Mapping[str, Listing], now: datetime, settings: Settings
+) -> dict[str, FeedSpec]:
+    """Describe every feed document: subscription feeds, their archives, tag and author feeds."""
+    hub = settings.websub_hub or None
+    specs = {}
+    for name, group in groups.items():
+        title, description = _title_and_description(site, group, settings)
+        latest = group.articles[: settings.feed_items]
+        base = FeedSpec(
             name=name,
             title=title,
             description=description,
-            page_path=page_path,
-            articles=tuple(articles[: settings.feed_items]),
+            page_path=group.page_path,
+            articles=latest,
             sections=site.sections,
             # An empty feed takes the site's newest date, so it stays stable yet plausible.
-            updated=_newest_update(articles[: settings.feed_items] or published),
+            updated=_newest_update(latest or groups[SITE_FEED].articles),
+            hub=hub,
         )
-        for name, title, description, page_path, articles in feeds
-    }
+        if name.startswith((TAGS + "/", AUTHORS + "/")):
+            specs[name] = base
+        else:
+            specs.update(_with_archives(base, group.articles, settings.feed_items))
+    return specs
+
+
+def _title_and_description(site: Site, group: Listing, settings: Settings) -> tuple[str, str]:
+    if group.name == SITE_FEED:
+        return settings.site_title, settings.site_description
+    if group.name in site.sections:
+        section = site.sections[group.name]
+        description = section.description or settings.site_description
+        return f"{section.title} — {settings.site_title}", description
+    if group.name.startswith(TAGS + "/"):
+        return f"{group.label} — {settings.site_title}", f"Articles tagged “{group.label}”."
+    return f"{group.label} — {settings.site_title}", f"Articles by {group.label}."
+
+
+def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> dict:
+    """Split a feed's history into RFC 5005 archive pages of `size` items, oldest first.
+
+    Only full pages are archives, so each keeps its items as newer articles arrive; the
+    subscription feed holds the newest items, including those of the page still filling.
+    """
+    full_pages = len(articles) // size if len(articles) > size else 0
+    oldest_first = articles[::-1]
+    stem = f"{base.name}/archive"
+    specs = {}
+    for number in range(1, full_pages + 1):
+        page = oldest_first[(number - 1) * size : number * size][::-1]
+        links = [("current", base.name)]
+        if number > 1:
+            links.append(("prev-archive", f"{stem}/{number - 1}"))
+        if number < full_pages:
+            links.append(("next-archive", f"{stem}/{number + 1}"))
+        specs[f"{stem}/{number}"] = replace(
+            base,
+            articles=page,
+            updated=_newest_update(page),
+            archive_links=tuple(links),
+            archive=True,
+            path_stem=f"{stem}/{number}",
+        )
+    if full_pages:
+        base = replace(base, archive_links=(("prev-archive", f"{stem}/{full_pages}"),))
+    return {base.name: base, **specs}
 
 
 def next_releases(site: Site, now: datetime) -> dict[str, float]:
@@ -64,75 +211,71 @@ def next_releases(site: Site, now: datetime) -> dict[str, float]:
     for article in site.articles:
         if article.date > now:
             moment = article.date.timestamp()
-            for name in (SITE_FEED, article.section):
+            names = [SITE_FEED, article.section]
+            names += [f"{TAGS}/{slugify(tag)}" for tag in article.tags]
+            names += [f"{AUTHORS}/{slugify(author)}" for author in article.authors]
+            for name in names:
                 releases[name] = min(releases.get(name, math.inf), moment)
     return releases
 
 
-def render_editions(
+def build_editions(
     specs: Mapping[str, FeedSpec],
     previous: Mapping[str, FeedEdition],
     releases: Mapping[str, float],
-    now: float,
     settings: Settings,
+    history: ValidatorHistory,
 ) -> dict[str, FeedEdition]:
-    """Render the feeds whose spec changed; keep the others' bytes and validators."""
+    """Make the snapshot's editions, keeping what an unchanged spec already rendered."""
     editions = {}
     for name, spec in specs.items():
+        max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
+        expires_at = None if spec.archive else releases.get(name)
+        edition = FeedEdition(spec, max_age, expires_at, (settings, history))
         before = previous.get(name)
-        expires_at = releases.get(name)
         if before is not None and before.spec == spec:
-            representations = {
-                path: _with_expiry(rep, expires_at) for path, rep in before.representations.items()
-            }
-        else:
-            old = before.representations if before is not None else {}
-            representations = {
-                feed_path(name, fmt): _represent(spec, fmt, old, expires_at, now, settings)
-                for fmt in FEED_FORMATS
-            }
-        editions[name] = FeedEdition(spec, representations)
+            edition.inherit(before)
+        editions[name] = edition
     return editions
 
 
-def _represent(
-    spec: FeedSpec,
-    fmt: str,
-    old: Mapping[str, Representation],
-    expires_at: float | None,
-    now: float,
-    settings: Settings,
-) -> Representation:
-    path = feed_path(spec.name, fmt)
-    body = render_json_feed(spec, settings) if fmt == JSON else render_feed(spec, fmt, settings)
-    before = old.get(path)
-    if before is not None and before.variants["identity"].body == body:
-        return _with_expiry(before, expires_at)
-    last_modified = content_last_modified(spec, now)
-    if before is not None:
-        last_modified = max(last_modified, before.last_modified + 1)
-    return build_representation(
-        body, media_type(fmt), last_modified, settings.feed_max_age, expires_at
-    )
+def is_subscription(name: str) -> bool:
+    """Tell whether feed `name` is rendered eagerly: the site's and the sections' feeds."""
+    return not name.startswith((TAGS + "/", AUTHORS + "/")) and "/archive/" not in name
 
 
-def _with_expiry(rep: Representation, expires_at: float | None) -> Representation:
-    return rep if rep.expires_at == expires_at else replace(rep, expires_at=expires_at)
+def changed_feeds(
+    editions: Mapping[str, FeedEdition], previous: Mapping[str, FeedEdition]
+) -> list[str]:
+    """Return the names of subscribable feeds whose content changed since `previous`."""
+    return [
+        name
+        for name, edition in editions.items()
+        if not edition.spec.archive
+        and (name not in previous or previous[name].spec != edition.spec)
+    ]
 
 
-def content_last_modified(spec: FeedSpec, now: float) -> int:
+def content_last_modified(spec: FeedSpec) -> int:
     """Return when the feed's content last changed: items, their files and section folders.
 
     Folder times catch deletions, file times catch edits that leave `updated` alone; all
     are the same in every worker process, so workers agree without talking to each other.
     """
-    sections: Iterable[Section] = (
-        spec.sections.values() if spec.name == SITE_FEED else [spec.sections[spec.name]]
-    )
+    if spec.name == SITE_FEED:
+        sections: Iterable = spec.sections.values()
+    elif spec.name in spec.sections:
+        sections = [spec.sections[spec.name]]
+    else:
+        sections = {spec.sections[a.section] for a in spec.articles if a.section in spec.sections}
     moments = [spec.updated.timestamp()]
     moments += [section.file_mtime for section in sections]
     moments += [article.file_mtime for article in spec.articles]
-    return int(min(max(moments), now))
+    return int(min(max(moments), time.time()))
+
+
+def _with_expiry(rep: Representation, expires_at: float | None) -> Representation:
+    return rep if rep.expires_at == expires_at else replace(rep, expires_at=expires_at)
 
 
 def _newest_update(articles: Iterable[Article]) -> datetime:

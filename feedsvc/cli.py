@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
-import unicodedata
 from datetime import datetime
 from pathlib import Path
 
@@ -20,13 +18,10 @@ from .loader import RESERVED_SLUGS, load_site
 from .models import ContentError, Site
 from .parsing import SLUG
 from .settings import Settings
+from .slugs import slugify
 
 # Below this many files a check is quick enough that a progress bar is only noise.
 PROGRESS_MIN_FILES = 500
-MAX_SLUG_LENGTH = 80
-# Latin letters NFKD does not split into an ASCII base letter and an accent.
-_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def init_app(app: Flask) -> None:
@@ -144,18 +139,6 @@ def check_section_name(section: str) -> None:
         raise click.BadParameter(
             f"{section!r} is reserved for a fixed URL of the site", param_hint="SECTION"
         )
-
-
-def slugify(title: str) -> str:
-    """Derive a file-name slug from a title: ASCII letters and digits joined by hyphens."""
-    text = unicodedata.normalize("NFKD", title.lower().translate(_LETTERS))
-    # Typographic apostrophes vanish with the accents; plain ones must too: "don't" -> "dont".
-    text = text.encode("ascii", "ignore").decode("ascii").replace("'", "")
-    slug = _NOT_ALNUM.sub("-", text).strip("-")
-    if len(slug) > MAX_SLUG_LENGTH:  # cut long titles at a word boundary where there is one
-        cut = slug[: MAX_SLUG_LENGTH + 1]
-        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut[:MAX_SLUG_LENGTH]
-    return slug
 
 
 def write_new_file(path: Path, text: str) -> None:

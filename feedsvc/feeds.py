@@ -54,12 +54,21 @@ class FeedSpec:
     articles: Sequence[Article]
     sections: Mapping[str, Section]
     updated: datetime
-    # Further feed-level links as (rel, absolute URL): "hub" (WebSub), "prev-archive" …
-    links: tuple[tuple[str, str], ...] = ()
-    # An archive document (RFC 5005): complete and never changing once published.
+    # The WebSub hub that readers may subscribe through, if any.
+    hub: str | None = None
+    # RFC 5005 links as (rel, path stem): ("prev-archive", "culture/archive/3"), …
+    archive_links: tuple[tuple[str, str], ...] = ()
+    # An archive document (RFC 5005): it holds a fixed page of older items.
     archive: bool = False
     # Where this document lives, when not at feed_path(name, fmt) (archives).
     path_stem: str | None = None
+
+
+def feed_links(spec: FeedSpec, fmt: str, settings: Settings) -> list[tuple[str, str]]:
+    """Return the document's feed-level links (rel, absolute URL) beyond self and alternate."""
+    links = [("hub", spec.hub)] if spec.hub else []
+    links += [(rel, settings.absolute(feed_path(stem, fmt))) for rel, stem in spec.archive_links]
+    return links
 
 
 def feed_path(name: str, fmt: str) -> str:
@@ -121,12 +130,13 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
     generator.updated(spec.updated)
     generator.lastBuildDate(spec.updated)
     generator.link(href=self_url, rel="self", type=FORMATS[fmt][1])
+    links = feed_links(spec, fmt, settings)
     if fmt == ATOM:
-        for rel, href in spec.links:
+        for rel, href in links:
             generator.link(href=href, rel=rel)
     else:  # feedgen drops RSS links other than self; the extension writes them
         generator.register_extension("channel_links", _ChannelLinks, atom=False)
-        generator.channel_links.set(spec.links, spec.archive)
+        generator.channel_links.set(tuple(links), spec.archive)
     if fmt == ATOM and spec.archive:
         generator.register_extension("archive_marker", _ArchiveMarker, rss=False)
     # Added last on purpose: feedgen makes the last link the RSS channel <link>.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from .feeds import JSON, FeedSpec, article_html, feed_path, item_id
+from .feeds import JSON, FeedSpec, article_html, document_path, feed_path, item_id
 from .markup import resolve_url
 from .models import Article
 from .settings import Settings
@@ -16,20 +16,23 @@ from .settings import Settings
 VERSION = "https://jsonfeed.org/version/1.1"
 
 
-def render_json_feed(spec: FeedSpec, settings: Settings, hubs: tuple[str, ...] = ()) -> bytes:
+def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
     """Render a JSON Feed document as UTF-8 bytes that depend only on content and settings."""
     document = {
         "version": VERSION,
         "title": spec.title,
         "home_page_url": settings.absolute(spec.page_path),
-        "feed_url": settings.absolute(feed_path(spec.name, JSON)),
+        "feed_url": settings.absolute(document_path(spec, JSON)),
         "description": spec.description,
         "language": settings.language,
         "authors": [{"name": settings.site_author}] if settings.site_author else [],
         "items": [_item(article, settings) for article in spec.articles],
     }
-    if hubs:
-        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in hubs]
+    if spec.hub:
+        document["hubs"] = [{"type": "WebSub", "url": spec.hub}]
+    older = dict(spec.archive_links).get("prev-archive")
+    if older:  # JSON Feed pages through older items with next_url
+        document["next_url"] = settings.absolute(feed_path(older, JSON))
     if not document["authors"]:
         del document["authors"]
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")

@@ -24,6 +24,7 @@ class Settings:
     feed_items: int
     feed_max_age: int
     watch_content: bool = True
+    websub_hub: str = ""
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -43,6 +44,7 @@ class Settings:
             feed_items=feed_items,
             feed_max_age=feed_max_age,
             watch_content=bool(config.get("WATCH_CONTENT", True)),
+            websub_hub=str(config.get("WEBSUB_HUB") or ""),
         )
 
     def absolute(self, path: str) -> str:

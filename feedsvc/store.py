@@ -15,7 +15,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .catalog import FeedEdition, feed_specs, next_releases, render_editions
+from .catalog import (
+    FEED_FORMATS,
+    SITE_FEED,
+    FeedEdition,
+    Listing,
+    ValidatorHistory,
+    build_editions,
+    changed_feeds,
+    content_last_modified,
+    feed_specs,
+    is_subscription,
+    listings,
+    next_releases,
+)
+from .feeds import FeedSpec
 from .loader import (
     MEDIA_DIR,
     FileState,
@@ -27,8 +41,10 @@ from .loader import (
     with_new_media,
 )
 from .models import Article, ContentError, Site
-from .responses import Representation
+from .opml import OPML_PATH, OPML_TYPE, render_opml
+from .responses import Representation, build_representation
 from .settings import Settings
+from .slugs import slugify
 
 log = logging.getLogger(__name__)
 
@@ -65,46 +81,54 @@ class PageCache:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The site as published at one moment, with its feeds rendered and pages cached."""
+    """The site as published at one moment, with its feeds and pages as they are then."""
 
     site: Site
     as_of: datetime
+    listings: Mapping[str, Listing]
     editions: Mapping[str, FeedEdition]
+    # Documents about the feeds themselves, such as /feeds.opml.
+    documents: Mapping[str, Representation]
     # When the next scheduled article goes live; the snapshot is stale from then on.
     next_release: float | None
-    feeds: Mapping[str, Representation] = field(init=False, repr=False)
     pages: PageCache = field(default_factory=PageCache, compare=False, repr=False)
-
-    _published: Mapping[str | None, tuple[Article, ...]] = field(init=False, repr=False)
+    _feed_paths: Mapping[str, tuple[FeedEdition, str]] = field(init=False, repr=False)
 
     def __post_init__(self):
-        feeds = {p: r for e in self.editions.values() for p, r in e.representations.items()}
-        object.__setattr__(self, "feeds", feeds)
-        everything = tuple(self.site.published(self.as_of))
-        published: dict[str | None, list[Article]] = {slug: [] for slug in self.site.sections}
-        for article in everything:
-            published[article.section].append(article)
-        lists = {slug: tuple(articles) for slug, articles in published.items()}
-        object.__setattr__(self, "_published", {None: everything, **lists})
+        paths = {
+            path: (edition, fmt)
+            for edition in self.editions.values()
+            for path, fmt in edition.paths().items()
+        }
+        object.__setattr__(self, "_feed_paths", paths)
 
-    def published(self, section: str | None = None) -> tuple[Article, ...]:
-        """Return the articles visible in this snapshot, newest first; computed once."""
-        return self._published.get(section, ())
+    def published(self, listing: str | None = None) -> tuple[Article, ...]:
+        """Return the published articles of the site, a section, a tag or an author."""
+        group = self.listings.get(listing or SITE_FEED)
+        return group.articles if group is not None else ()
 
     def find(self, section: str, slug: str) -> Article | None:
         """Return the article at /section/slug/ if this snapshot publishes it."""
         return self.site.find(section, slug, self.as_of)
 
+    def feed(self, path: str) -> Representation | None:
+        """Return the feed document at a URL path, rendering it on first use."""
+        entry = self._feed_paths.get(path)
+        return entry[0].representation(entry[1]) if entry is not None else None
+
     def lookup(self, path: str) -> Representation | None:
-        """Return the precomputed response for a URL path: a feed, or a page rendered before."""
-        return self.feeds.get(path) or self.pages.get(path)
+        """Return the precomputed response for a URL path: a feed, a document or a page."""
+        return self.feed(path) or self.documents.get(path) or self.pages.get(path)
 
 
 class ContentStore:
     """The one place an app gets content from; kept in app.extensions, never global."""
 
-    def __init__(self, settings: Settings, watcher_factory: Callable | None = None):
+    def __init__(self, settings: Settings, watcher_factory: Callable | None = None, notifier=None):
         self.settings = settings
+        self._history = ValidatorHistory()
+        self._slugs: dict[str, str] = {}
+        self._notifier = notifier
         self._context = parse_context(settings)
         self._refresh_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -148,10 +172,12 @@ class ContentStore:
         return self._snapshot
 
     def close(self) -> None:
-        """Stop watching the content folder."""
+        """Stop watching the content folder and pinging the hub."""
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._notifier is not None:
+            self._notifier.close()
 
     def refresh(self, changed: Iterable[str] | None = None) -> Snapshot:
         """Re-read `changed` paths (relative to the content folder; None: check every file)."""
@@ -198,19 +224,44 @@ class ContentStore:
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
         now = datetime.now(UTC)
-        specs = feed_specs(site, now, self.settings)
+        groups = listings(site, site.published(now), self._slug_of)
+        specs = feed_specs(site, groups, now, self.settings)
         releases = next_releases(site, now)
         previous = before.editions if before is not None else {}
-        editions = render_editions(specs, previous, releases, now.timestamp(), self.settings)
-        newest = max(
-            (rep.last_modified for e in editions.values() for rep in e.representations.values()),
-            default=0,
-        )
+        editions = build_editions(specs, previous, releases, self.settings, self._history)
+        eager = [
+            edition.representation(fmt)
+            for name, edition in editions.items()
+            if is_subscription(name)
+            for fmt in FEED_FORMATS
+        ]
+        documents = {OPML_PATH: self._opml(groups, specs[SITE_FEED])}
+        newest = max(rep.last_modified for rep in [*eager, *documents.values()])
         wait = newest - time.time()
         if wait > 0:  # a second change within one second: its Last-Modified is next second
             time.sleep(wait)
+        if before is not None and self._notifier is not None:
+            self._notify(changed_feeds(editions, previous), editions)
         next_release = min(releases.values(), default=None)
-        return Snapshot(site, now, editions, next_release)
+        return Snapshot(site, now, groups, editions, documents, next_release)
+
+    def _slug_of(self, name: str) -> str:
+        """Return the URL slug of a tag or author name, computed once per name."""
+        slug = self._slugs.get(name)
+        if slug is None:
+            slug = self._slugs[name] = slugify(name)
+        return slug
+
+    def _opml(self, groups: Mapping[str, Listing], site_feed: FeedSpec) -> Representation:
+        body = render_opml(groups.values(), self.settings)
+        content_time = content_last_modified(site_feed)
+        last_modified = self._history.last_modified(OPML_PATH, body, content_time)
+        return build_representation(body, OPML_TYPE, last_modified, self.settings.feed_max_age)
+
+    def _notify(self, names: list[str], editions: Mapping[str, FeedEdition]) -> None:
+        urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
+        if urls:
+            self._notifier.notify(urls)
 
 
 def _log_problem_changes(before: Iterable[ContentError], after: Iterable[ContentError]) -> None:

@@ -27,7 +27,9 @@ from .catalog import SITE_FEED
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .loader import MEDIA_DIR
 from .models import Article
+from .opml import OPML_PATH
 from .responses import Representation, build_representation, respond
+from .slugs import slugify
 from .store import ContentStore, Snapshot
 
 bp = Blueprint("site", __name__)
@@ -74,6 +76,12 @@ def site_context() -> dict:
         "sections": list(site.sections.values()),
         "sections_by_slug": site.sections,
     }
+
+
+@bp.app_template_filter("slug")
+def slug_filter(text: str) -> str:
+    """Return the URL slug of a tag or author name."""
+    return slugify(text)
 
 
 @bp.app_template_filter("long_date")
@@ -123,22 +131,49 @@ def home():
     return _page(html, latest, folders)
 
 
+def _one_page(articles: tuple[Article, ...], page: int) -> tuple[tuple[Article, ...], int]:
+    """Return page `page` of a listing and the number of pages; 404 past the last one."""
+    pages = max(1, -(-len(articles) // SECTION_PAGE_SIZE))
+    if page > pages:
+        abort(404)
+    return articles[(page - 1) * SECTION_PAGE_SIZE : page * SECTION_PAGE_SIZE], pages
+
+
 @bp.get("/<section>/", defaults={"page": 1})
 @bp.get("/<section>/page/<int(min=2):page>/")
 def section_page(section: str, page: int):
     """Show one section's articles, newest first, SECTION_PAGE_SIZE to a page."""
     snapshot = get_snapshot()
     info = snapshot.site.sections.get(section) or abort(404)
-    published = snapshot.published(section)
-    pages = max(1, -(-len(published) // SECTION_PAGE_SIZE))
-    if page > pages:
-        abort(404)
-    articles = published[(page - 1) * SECTION_PAGE_SIZE : page * SECTION_PAGE_SIZE]
+    articles, pages = _one_page(snapshot.published(section), page)
     feeds = feed_links(section, info.title) + feed_links(SITE_FEED, get_store().settings.site_title)
     html = render_template(
         "section.html", section=info, articles=articles, feeds=feeds, page=page, pages=pages
     )
     return _page(html, articles, info.file_mtime)
+
+
+@bp.get("/tags/<slug>/", defaults={"kind": "tags", "page": 1})
+@bp.get("/tags/<slug>/page/<int(min=2):page>/", defaults={"kind": "tags"})
+@bp.get("/authors/<slug>/", defaults={"kind": "authors", "page": 1})
+@bp.get("/authors/<slug>/page/<int(min=2):page>/", defaults={"kind": "authors"})
+def listing_page(kind: str, slug: str, page: int):
+    """Show the articles of one tag or one author, newest first."""
+    snapshot = get_snapshot()
+    listing = snapshot.listings.get(f"{kind}/{slug}") or abort(404)
+    articles, pages = _one_page(listing.articles, page)
+    feeds = feed_links(listing.name, listing.label)
+    feeds += feed_links(SITE_FEED, get_store().settings.site_title)
+    html = render_template(
+        "listing.html",
+        kind=kind,
+        listing=listing,
+        articles=articles,
+        feeds=feeds,
+        page=page,
+        pages=pages,
+    )
+    return _page(html, articles)
 
 
 @bp.get("/<section>/<slug>/")
@@ -157,7 +192,7 @@ def article_page(section: str, slug: str):
 @bp.get("/<name>.json", defaults={"fmt": JSON})
 def feed(name: str, fmt: str):
     """Serve a section's feed, or the whole site's as /feed.xml, /feed.atom and /feed.json."""
-    rep = get_snapshot().feeds.get(feed_path(name, fmt)) or abort(404)
+    rep = get_snapshot().feed(feed_path(name, fmt)) or abort(404)
     return _answer(rep)
 
 
@@ -212,3 +247,10 @@ def error_page(error):
     """Answer errors with a small page, never a stack trace."""
     html = render_template("error.html", error=error, feeds=feed_links(SITE_FEED, "All articles"))
     return html, error.code
+
+
+@bp.get("/feeds.opml")
+def opml():
+    """Serve the list of every feed, for readers that import OPML."""
+    rep = get_snapshot().documents.get(OPML_PATH) or abort(404)
+    return _answer(rep)

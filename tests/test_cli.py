@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from feedsvc import PROJECT_ROOT, cli
+from feedsvc import PROJECT_ROOT, cli, slugs
 from feedsvc.loader import load_site
 from feedsvc.parsing import KNOWN_FIELDS, ParseContext, parse_article
 from tests.conftest import article_text
@@ -221,14 +221,14 @@ def test_new_quotes_awkward_titles_as_valid_yaml(runner, content_dir, title):
     ],
 )
 def test_slugify_folds_accents_and_joins_words_with_hyphens(title, slug):
-    assert cli.slugify(title) == slug
+    assert slugs.slugify(title) == slug
 
 
 def test_slugify_cuts_long_titles_at_a_word_boundary():
-    slug = cli.slugify("word " * 40)
-    assert len(slug) <= cli.MAX_SLUG_LENGTH
+    slug = slugs.slugify("word " * 40)
+    assert len(slug) <= slugs.MAX_SLUG_LENGTH
     assert slug == "-".join(["word"] * 16)
-    assert cli.slugify("x" * 200) == "x" * cli.MAX_SLUG_LENGTH
+    assert slugs.slugify("x" * 200) == "x" * slugs.MAX_SLUG_LENGTH
 
 
 @pytest.mark.parametrize("title", ["!!!", "“”", "日本語", " "])

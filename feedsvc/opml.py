@@ -1,0 +1,42 @@
+"""OPML: every feed of the site in one file, so a reader can subscribe to all in one import."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+from .catalog import AUTHORS, SITE_FEED, TAGS, Listing
+from .feeds import RSS, feed_path
+from .settings import Settings
+
+OPML_PATH = "/feeds.opml"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+
+
+def render_opml(groups: Iterable[Listing], settings: Settings) -> bytes:
+    """Render an OPML 2.0 outline: the site feed, then sections, tags and authors."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = f"{settings.site_title}: all feeds"
+    ET.SubElement(head, "ownerName").text = settings.site_author or settings.site_title
+    body = ET.SubElement(opml, "body")
+    folders = {
+        "": body,
+        TAGS: ET.Element("outline", text="Tags", title="Tags"),
+        AUTHORS: ET.Element("outline", text="Authors", title="Authors"),
+    }
+    for group in groups:
+        kind = group.name.split("/", 1)[0] if "/" in group.name else ""
+        title = settings.site_title if group.name == SITE_FEED else group.label
+        ET.SubElement(
+            folders[kind],
+            "outline",
+            type="rss",
+            text=title,
+            title=title,
+            xmlUrl=settings.absolute(feed_path(group.name, RSS)),
+            htmlUrl=settings.absolute(group.page_path),
+        )
+    body.extend(folder for kind, folder in folders.items() if kind and len(folder))
+    ET.indent(opml)
+    return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
