@@ -21,6 +21,7 @@ from flask import (
     request,
     send_file,
 )
+from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
 from .catalog import SITE_FEED
@@ -33,6 +34,16 @@ from .slugs import slugify
 from .store import ContentStore, Snapshot
 
 bp = Blueprint("site", __name__)
+
+
+class SlugConverter(BaseConverter):
+    """Match a tag or author slug only, so /tags/x.xml is a feed, never a page to redirect."""
+
+    regex = r"[a-z0-9-]+"
+
+
+# Recorded before any route, so the converter exists when the routes are added.
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("slug", SlugConverter))
 
 HOME_ARTICLES = 20
 SECTION_PAGE_SIZE = 50
@@ -153,10 +164,10 @@ def section_page(section: str, page: int):
     return _page(html, articles, info.file_mtime)
 
 
-@bp.get("/tags/<slug>/", defaults={"kind": "tags", "page": 1})
-@bp.get("/tags/<slug>/page/<int(min=2):page>/", defaults={"kind": "tags"})
-@bp.get("/authors/<slug>/", defaults={"kind": "authors", "page": 1})
-@bp.get("/authors/<slug>/page/<int(min=2):page>/", defaults={"kind": "authors"})
+@bp.get("/tags/<slug:slug>/", defaults={"kind": "tags", "page": 1})
+@bp.get("/tags/<slug:slug>/page/<int(min=2):page>/", defaults={"kind": "tags"})
+@bp.get("/authors/<slug:slug>/", defaults={"kind": "authors", "page": 1})
+@bp.get("/authors/<slug:slug>/page/<int(min=2):page>/", defaults={"kind": "authors"})
 def listing_page(kind: str, slug: str, page: int):
     """Show the articles of one tag or one author, newest first."""
     snapshot = get_snapshot()
@@ -187,9 +198,9 @@ def article_page(section: str, slug: str):
     return _page(html, [article])
 
 
-@bp.get("/<name>.xml", defaults={"fmt": RSS})
-@bp.get("/<name>.atom", defaults={"fmt": ATOM})
-@bp.get("/<name>.json", defaults={"fmt": JSON})
+@bp.get("/<path:name>.xml", defaults={"fmt": RSS})
+@bp.get("/<path:name>.atom", defaults={"fmt": ATOM})
+@bp.get("/<path:name>.json", defaults={"fmt": JSON})
 def feed(name: str, fmt: str):
     """Serve a section's feed, or the whole site's as /feed.xml, /feed.atom and /feed.json."""
     rep = get_snapshot().feed(feed_path(name, fmt)) or abort(404)
