@@ -12,6 +12,7 @@ from .fastpath import FastPath
 from .settings import Settings
 from .store import ContentStore
 from .watcher import ContentWatcher
+from .websub import HubNotifier
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +31,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     settings = Settings.from_config(app.config)
-    store = ContentStore(settings, ContentWatcher if settings.watch_content else None)
+    notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
+    store = ContentStore(settings, ContentWatcher if settings.watch_content else None, notifier)
     app.extensions["feedsvc"] = store
     app.register_blueprint(views.bp)
     app.wsgi_app = FastPath(app.wsgi_app, store)

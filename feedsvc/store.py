@@ -187,6 +187,9 @@ class ContentStore:
             snapshot = self._publish(site, before)
             _log_problem_changes(before.site.problems if before else (), site.problems)
             self._snapshot = snapshot
+            # Pinged only after the swap, so the hub fetches the new bytes.
+            if before is not None and self._notifier is not None:
+                self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
             return snapshot
 
     def _read(self, changed: Iterable[str] | None) -> Site:
@@ -240,8 +243,6 @@ class ContentStore:
         wait = newest - time.time()
         if wait > 0:  # a second change within one second: its Last-Modified is next second
             time.sleep(wait)
-        if before is not None and self._notifier is not None:
-            self._notify(changed_feeds(editions, previous), editions)
         next_release = min(releases.values(), default=None)
         return Snapshot(site, now, groups, editions, documents, next_release)
 
@@ -258,7 +259,9 @@ class ContentStore:
         last_modified = self._history.last_modified(OPML_PATH, body, content_time)
         return build_representation(body, OPML_TYPE, last_modified, self.settings.feed_max_age)
 
-    def _notify(self, names: list[str], editions: Mapping[str, FeedEdition]) -> None:
+    def _notify(self, names: list[str], snapshot: Snapshot) -> None:
+        """Tell the WebSub hub which feeds changed; the notifier pings in the background."""
+        editions = snapshot.editions
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)
