@@ -27,6 +27,8 @@ SITE_FEED = "feed"
 TAGS = "tags"
 AUTHORS = "authors"
 FEED_FORMATS = (RSS, ATOM, JSON)
+# What browsers get for RSS and Atom, so they apply the feed's stylesheet.
+BROWSER_FEED_TYPE = "application/xml; charset=utf-8"
 # Archive documents change only when old articles do: caches may keep them a day.
 ARCHIVE_MAX_AGE = 86400
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
@@ -105,7 +107,13 @@ class FeedEdition:
             self_url = settings.absolute(path)
             headers = (("Link", f'<{spec.hub}>; rel="hub", <{self_url}>; rel="self"'),)
         return build_representation(
-            body, media_type(fmt), last_modified, self.max_age, self.expires_at, headers
+            body,
+            media_type(fmt),
+            last_modified,
+            self.max_age,
+            self.expires_at,
+            headers,
+            None if fmt == JSON else BROWSER_FEED_TYPE,
         )
 
 

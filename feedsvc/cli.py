@@ -14,6 +14,7 @@ import yaml
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .freeze import freeze_command
 from .loader import RESERVED_SLUGS, load_site
 from .models import ContentError, Site
 from .parsing import SLUG
@@ -28,6 +29,7 @@ def init_app(app: Flask) -> None:
     """Register feedsvc's commands with the app's `flask` command line."""
     app.cli.add_command(check_command)
     app.cli.add_command(new_command)
+    app.cli.add_command(freeze_command)
 
 
 @click.command("check")

@@ -29,6 +29,8 @@ GZIP_LEVEL = 6
 BROTLI_QUALITY = 8
 ETAG_SUFFIXES = MappingProxyType({IDENTITY: "", GZIP: "-gz", BROTLI: "-br"})
 ALLOWED_METHODS = ("GET", "HEAD")
+BROWSER_ETAG_SUFFIX = "-x"
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
 
 _CODING_ALIASES = MappingProxyType({"x-gzip": GZIP})
 # Lenient qvalue: plain decimals only (no sign, exponent or "_"); values above 1 are capped.
@@ -76,8 +78,12 @@ class Representation:
     max_age: int
     expires_at: float | None = None
     extra_headers: tuple[Header, ...] = ()
+    # Sent instead of content_type to browsers: they show application/rss+xml as bare
+    # text, but style application/xml with the document's stylesheet.
+    browser_content_type: str | None = None
     last_modified_http: str = field(init=False, repr=False, compare=False)
     _prepared: Mapping[str, _Prepared] = field(init=False, repr=False, compare=False)
+    _for_browsers: Mapping[str, _Prepared] | None = field(init=False, repr=False, compare=False)
     _tail: tuple[Header, ...] = field(init=False, repr=False, compare=False)
     _static_cache_control: Header | None = field(init=False, repr=False, compare=False)
 
@@ -98,12 +104,30 @@ class Representation:
             coding: _prepare(coding, variant, self.content_type, last_modified_http)
             for coding, variant in variants.items()
         }
+        for_browsers = None
+        vary = "Accept-Encoding"
+        if self.browser_content_type is not None:
+            _check_header_value("Content-Type", self.browser_content_type)
+            vary = "Accept-Encoding, Accept"
+            for_browsers = MappingProxyType(
+                {
+                    coding: _prepare(
+                        coding,
+                        # Another media type is another representation: another ETag.
+                        Variant(variant.body, variant.etag[:-1] + BROWSER_ETAG_SUFFIX + '"'),
+                        self.browser_content_type,
+                        last_modified_http,
+                    )
+                    for coding, variant in variants.items()
+                }
+            )
         setter = object.__setattr__
         setter(self, "variants", MappingProxyType(variants))
         setter(self, "extra_headers", extras)
         setter(self, "last_modified_http", last_modified_http)
         setter(self, "_prepared", MappingProxyType(prepared))
-        setter(self, "_tail", (("Vary", "Accept-Encoding"), *extras))
+        setter(self, "_for_browsers", for_browsers)
+        setter(self, "_tail", (("Vary", vary), *extras))
         setter(self, "_static_cache_control", static)
 
 
@@ -157,6 +181,7 @@ def build_representation(
     max_age: int,
     expires_at: float | None = None,
     extra_headers: Iterable[Header] = (),
+    browser_content_type: str | None = None,
 ) -> Representation:
     """Compress `body` once and derive its ETags, so serving it never hashes or compresses."""
     started = time.perf_counter()
@@ -173,6 +198,7 @@ def build_representation(
         max_age=max_age,
         expires_at=expires_at,
         extra_headers=tuple(extra_headers),
+        browser_content_type=browser_content_type,
     )
     sizes = {coding: len(variant.body) for coding, variant in variants.items()}
     elapsed_ms = (time.perf_counter() - started) * 1000
@@ -251,6 +277,8 @@ def respond(
         allow = [("Allow", ", ".join(ALLOWED_METHODS)), ("Content-Length", "0")]
         return "405 Method Not Allowed", allow, b""
     prepared = rep._prepared
+    if rep._for_browsers is not None and is_browser(environ.get("HTTP_ACCEPT")):
+        prepared = rep._for_browsers
     variant = prepared[choose_encoding(environ.get("HTTP_ACCEPT_ENCODING"), prepared)]
     cache_control = rep._static_cache_control or (
         "Cache-Control",
@@ -260,6 +288,15 @@ def respond(
         return "304 Not Modified", [*variant.not_modified_head, cache_control, *rep._tail], b""
     body = variant.body if method == "GET" else b""
     return "200 OK", [*variant.ok_head, cache_control, *rep._tail], body
+
+
+def is_browser(accept: str | None) -> bool:
+    """Tell a browser navigating to a feed (it asks for HTML) from a feed reader."""
+    return (
+        accept is not None
+        and "text/html" in accept
+        and not any(feed_type in accept for feed_type in _FEED_TYPES)
+    )
 
 
 def wsgi_respond(

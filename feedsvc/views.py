@@ -150,8 +150,8 @@ def _one_page(articles: tuple[Article, ...], page: int) -> tuple[tuple[Article, 
     return articles[(page - 1) * SECTION_PAGE_SIZE : page * SECTION_PAGE_SIZE], pages
 
 
-@bp.get("/<section>/", defaults={"page": 1})
-@bp.get("/<section>/page/<int(min=2):page>/")
+@bp.get("/<slug:section>/", defaults={"page": 1})
+@bp.get("/<slug:section>/page/<int(min=2):page>/")
 def section_page(section: str, page: int):
     """Show one section's articles, newest first, SECTION_PAGE_SIZE to a page."""
     snapshot = get_snapshot()
@@ -187,7 +187,7 @@ def listing_page(kind: str, slug: str, page: int):
     return _page(html, articles)
 
 
-@bp.get("/<section>/<slug>/")
+@bp.get("/<slug:section>/<slug:slug>/")
 def article_page(section: str, slug: str):
     """Show one article in full."""
     snapshot = get_snapshot()

@@ -116,7 +116,8 @@ def test_compressed_bodies_decode_to_the_identity_body(base, path):
     assert brotli.decompress(brotlied.body) == plain.body
     etags = {r.headers["ETag"] for r in (plain, gzipped, brotlied)}
     assert len(etags) == 3
-    assert {r.headers["Vary"] for r in (plain, gzipped, brotlied)} == {"Accept-Encoding"}
+    for response in (plain, gzipped, brotlied):
+        assert "Accept-Encoding" in response.headers["Vary"].split(", ")
 
 
 @pytest.mark.parametrize(
@@ -149,6 +150,21 @@ def test_last_modified_is_never_in_the_future(base):
         response = request(base, path)
         served = parsedate_to_datetime(response.headers["Date"])
         assert parsedate_to_datetime(response.headers["Last-Modified"]) <= served
+
+
+@pytest.mark.parametrize("path", [FEED, "/culture.atom"])
+def test_browsers_get_feeds_as_xml_they_style_and_readers_as_feeds(base, path):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    shown = request(base, path, Accept=browser)
+    read = request(base, path, Accept="application/rss+xml, application/atom+xml, */*")
+    plain = request(base, path)
+    assert shown.headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert read.headers["Content-Type"] == plain.headers["Content-Type"] != "application/xml"
+    assert shown.body == read.body == plain.body
+    assert shown.headers["ETag"] != read.headers["ETag"]
+    assert shown.headers["Vary"] == "Accept-Encoding, Accept"
+    again = request(base, path, Accept=browser, If_None_Match=shown.headers["ETag"])
+    assert again.status == 304
 
 
 def test_feed_cache_control_is_the_configured_max_age(write_article, serve):

@@ -1,0 +1,455 @@
+"""`flask freeze`: write the whole site as static files for nginx, an object store or a CDN.
+
+Each file holds the bytes the app itself answers (through its test client), found by
+crawling from the home page, the feed list, every feed, media and static file; text gets
+a .gz twin for nginx's gzip_static. An export is built in a new folder beside OUTPUT_DIR
+and published by renaming a symlink over OUTPUT_DIR, so whatever serves it sees the
+previous export or the new one, never a half-written mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import errno
+import fcntl
+import glob
+import gzip
+import json
+import logging
+import os
+import shutil
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from lxml import etree
+from werkzeug.test import Client, TestResponse
+
+from .loader import media_sizes
+from .opml import OPML_PATH
+from .responses import parse_http_date
+from .store import Snapshot
+
+log = logging.getLogger(__name__)
+
+KEEP_BUILDS = 2
+# Files are compressed once per export, not per request: the smallest output is worth it.
+GZIP_LEVEL = 9
+NOT_FOUND_PATH = "/404.html"
+# No route answers this path: its answer is the site's own "not found" page.
+MISSING_PATH = "/.freeze-not-found/"
+BUILD_MARK = ".build-"
+PARTIAL_MARK = ".partial-"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Characters a path segment keeps as they are (RFC 3986 pchar), besides letters, digits, "_.-~".
+_SEGMENT_SAFE = "!$&'()*+,;=:@"
+_HTML_LINK_TAGS = frozenset({"a", "area", "link", "img", "script", "source", "audio", "video"})
+_XML_LINK_ATTRIBUTES = ("href", "src", "url", "xmlUrl", "htmlUrl")
+_JSON_LINK_KEYS = frozenset(
+    {"home_page_url", "feed_url", "next_url", "url", "external_url", "image", "banner_image"}
+    | {"icon", "favicon", "avatar"}
+)
+_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/javascript"})
+# Errors that make one URL impossible to store as a file, not the export impossible.
+_UNSTORABLE = frozenset({errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG})
+
+Report = Callable[[int, int], None]
+
+
+class FreezeError(Exception):
+    """An export that cannot be completed; nothing of it is published."""
+
+
+@dataclass
+class Export:
+    """What an export wrote: files, .gz twins included, and their bytes."""
+
+    files: int = 0
+    size: int = 0
+
+    def add(self, size: int) -> None:
+        """Count one file of `size` bytes."""
+        self.files += 1
+        self.size += size
+
+
+@click.command("freeze")
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=KEEP_BUILDS,
+    show_default=True,
+    help="Exports to keep beside OUTPUT_DIR, the new one included; older ones are deleted.",
+)
+@with_appcontext
+def freeze_command(output_dir: Path, keep: int) -> None:
+    """Write every page, feed and file of the site into OUTPUT_DIR, swapped in atomically."""
+    app = current_app._get_current_object()
+    output = Path(os.path.abspath(output_dir))
+    try:
+        with exclusive_lock(output):
+            check_output(output)
+            remove_unfinished_builds(output)
+            build, export = build_export(app, output)
+            publish(build, output)
+            remove_old_builds(output, keep)
+    except FreezeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot export to {output_dir}: {exc}") from None
+    click.echo(f"wrote {export.files} files ({export.size} bytes) to {output_dir} ({build.name})")
+
+
+@contextlib.contextmanager
+def exclusive_lock(output: Path) -> Iterator[None]:
+    """Hold a lock beside OUTPUT_DIR, so two exports into it never run at once."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.with_name(f".{output.name}.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FreezeError(f"another freeze into {output} is running") from None
+        yield
+
+
+def check_output(output: Path) -> None:
+    """Refuse to replace anything at OUTPUT_DIR but a symlink to an earlier export."""
+    if output.is_symlink():
+        target = os.readlink(output)
+        if "/" in target or not target.startswith(output.name + BUILD_MARK):
+            raise FreezeError(f"{output} is a symlink to {target}, not to an export of freeze")
+    elif output.exists():
+        raise FreezeError(
+            f"{output} exists and is not an export of freeze; move it away or choose another"
+            " folder (freeze makes OUTPUT_DIR a symlink to each new export)"
+        )
+
+
+def _siblings(output: Path, mark: str) -> list[Path]:
+    """Return the folders beside OUTPUT_DIR named after it with `mark`, oldest first."""
+    return sorted(output.parent.glob(glob.escape(output.name + mark) + "*"))
+
+
+def remove_unfinished_builds(output: Path) -> None:
+    """Delete what an earlier freeze, stopped midway, left behind; it was never published."""
+    for partial in _siblings(output, PARTIAL_MARK):
+        log.warning("removing %s, left unfinished by an earlier freeze", partial.name)
+        shutil.rmtree(partial)
+
+
+def build_export(app: Flask, output: Path) -> tuple[Path, Export]:
+    """Export the site into a new folder beside OUTPUT_DIR; rename it a build once complete."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    partial = output.with_name(output.name + PARTIAL_MARK + stamp)
+    partial.mkdir()
+    try:
+        with progress_reporter() as report:
+            # Flask's CLI runs commands in an app context that requests would share, and with
+            # it one `g`; an empty context gives each request its own, as a server does.
+            export = contextvars.Context().run(export_site, app, partial, report)
+        os.sync()  # every file is on disk before a link can point at it
+        build = output.with_name(output.name + BUILD_MARK + stamp)
+        partial.rename(build)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return build, export
+
+
+def publish(build: Path, output: Path) -> None:
+    """Point OUTPUT_DIR at `build` with one rename: readers see the old export or the new."""
+    link = output.with_name(f".{output.name}.swap")
+    link.unlink(missing_ok=True)  # left by a freeze stopped between these two steps
+    link.symlink_to(build.name)  # relative, so the exports can move together
+    os.replace(link, output)
+
+
+def remove_old_builds(output: Path, keep: int) -> None:
+    """Delete all but the newest `keep` exports, never the one OUTPUT_DIR points at."""
+    current = os.readlink(output)
+    for old in _siblings(output, BUILD_MARK)[:-keep]:
+        if old.name != current:
+            log.info("removing old export %s", old.name)
+            try:
+                shutil.rmtree(old)
+            except OSError as exc:  # the new export is published all the same
+                log.warning("could not remove old export %s: %s", old.name, exc)
+
+
+@contextlib.contextmanager
+def progress_reporter() -> Iterator[Report]:
+    """Yield report(done, known): a bar on stderr when a person may watch, else a no-op."""
+    if not stderr_is_terminal():
+        yield lambda done, known: None
+        return
+    with click.progressbar(length=1, label="freezing", file=sys.stderr) as bar:
+
+        def report(done: int, known: int) -> None:
+            bar.length = known  # the crawl finds URLs as it goes
+            bar.update(done - bar.pos)
+
+        yield report
+
+
+def stderr_is_terminal() -> bool:
+    """Tell whether a person may be watching; pipes and files must get clean output."""
+    return sys.stderr.isatty()
+
+
+def export_site(app: Flask, root: Path, report: Report = lambda done, known: None) -> Export:
+    """Write every page, feed and file of `app`'s site into the empty folder `root`."""
+    store = app.extensions["feedsvc"]
+    snapshot = store.snapshot()
+    if snapshot.site.problems:
+        log.warning("%d content problems: those files are left out", len(snapshot.site.problems))
+    client = app.test_client()
+    export = Export()
+
+    def save(path: str, response: TestResponse) -> None:
+        save_response(client, root, path, response, export)
+
+    crawl(client, seed_paths(app, snapshot), store.settings.site_url, save, report)
+    save_not_found_page(client, root, export)
+    if store.snapshot().site.version != snapshot.site.version:
+        raise FreezeError("the content changed during the export; run freeze again")
+    return export
+
+
+def seed_paths(app: Flask, snapshot: Snapshot) -> list[str]:
+    """Return where a crawl starts: home, every feed and archive, OPML, media, static files."""
+    feeds = sorted(path for edition in snapshot.editions.values() for path in edition.paths())
+    files = list(media_sizes(app.extensions["feedsvc"].settings.content_dir))
+    static = Path(app.static_folder) if app.static_folder else None
+    if static is not None and static.is_dir():
+        files += [
+            f"{app.static_url_path}/{file.relative_to(static).as_posix()}"
+            for file in sorted(static.rglob("*"))
+            if file.is_file() and not file.name.startswith(".")
+        ]
+    return ["/", OPML_PATH, *snapshot.documents, *feeds, *map(normal_path, files)]
+
+
+def crawl(
+    client: Client, seeds: Iterable[str], site_url: str, visit: Callable, report: Report
+) -> None:
+    """Request the seeds and every same-site URL linked from an answer; visit each 200."""
+    referrers: dict[str, str | None] = dict.fromkeys(seeds)
+    queue = deque(referrers)
+    while queue:
+        path = queue.popleft()
+        with contextlib.closing(client.get(path)) as response:
+            for target in follow(path, response, referrers[path], site_url, visit):
+                if target not in referrers:
+                    referrers[target] = path
+                    queue.append(target)
+        report(len(referrers) - len(queue), len(referrers))
+
+
+def follow(
+    path: str, response: TestResponse, referrer: str | None, site_url: str, visit: Callable
+) -> list[str]:
+    """Handle one answer and return the site paths it leads to."""
+    base = site_url + path
+    status = response.status_code
+    if status == 200:
+        read_links = link_reader(response.mimetype)
+        links = read_links(response.get_data()) if read_links else []
+        visit(path, response)
+        return [target for link in links if (target := site_path(link, base, site_url))]
+    if status in REDIRECTS:
+        target = site_path(response.headers.get("Location", ""), base, site_url)
+        log.info("not exported: %s redirects to %s", path, target)
+        return [target] if target else []
+    if status >= 500:
+        raise FreezeError(f"{path} answered {status}; fix the error and run freeze again")
+    if referrer is None:
+        log.info("not exported: %s answers %d", path, status)
+    else:
+        log.warning("broken link: %s (linked from %s) answers %d", path, referrer, status)
+    return []
+
+
+def site_path(link: str, base: str, site_url: str) -> str | None:
+    """Return the site path `link`, found at URL `base`, points to; None if it leaves the site."""
+    try:
+        target = urlsplit(urljoin(base, link.strip()))
+    except ValueError:  # e.g. a broken IPv6 address
+        return None
+    site = urlsplit(site_url)
+    if (target.scheme, target.netloc.lower()) != (site.scheme, site.netloc.lower()):
+        return None
+    path, prefix = target.path or "/", site.path.rstrip("/")
+    if prefix:
+        if not path.startswith(prefix + "/"):
+            return None
+        path = path[len(prefix) :]
+    return normal_path(path)
+
+
+def normal_path(path: str) -> str:
+    """Percent-encode a path one way only, so each URL is requested and written once."""
+    return "/".join(quote(unquote(part), safe=_SEGMENT_SAFE) for part in path.split("/"))
+
+
+def link_reader(mimetype: str) -> Callable[[bytes], list[str]] | None:
+    """Return the function that lists the links of a document of this type, if it has links."""
+    if mimetype == "text/html":
+        return html_links
+    if mimetype.endswith(("xml", "opml")):
+        return xml_links
+    if mimetype.endswith("json"):
+        return json_links
+    return None
+
+
+class _LinkParser(HTMLParser):
+    """Collect href, src and srcset values of the elements that link to other files."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _HTML_LINK_TAGS:
+            return
+        for name, value in attrs:
+            if value and name in ("href", "src"):
+                self.links.append(value)
+            elif value and name == "srcset":
+                self.links += [item.split()[0] for item in value.split(",") if item.strip()]
+
+
+def html_links(body: bytes) -> list[str]:
+    """Return the URLs an HTML page links to, as written."""
+    parser = _LinkParser()
+    parser.feed(body.decode("utf-8", "replace"))
+    parser.close()
+    return parser.links
+
+
+def xml_links(body: bytes) -> list[str]:
+    """Return the URLs of a feed or OPML document: link elements, href/url attributes, outlines."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    try:
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError as exc:
+        log.warning("not an XML document, its links are not followed: %s", exc)
+        return []
+    links = [node.get("href") for node in root.itersiblings(preceding=True) if node.tag is etree.PI]
+    for element in root.iter(etree.Element):
+        links += [element.get(name) for name in _XML_LINK_ATTRIBUTES]
+        if etree.QName(element).localname == "link" and len(element) == 0 and element.text:
+            links.append(element.text)  # RSS <link>URL</link>
+    return [link for link in links if link]
+
+
+def json_links(body: bytes) -> list[str]:
+    """Return the URLs of a JSON Feed document: home page, feed, items, images."""
+    try:
+        nodes = [json.loads(body)]
+    except ValueError as exc:
+        log.warning("not a JSON document, its links are not followed: %s", exc)
+        return []
+    links = []
+    while nodes:
+        node = nodes.pop()
+        values = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in values:
+            if isinstance(value, str) and key in _JSON_LINK_KEYS:
+                links.append(value)
+            elif isinstance(value, dict | list):
+                nodes.append(value)
+    return links
+
+
+def output_file(root: Path, path: str) -> Path:
+    """Return the file that serves site path `path`: /a/ → a/index.html, /a.xml → a.xml."""
+    names = [unquote(part) for part in path.split("/")[1:]]
+    if names[-1] == "":
+        names[-1] = "index.html"
+    for name in names:
+        if name in ("", ".", "..") or "/" in name or "\0" in name:
+            raise ValueError(f"{path} has no file name of its own")
+    return root.joinpath(*names)
+
+
+def compressible(mimetype: str) -> bool:
+    """Tell whether a type is text that gzip shrinks (images and audio are compressed already)."""
+    return (
+        mimetype.startswith("text/")
+        or mimetype.endswith(("+xml", "+json"))
+        or (mimetype in _TEXT_TYPES)
+    )
+
+
+def save_response(
+    client: Client, root: Path, path: str, response: TestResponse, export: Export
+) -> None:
+    """Write an answer as the file that serves `path`, dated by its Last-Modified.
+
+    The date makes nginx's Last-Modified and ETag the same in every export of unchanged
+    content, so pollers keep getting 304 across exports.
+    """
+    try:
+        file = output_file(root, path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        mtime = parse_http_date(response.headers.get("Last-Modified", ""))
+        if not compressible(response.mimetype):
+            export.add(write_file(file, response.iter_encoded(), mtime))
+            return
+        body = response.get_data()
+        export.add(write_file(file, body, mtime))
+        twin = gzip_twin(client, path, body, response)
+        if twin is not None:
+            export.add(write_file(file.with_name(file.name + ".gz"), twin, mtime))
+    except ValueError as exc:
+        log.warning("not exported: %s", exc)
+    except OSError as exc:
+        if exc.errno not in _UNSTORABLE:
+            raise
+        log.warning("not exported: %s cannot be stored as a file: %s", path, exc)
+
+
+def write_file(file: Path, data: bytes | Iterable[bytes], mtime: float | None) -> int:
+    """Create `file` with `data` and return its size; an existing file is never replaced."""
+    with file.open("xb") as out:
+        if isinstance(data, bytes):
+            data = [data]
+        size = sum(out.write(chunk) for chunk in data)
+    if mtime is not None:
+        os.utime(file, (mtime, mtime))
+    return size
+
+
+def gzip_twin(client: Client, path: str, body: bytes, response: TestResponse) -> bytes | None:
+    """Return the .gz file for `body`: the app's own gzip bytes where it offers them, else ours.
+
+    None when gzip would not make the body smaller; nginx then sends the file as it is.
+    """
+    twin = None
+    if "accept-encoding" in response.vary:
+        with contextlib.closing(client.get(path, headers={"Accept-Encoding": "gzip"})) as answer:
+            if answer.status_code == 200 and answer.headers.get("Content-Encoding") == "gzip":
+                twin = answer.get_data()
+    if twin is None or gzip.decompress(twin) != body:  # the content changed in between
+        twin = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    return twin if len(twin) < len(body) else None
+
+
+def save_not_found_page(client: Client, root: Path, export: Export) -> None:
+    """Write the site's "not found" page as 404.html, for the web server's error_page."""
+    with contextlib.closing(client.get(MISSING_PATH)) as response:
+        if response.status_code == 404 and response.mimetype == "text/html":
+            save_response(client, root, NOT_FOUND_PATH, response, export)
+        else:
+            log.warning("no 404 page exported: %s answered %d", MISSING_PATH, response.status_code)

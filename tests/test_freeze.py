@@ -1,0 +1,577 @@
+"""`flask freeze`: a static export with .gz twins, swapped in atomically, served by real nginx."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import feedparser
+import pytest
+from flask import Flask
+
+from feedsvc import PROJECT_ROOT, freeze, views
+from feedsvc.responses import parse_http_date
+from tests.conftest import SITE_URL
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NGINX_CONF = PROJECT_ROOT / "deploy" / "nginx.conf"
+needs_nginx = pytest.mark.skipif(
+    not os.access(NGINX, os.X_OK),
+    reason="nginx is not installed (Debian package nginx; .ci/run installs it)",
+)
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">' + b" " * 2000 + b"</svg>"
+TEXT_SUFFIXES = (".html", ".xml", ".atom", ".json", ".opml", ".css", ".svg", ".txt")
+LEAD_BODY = (
+    "![Tide chart](/media/charts/tide.svg)\n\n"
+    "See [the first story](../story-1/) and [another site](https://elsewhere.example/away/)."
+)
+
+
+@pytest.fixture
+def site(write_article, write_section, write_media, backdate, monkeypatch):
+    """Write three sections, enough articles for archives and a second section page, media."""
+    monkeypatch.setattr(views, "SECTION_PAGE_SIZE", 4)
+    write_section("culture", "Culture", "Arts in town.")
+    write_section("science", "Science")
+    for day in range(1, 8):
+        write_article(
+            "culture",
+            f"story-{day}",
+            date=f"2026-03-0{day}T09:00:00+00:00",
+            tags=["Music"],
+            author="Zoë Martin",
+        )
+    write_article(
+        "culture",
+        "lead",
+        body=LEAD_BODY,
+        date="2026-03-09T09:00:00+00:00",
+        image={"src": "/media/lead.png", "alt": "The lead", "credit": "Ana Pérez"},
+        related=[{"title": "Gone", "url": "/culture/gone-missing/"}],
+    )
+    write_article("science", "eels", image={"src": "/media/my photo.png", "alt": "Eels"})
+    write_article("city", "night-buses")
+    write_article("city", "not-yet", draft=True)
+    write_article("city", "next-year", date="2099-01-01T09:00:00+00:00")
+    write_media("lead.png", PNG)
+    write_media("my photo.png", PNG)
+    write_media("charts/tide.svg", SVG)
+    write_media("unlinked.txt", b"Notes nobody links to.\n" * 80)
+    backdate()
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def run_freeze(make_app, out: Path):
+    """Run `flask freeze OUT` on a new app over the content as it is now; return (app, result)."""
+
+    def run(*options: str, **config):
+        app = make_app(**{"FEED_ITEMS": 3, **config})
+        result = app.test_cli_runner().invoke(args=["freeze", str(out), *options])
+        return app, result
+
+    return run
+
+
+def exported_files(root: Path) -> set[str]:
+    """Return the relative paths of every file in an export."""
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+def url_of(name: str) -> str:
+    """Return the site path a file of the export serves: a/index.html → /a/."""
+    if name == "index.html" or name.endswith("/index.html"):
+        name = name.removesuffix("index.html")
+    return "/" + quote(name)
+
+
+def get(client, path: str, **headers: str):
+    """Request `path` from the app; return status, headers and body, the response closed."""
+    with contextlib.closing(client.get(path, headers=headers)) as response:
+        return response.status_code, response.headers, response.get_data()
+
+
+def builds(out: Path) -> list[str]:
+    """Return the names of the exports kept beside `out`, oldest first."""
+    return sorted(path.name for path in out.parent.iterdir() if ".build-" in path.name)
+
+
+def test_export_holds_every_page_feed_archive_and_file(site, run_freeze, out, caplog):
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    assert out.is_symlink() and os.readlink(out) in builds(out)
+    files = exported_files(out)
+    for page in (
+        "index.html",
+        "culture/index.html",
+        "culture/page/2/index.html",
+        "culture/lead/index.html",
+        "science/eels/index.html",
+        "city/night-buses/index.html",
+        "tags/music/index.html",
+        "authors/zoe-martin/index.html",
+        "404.html",
+    ):
+        assert page in files and page + ".gz" in files
+    for stem in ("feed", "culture", "science", "city", "tags/music", "culture/archive/1"):
+        assert {f"{stem}.xml", f"{stem}.atom", f"{stem}.json"} <= files
+    assert {"feeds.opml", "static/style.css"} <= files
+    assert {"media/lead.png", "media/my photo.png", "media/charts/tide.svg"} <= files
+    assert "media/unlinked.txt" in files  # every media file, linked or not
+    assert not any("not-yet" in name or "next-year" in name for name in files)
+    assert not any("elsewhere" in name or "away" in name for name in files)
+    summary = re.fullmatch(r"wrote (\d+) files \((\d+) bytes\) to (.+) \((.+)\)\n", result.stdout)
+    assert summary is not None
+    assert int(summary[1]) == len(files)
+    assert int(summary[2]) == sum((out / name).stat().st_size for name in files)
+    assert summary[4] == os.readlink(out)
+    broken = [message for message in caplog.messages if message.startswith("broken link")]
+    assert broken == [
+        "broken link: /culture/gone-missing/ (linked from /culture/lead/) answers 404"
+    ]
+
+
+def test_each_file_holds_the_bytes_the_app_sends(site, run_freeze, out):
+    app, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    client = app.test_client()
+    for name in exported_files(out) - {"404.html", "404.html.gz"}:
+        if name.endswith(".gz"):
+            continue
+        status, headers, body = get(client, url_of(name))
+        assert status == 200, name
+        assert (out / name).read_bytes() == body, name
+        if "Last-Modified" in headers:  # nginx dates its answers by the file
+            modified = parse_http_date(headers["Last-Modified"])
+            assert (out / name).stat().st_mtime == modified, name
+    assert b"There is nothing at this address" in (out / "404.html").read_bytes()
+
+
+def test_text_files_have_gzip_twins_with_the_same_bytes(site, run_freeze, out):
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    files = exported_files(out)
+    for name in files:
+        if name.endswith(".gz"):
+            assert name[:-3] in files
+            assert gzip.decompress((out / name).read_bytes()) == (out / name[:-3]).read_bytes()
+        elif name.endswith(TEXT_SUFFIXES) and (out / name).stat().st_size > 1024:
+            assert name + ".gz" in files, name
+    assert not any(name.endswith(".png.gz") for name in files)
+    # feedsvc's own gzip bytes are taken as they are: deterministic, with no timestamp.
+    assert (out / "culture.atom.gz").read_bytes()[4:8] == b"\0\0\0\0"
+
+
+def test_unchanged_content_gets_identical_files_in_the_next_export(site, run_freeze, out):
+    run_freeze()
+    first = out.resolve()
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    second = out.resolve()
+    assert first != second and first.is_dir()
+    for name in exported_files(first) - {"404.html", "404.html.gz"}:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+        # Same bytes and same time: nginx's ETag and Last-Modified stay, pollers get 304.
+        assert (first / name).stat().st_mtime == (second / name).stat().st_mtime, name
+
+
+def test_each_freeze_swaps_the_link_and_keeps_the_previous_export(
+    site, run_freeze, out, write_article
+):
+    run_freeze()
+    first = os.readlink(out)
+    write_article("culture", "fresh", date="2026-04-01T09:00:00+00:00")
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    second = os.readlink(out)
+    assert second != first
+    assert builds(out) == [first, second]
+    assert not (out.parent / first / "culture" / "fresh").exists()
+    assert (out / "culture" / "fresh" / "index.html").is_file()
+    run_freeze()
+    third = os.readlink(out)
+    assert builds(out) == [second, third]  # two kept: the new export and the one before
+    _, result = run_freeze("--keep", "1")
+    assert result.exit_code == 0, result.output
+    assert builds(out) == [os.readlink(out)]
+    assert not any(".partial-" in path.name for path in out.parent.iterdir())
+
+
+def test_failed_freeze_leaves_the_published_export_alone(site, run_freeze, out, monkeypatch):
+    run_freeze()
+    published = os.readlink(out)
+    before = exported_files(out)
+    real_write, calls = freeze.write_file, []
+
+    def write_until_disk_full(file, data, mtime):
+        calls.append(file)
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(file, data, mtime)
+
+    monkeypatch.setattr(freeze, "write_file", write_until_disk_full)
+    _, result = run_freeze()
+    assert result.exit_code == 1
+    assert "No space left on device" in result.stderr
+    assert os.readlink(out) == published and builds(out) == [published]
+    assert exported_files(out) == before
+    assert not any(".partial-" in path.name for path in out.parent.iterdir())
+
+
+def test_unfinished_export_of_a_stopped_freeze_is_removed(site, run_freeze, out, caplog):
+    leftover = out.with_name("out.partial-20260101T000000.000000Z")
+    (leftover / "culture").mkdir(parents=True)
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    assert not leftover.exists()
+    assert any("left unfinished" in record.getMessage() for record in caplog.records)
+
+
+def test_content_changed_during_the_export_publishes_nothing(
+    site, run_freeze, out, write_article, make_app, monkeypatch
+):
+    real_save = freeze.save_not_found_page
+
+    def edit_then_save(client, root, export):
+        write_article("culture", "late-edit")
+        client.application.extensions["feedsvc"].refresh()
+        real_save(client, root, export)
+
+    monkeypatch.setattr(freeze, "save_not_found_page", edit_then_save)
+    _, result = run_freeze()
+    assert result.exit_code == 1
+    assert "content changed during the export" in result.stderr
+    assert not out.exists() and not list(out.parent.glob("out.*"))
+
+
+def test_one_freeze_at_a_time_into_one_folder(site, run_freeze, out):
+    out.parent.mkdir(exist_ok=True)
+    with out.with_name(".out.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a freeze still running would
+        _, result = run_freeze()
+    assert result.exit_code == 1
+    assert "another freeze" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "file", "foreign link"])
+def test_refuses_to_replace_what_is_not_an_export(site, run_freeze, out, tmp_path, kind):
+    if kind == "folder":
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+    elif kind == "file":
+        out.write_text("mine")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        out.symlink_to(tmp_path / "elsewhere")
+    _, result = run_freeze()
+    assert result.exit_code == 1
+    assert str(out) in result.stderr and "not" in result.stderr
+    assert not list(tmp_path.glob("out.build-*"))
+    if kind == "folder":
+        assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_only_on_a_terminal(site, run_freeze, monkeypatch, terminal):
+    monkeypatch.setattr(freeze, "stderr_is_terminal", lambda: terminal)
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    assert ("freezing" in result.stderr) is terminal
+    assert result.stdout.startswith("wrote ")
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/", "index.html"),
+        ("/culture/", "culture/index.html"),
+        ("/culture/page/2/", "culture/page/2/index.html"),
+        ("/culture.xml", "culture.xml"),
+        ("/tags/music.atom", "tags/music.atom"),
+        ("/media/my%20photo.png", "media/my photo.png"),
+        ("/media/caf%C3%A9.txt", "media/café.txt"),
+    ],
+)
+def test_url_paths_map_to_files(tmp_path, path, name):
+    assert freeze.output_file(tmp_path, path) == tmp_path / name
+
+
+@pytest.mark.parametrize("path", ["/../etc/passwd", "/a/%2e%2e/b", "/a%2Fb", "//x", "/a/./b"])
+def test_paths_without_a_file_of_their_own_are_refused(tmp_path, path):
+    with pytest.raises(ValueError):
+        freeze.output_file(tmp_path, path)
+
+
+@pytest.mark.parametrize(
+    ("link", "path"),
+    [
+        ("/culture/", "/culture/"),
+        ("../story-1/", "/culture/story-1/"),
+        ("image.png", "/culture/lead/image.png"),
+        (f"{SITE_URL}/feed.atom", "/feed.atom"),
+        ("HTTPS://NEWS.EXAMPLE.ORG/a/", "/a/"),
+        ("/culture/#comments", "/culture/"),
+        ("/culture/?page=2", "/culture/"),
+        ("/media/my photo.png", "/media/my%20photo.png"),
+        ("/media/my%20photo.png", "/media/my%20photo.png"),
+        ("https://elsewhere.example/culture/", None),
+        ("http://news.example.org/culture/", None),
+        ("//elsewhere.example/x", None),
+        ("mailto:desk@news.example.org", None),
+        ("javascript:void(0)", None),
+    ],
+)
+def test_links_are_followed_only_within_the_site(link, path):
+    assert freeze.site_path(link, f"{SITE_URL}/culture/lead/", SITE_URL) == path
+
+
+def test_links_of_a_site_under_a_path_prefix():
+    site = "https://example.org/news"
+    assert freeze.site_path("https://example.org/news/a.xml", site + "/", site) == "/a.xml"
+    assert freeze.site_path("https://example.org/other/", site + "/", site) is None
+
+
+CRAWL_DOCUMENTS = {
+    "/": (
+        "text/html",
+        '<link rel="alternate" href="https://news.example.org/feed.atom">'
+        '<a href="/section/#top">s</a> <img src="pic.png" srcset="pic-2x.png 2x">'
+        '<a href="https://elsewhere.example/">x</a> <a href="mailto:a@b.example">m</a>'
+        '<a href="/missing/">gone</a> <a href="/old">moved</a>',
+    ),
+    "/feed.atom": (
+        "application/atom+xml",
+        '<?xml version="1.0"?>\n<?xml-stylesheet type="text/css" href="/static/feed.css"?>\n'
+        '<feed xmlns="http://www.w3.org/2005/Atom">'
+        '<link rel="prev-archive" href="https://news.example.org/archive/1.atom"/></feed>',
+    ),
+    "/archive/1.atom": (
+        "application/rss+xml",
+        "<rss><channel><link>https://news.example.org/item/</link></channel></rss>",
+    ),
+    "/section/": ("text/html", '<a href="/feeds.opml">all feeds</a>'),
+    "/feeds.opml": (
+        "text/x-opml",
+        '<opml version="2.0"><body><outline type="rss" text="All"'
+        ' xmlUrl="https://news.example.org/feed.json"'
+        ' htmlUrl="https://news.example.org/opml-home/"/></body></opml>',
+    ),
+    "/feed.json": (
+        "application/feed+json",
+        json.dumps({"items": [{"url": f"{SITE_URL}/json-item/", "image": "/json.png"}]}),
+    ),
+}
+
+
+def test_crawl_follows_pages_feeds_archives_opml_and_json_feeds(caplog):
+    app = Flask("crawl", static_folder=None)
+
+    @app.get("/old")
+    def old():
+        return "", 301, {"Location": "/section/"}
+
+    @app.get("/", defaults={"path": ""})
+    @app.get("/<path:path>")
+    def document(path):
+        if f"/{path}" == "/missing/":
+            return "gone", 404
+        mimetype, body = CRAWL_DOCUMENTS.get(f"/{path}", ("text/plain", "plain"))
+        return app.response_class(body, mimetype=mimetype)
+
+    visited, reports = [], []
+    freeze.crawl(
+        app.test_client(),
+        ["/"],
+        SITE_URL,
+        lambda path, response: visited.append(path),
+        lambda done, known: reports.append((done, known)),
+    )
+    assert set(visited) == {
+        *CRAWL_DOCUMENTS,
+        "/pic.png",
+        "/pic-2x.png",
+        "/static/feed.css",
+        "/item/",
+        "/opml-home/",
+        "/json-item/",
+        "/json.png",
+    }
+    assert reports[-1] == (len(visited) + 2, len(visited) + 2)  # /missing/ and /old too
+    assert "broken link: /missing/ (linked from /) answers 404" in caplog.messages
+
+
+# --- Served by real nginx -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def nginx_config(root: Path, port: int, work: Path) -> str:
+    """Wrap deploy/nginx.conf in a main context that runs unprivileged files in `work`."""
+    server = NGINX_CONF.read_text()
+    for old, new in (
+        ("root /srv/feedsvc/site;", f"root {root};"),
+        ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("    listen [::]:80;\n", ""),
+    ):
+        assert server.count(old) == 1, f"deploy/nginx.conf no longer has {old!r}"
+        server = server.replace(old, new)
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {work}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # As root, nginx's workers would otherwise run as "nobody", who cannot read tmp_path.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"{user}daemon off;\nworker_processes 1;\npid {work}/nginx.pid;\n"
+        f"error_log {work}/error.log warn;\nevents {{ worker_connections 64; }}\n"
+        f"http {{\n    access_log off;\n{temp_paths}\n{server}\n}}\n"
+    )
+
+
+@pytest.fixture
+def nginx(tmp_path: Path):
+    """Start nginx in the foreground on a free 127.0.0.1 port serving `root`; yield its URL."""
+    work = tmp_path / "nginx"
+    work.mkdir()
+    processes: list[subprocess.Popen] = []
+
+    def start(root: Path) -> tuple[str, int]:
+        port = free_port()
+        config = work / "nginx.conf"
+        config.write_text(nginx_config(root, port, work))
+        command = [NGINX, "-p", str(work), "-e", str(work / "error.log"), "-c", str(config)]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        processes.append(process)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"nginx stopped: {(work / 'error.log').read_text()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return "127.0.0.1", port
+            time.sleep(0.05)
+        pytest.fail("nginx did not start listening within 10 s")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def fetch(address: tuple[str, int], path: str, **headers: str):
+    """GET `path` from a server; return status, lower-cased headers and the raw body."""
+    connection = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def entries(document: bytes) -> list[tuple[str, str, str]]:
+    """Read a feed as a feed reader does; return each entry's id, link and title."""
+    if document.lstrip().startswith(b"{"):  # JSON Feed: feedparser 6.0 does not read it
+        return [(i["id"], i["url"], i["title"]) for i in json.loads(document)["items"]]
+    parsed = feedparser.parse(document)
+    assert parsed.bozo == 0, parsed.get("bozo_exception")
+    return [(e.id, e.link, e.title) for e in parsed.entries]
+
+
+def feed_paths(app) -> list[str]:
+    snapshot = app.extensions["feedsvc"].snapshot()
+    return sorted(path for edition in snapshot.editions.values() for path in edition.paths())
+
+
+@needs_nginx
+def test_nginx_serves_the_export_as_the_app_does(site, run_freeze, out, nginx):
+    app, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    server = nginx(out)
+    client = app.test_client()
+    feeds = feed_paths(app)
+    assert "/culture/archive/1.atom" in feeds
+    for path in [*feeds, "/feeds.opml"]:
+        _, expected, expected_body = get(client, path)
+        status, headers, body = fetch(server, path)
+        assert status == 200, path
+        assert body == expected_body, path
+        assert headers["content-type"] == expected["Content-Type"], path
+        assert headers["cache-control"] == expected["Cache-Control"], path
+        assert headers["vary"] == "Accept-Encoding"
+        status, zipped_headers, zipped = fetch(server, path, **{"Accept-Encoding": "gzip"})
+        assert zipped_headers["content-encoding"] == "gzip", path
+        assert gzip.decompress(zipped) == body, path
+        if path != "/feeds.opml":
+            assert entries(body) == entries(gzip.decompress(zipped)) == entries(expected_body)
+            assert entries(body), path
+    assert re.search(r"max-age=86400$", fetch(server, "/culture/archive/1.xml")[1]["cache-control"])
+
+
+@needs_nginx
+def test_nginx_serves_pages_media_errors_and_revalidation(site, run_freeze, out, nginx):
+    app, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    server = nginx(out)
+    client = app.test_client()
+    for name in sorted(exported_files(out) - {"404.html"}):
+        if name.endswith(".gz"):
+            continue
+        path = url_of(name)
+        status, headers, body = fetch(server, path)
+        _, expected, expected_body = get(client, path)
+        assert status == 200 and body == expected_body, path
+        assert headers["content-type"] == expected["Content-Type"], path
+        if name.endswith(".html"):
+            assert headers["content-type"] == "text/html; charset=utf-8"
+            assert headers["cache-control"] == expected["Cache-Control"], path
+        elif name.startswith(("media/", "static/")):
+            assert headers["cache-control"] == "public, max-age=3600", path
+    status, headers, body = fetch(server, "/culture/no-such-story/")
+    assert status == 404 and headers["content-type"] == "text/html; charset=utf-8"
+    assert body == (out / "404.html").read_bytes()
+    status, headers, _ = fetch(server, "/culture")
+    assert (status, headers["location"]) == (301, "/culture/")
+    _, headers, _ = fetch(server, "/feed.atom")
+    status, again, body = fetch(server, "/feed.atom", **{"If-None-Match": headers["etag"]})
+    assert (status, body, again["cache-control"]) == (304, b"", headers["cache-control"])
+
+
+@needs_nginx
+def test_nginx_serves_a_new_export_at_once(site, run_freeze, out, nginx, write_article):
+    run_freeze()
+    server = nginx(out)
+    _, _, before = fetch(server, "/culture.atom")
+    write_article("culture", "breaking", title="Breaking News", date="2026-05-01T09:00:00+00:00")
+    _, result = run_freeze()
+    assert result.exit_code == 0, result.output
+    status, _, after = fetch(server, "/culture.atom")
+    assert status == 200
+    assert "Breaking News" not in [title for _, _, title in entries(before)]
+    assert entries(after)[0][2] == "Breaking News"
+    assert fetch(server, "/culture/breaking/")[0] == 200
