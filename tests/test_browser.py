@@ -35,7 +35,7 @@ The quartet played *Dvořák* as the tide came in.
 A second paragraph, with a [link to the programme](https://festival.example.org/).
 """
 
-# Chromium asks every site for /favicon.ico on its own; the site has none yet.
+
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """One headless Chromium for the module, with a new empty profile."""
