@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,20 @@ def article_text(body: str = "Body text.", **fields) -> str:
     """Return the text of an article file with `fields` as YAML front matter."""
     front = yaml.safe_dump(fields, allow_unicode=True, sort_keys=False)
     return f"---\n{front}---\n{body}\n"
+
+
+def wait_until(check, what: str, deadline: float = 10.0, interval: float = 0.05):
+    """Poll `check` until it returns something truthy, or fail after `deadline` seconds.
+
+    The deadline is generous for a loaded CI machine; a healthy run takes a fraction of it.
+    """
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    pytest.fail(f"not seen within {deadline} s: {what}")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -12,9 +11,7 @@ from email.utils import parsedate_to_datetime
 import feedparser
 import pytest
 
-from tests.conftest import article_text
-
-DEADLINE = 10.0  # generous for a loaded CI machine; a healthy run takes a fraction of it
+from tests.conftest import article_text, wait_until
 
 
 def fetch(url: str) -> tuple[dict, bytes]:
@@ -28,17 +25,6 @@ def titles(url: str) -> list[str]:
     parsed = feedparser.parse(fetch(url)[1])
     assert parsed.bozo == 0, parsed.get("bozo_exception")
     return [entry.title for entry in parsed.entries]
-
-
-def wait_until(check, what: str):
-    """Poll `check` until it returns something truthy, or fail after the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    pytest.fail(f"not seen within {DEADLINE} s: {what}")
 
 
 @pytest.fixture

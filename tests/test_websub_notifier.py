@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from feedsvc.websub import HubNotifier
+from tests.conftest import wait_until
 
 DEADLINE = 10.0  # generous for a loaded CI machine; a healthy run takes a fraction of it
 # notify() must return at once: the slow hub of these tests answers after 2 s, 8 times this.
@@ -64,17 +65,6 @@ class FakeHub:
         """Return the hub.url of every request so far, in order."""
         with self.lock:
             return [url for r in self.requests for url in r.form.get("hub.url", [])]
-
-
-def wait_until(check, what: str):
-    """Poll `check` until it returns something truthy, or fail after the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.01)
-    pytest.fail(f"not seen within {DEADLINE} s: {what}")
 
 
 def handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
