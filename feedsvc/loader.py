@@ -7,9 +7,13 @@ assembling (`assemble_site`) turns the current set of file states into a snapsho
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
+import multiprocessing
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +22,11 @@ from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
 
+log = logging.getLogger(__name__)
+
 MEDIA_DIR = "media"
+# Below this many files per CPU, worker processes cost more than they save.
+PARALLEL_MIN_FILES = 1000
 SECTION_INDEX = "_index.md"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 # Section slugs that would shadow a fixed URL of the site.
@@ -56,15 +64,75 @@ def load_site(settings: Settings, progress: Callable[[], None] | None = None) ->
     `progress`, when given, is called once per content file read (for progress bars).
     """
     root = settings.content_dir
-    context = parse_context(settings)
     tree = scan_tree(root)
     sizes = media_sizes(root)
-    states = {}
-    for rel in tree.files:
-        if progress is not None:
-            progress()
-        states[rel] = read_content_file(root, rel, context, sizes)
+    states = read_content_files(root, tree.files, settings, sizes, progress=progress)
     return assemble_site(tree, states, sizes, settings)
+
+
+def read_content_files(
+    root: Path,
+    rels: Iterable[str],
+    settings: Settings,
+    sizes: Mapping[str, int],
+    previous: Mapping[str, FileState] | None = None,
+    progress: Callable[[], None] | None = None,
+) -> dict[str, FileState]:
+    """Read many content files; a large tree is parsed by one process per CPU.
+
+    A failed read keeps the previous good result of that file, as read_content_file does.
+    """
+    rels = list(rels)
+    previous = previous or {}
+    chunks = _chunks(rels)
+    states = None
+    if len(chunks) > 1:
+        states = _read_in_processes(root, chunks, settings, sizes, progress)
+    if states is None:
+        context = parse_context(settings)
+        states = {}
+        for rel in rels:
+            states[rel] = read_content_file(root, rel, context, sizes, previous.get(rel))
+            if progress is not None:
+                progress()
+        return states
+    for rel, state in states.items():
+        if state.result is None and rel in previous:
+            states[rel] = replace(state, result=previous[rel].result)
+    return states
+
+
+def _chunks(rels: list[str]) -> list[list[str]]:
+    workers = min(os.cpu_count() or 1, len(rels) // PARALLEL_MIN_FILES)
+    if workers < 2:
+        return [rels]
+    count = workers * 4  # more chunks than workers: even load, smoother progress
+    return [rels[i::count] for i in range(count)]
+
+
+def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, FileState] | None:
+    """Parse chunks in worker processes; None where this process may not start any."""
+    workers = min(os.cpu_count() or 1, len(chunks))
+    states: dict[str, FileState] = {}
+    try:
+        # fork: no re-import of the server's main module; the children only parse and exit.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            jobs = [pool.submit(_read_chunk, root, chunk, settings, sizes) for chunk in chunks]
+            for job in as_completed(jobs):
+                for state in job.result():
+                    states[state.rel] = state
+                    if progress is not None:
+                        progress()
+    except (OSError, AssertionError, BrokenProcessPool) as exc:  # e.g. a daemonic worker
+        log.info("parsing in one process: cannot start worker processes (%s)", exc)
+        return None
+    return states
+
+
+def _read_chunk(root, rels, settings, sizes) -> list[FileState]:
+    context = parse_context(settings)
+    return [read_content_file(root, rel, context, sizes) for rel in rels]
 
 
 def parse_context(settings: Settings) -> ParseContext:
@@ -216,6 +284,7 @@ def assemble_site(
             articles.append(state.result)
     for site_path, size in sorted(sizes.items()):
         version.update(f"{site_path}\0{size}\0".encode())
+    version.update("\0".join(sections).encode())  # a new, empty section shows too
     articles = _drop_duplicate_ids(articles, problems, settings)
     return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
 

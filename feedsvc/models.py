@@ -33,6 +33,10 @@ class ContentError(Exception):
         self.line = line
         self.reason = reason
 
+    def __reduce__(self):
+        # Problems cross process boundaries when a large tree is parsed in parallel.
+        return (ContentError, (self.path, self.line, self.reason))
+
     def as_dict(self) -> dict:
         """Describe the problem for JSON output."""
         return {"path": self.path, "line": self.line, "reason": self.reason}
@@ -79,7 +83,7 @@ class Article:
     source_path: str = ""
     # Where `id:` is written, to point at it when two files claim the same id.
     id_line: int | None = field(default=None, compare=False, repr=False)
-    # Front-matter fields feedsvc does not know, kept for templates and later use.
+    # Front-matter fields feedsvc does not know, kept for templates and later use (read-only).
     extra: Mapping[str, object] = field(default_factory=dict, compare=False)
     # Problems that did not stop publication (e.g. characters XML cannot hold, removed).
     warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)

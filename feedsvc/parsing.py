@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from types import MappingProxyType
 from typing import ClassVar
 
 import yaml
@@ -144,7 +143,7 @@ def parse_article(
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
         warnings=_xml_invalid_warnings(front),
-        extra=MappingProxyType({k: v for k, v in fields.items() if k not in KNOWN_FIELDS}),
+        extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
     )
 
 

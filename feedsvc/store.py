@@ -35,8 +35,7 @@ from .loader import (
     FileState,
     assemble_site,
     media_sizes,
-    parse_context,
-    read_content_file,
+    read_content_files,
     scan_tree,
     with_new_media,
 )
@@ -129,7 +128,6 @@ class ContentStore:
         self._history = ValidatorHistory()
         self._slugs: dict[str, str] = {}
         self._notifier = notifier
-        self._context = parse_context(settings)
         self._refresh_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._states: dict[str, FileState] = {}
@@ -184,6 +182,8 @@ class ContentStore:
         with self._refresh_lock:
             before = self._snapshot
             site = self._read(None if before is None else changed)
+            if before is not None and changed != () and _same_content(site, before.site):
+                return before  # a rescan or a touch: keep the snapshot and its rendered pages
             snapshot = self._publish(site, before)
             _log_problem_changes(before.site.problems if before else (), site.problems)
             self._snapshot = snapshot
@@ -211,9 +211,7 @@ class ContentStore:
             if sizes != self._sizes:
                 self._sizes = sizes
                 states = {rel: with_new_media(state, sizes) for rel, state in states.items()}
-        for rel in dirty:
-            previous = self._states.get(rel)
-            states[rel] = read_content_file(root, rel, self._context, self._sizes, previous)
+        states.update(read_content_files(root, dirty, self.settings, self._sizes, self._states))
         self._states = states
         return assemble_site(tree, states, self._sizes, self.settings)
 
@@ -265,6 +263,14 @@ class ContentStore:
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)
+
+
+def _same_content(site: Site, other: Site) -> bool:
+    """Tell whether two sites would publish the same: same files, bytes and problems."""
+    problems = [(p.path, p.line, p.reason) for p in site.problems]
+    return site.version == other.version and problems == [
+        (p.path, p.line, p.reason) for p in other.problems
+    ]
 
 
 def _log_problem_changes(before: Iterable[ContentError], after: Iterable[ContentError]) -> None:
