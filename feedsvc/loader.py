@@ -21,6 +21,7 @@ from .feeds import item_id
 from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
+from .slugs import slugify
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ def assemble_site(
         version.update(f"{site_path}\0{size}\0".encode())
     version.update("\0".join(sections).encode())  # a new, empty section shows too
     articles = _drop_duplicate_ids(articles, problems, settings)
+    problems += _shared_slugs(articles)
     return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
 
 
@@ -330,3 +332,26 @@ def _drop_duplicate_ids(
             problems.append(ContentError(article.source_path, article.id_line, reason))
             dropped.add(article.key)
     return [a for a in articles if a.key not in dropped]
+
+
+def _shared_slugs(articles: list[Article]) -> list[ContentError]:
+    """Report tags (or authors) spelled differently but sharing one URL: they merge into one."""
+    slugs: dict[str, str] = {}
+    spellings: dict[tuple[str, str], list[str]] = {}
+    problems = []
+    for article in sorted(articles, key=lambda a: a.source_path):
+        for kind, names in (("tags", article.tags), ("authors", article.authors)):
+            for name in names:
+                slug = slugs.get(name)
+                if slug is None:
+                    slug = slugs[name] = slugify(name)
+                known = spellings.setdefault((kind, slug), [])
+                if name not in known:
+                    if known:
+                        reason = (
+                            f"{kind[:-1]} {name!r} and {known[0]!r} share the address"
+                            f" /{kind}/{slug}/; they are published as one"
+                        )
+                        problems.append(ContentError(article.source_path, None, reason))
+                    known.append(name)
+    return problems

@@ -109,6 +109,21 @@ def test_spellings_of_one_tag_share_a_feed(write_article, client_factory):
     write_article("culture", "b", title="B", date="2026-03-02T10:00:00Z", tags=["cafe"])
     client = client_factory()
     assert [e.title for e in entries(client, "/tags/cafe.xml")] == ["B", "A"]
+    (problem,) = client.get("/healthz").get_json()["problems"]
+    assert problem["path"].endswith("culture/b.md")
+    assert problem["reason"] == (
+        "tag 'cafe' and 'Café' share the address /tags/cafe/; they are published as one"
+    )
+
+
+def test_check_reports_authors_sharing_an_address(write_article, make_app):
+    write_article("culture", "a", title="A", date="2026-03-01T10:00:00Z", author="Zoë Martin")
+    write_article("culture", "b", title="B", date="2026-03-02T10:00:00Z", author="Zoe Martin")
+    result = make_app().test_cli_runner().invoke(args=["check"])
+    assert result.exit_code == 1
+    assert "author 'Zoe Martin' and 'Zoë Martin' share the address /authors/zoe-martin/" in (
+        result.output
+    )
 
 
 def test_opml_lists_every_feed_and_each_one_answers(tagged, client):
