@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -135,16 +134,12 @@ class Site:
     problems: tuple[ContentError, ...] = ()
     version: str = ""
     _by_key: Mapping[tuple[str, str], Article] = field(init=False, repr=False, compare=False)
-    _release_times: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         ordered = tuple(sorted(self.articles, key=_newest_first))
         object.__setattr__(self, "sections", MappingProxyType(dict(self.sections)))
         object.__setattr__(self, "articles", ordered)
         object.__setattr__(self, "_by_key", MappingProxyType({a.key: a for a in ordered}))
-        object.__setattr__(
-            self, "_release_times", tuple(sorted(a.date.timestamp() for a in ordered))
-        )
 
     def published(self, now: datetime, section: str | None = None) -> list[Article]:
         """Return the articles visible at `now`, newest first, optionally of one section."""
@@ -156,7 +151,3 @@ class Site:
         """Return the article at /section/slug/ if it is published at `now`."""
         article = self._by_key.get((section, slug))
         return article if article is not None and article.date <= now else None
-
-    def released_count(self, now: datetime) -> int:
-        """Count the articles whose publication time has come; changes only when one goes live."""
-        return bisect.bisect_right(self._release_times, now.timestamp())
