@@ -20,6 +20,7 @@ from flask import (
     render_template,
     request,
     send_file,
+    url_for,
 )
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
@@ -142,12 +143,18 @@ def home():
     return _page(html, latest, folders)
 
 
-def _one_page(articles: tuple[Article, ...], page: int) -> tuple[tuple[Article, ...], int]:
-    """Return page `page` of a listing and the number of pages; 404 past the last one."""
+def _one_page(articles: tuple[Article, ...], page: int, endpoint: str, **values):
+    """Return page `page` of a listing and its pager links; 404 past the last page."""
     pages = max(1, -(-len(articles) // SECTION_PAGE_SIZE))
     if page > pages:
         abort(404)
-    return articles[(page - 1) * SECTION_PAGE_SIZE : page * SECTION_PAGE_SIZE], pages
+    pager = {
+        "page": page,
+        "pages": pages,
+        "newer": url_for(endpoint, page=page - 1, **values) if page > 1 else None,
+        "older": url_for(endpoint, page=page + 1, **values) if page < pages else None,
+    }
+    return articles[(page - 1) * SECTION_PAGE_SIZE : page * SECTION_PAGE_SIZE], pager
 
 
 @bp.get("/<slug:section>/", defaults={"page": 1})
@@ -156,10 +163,12 @@ def section_page(section: str, page: int):
     """Show one section's articles, newest first, SECTION_PAGE_SIZE to a page."""
     snapshot = get_snapshot()
     info = snapshot.site.sections.get(section) or abort(404)
-    articles, pages = _one_page(snapshot.published(section), page)
+    articles, pager = _one_page(
+        snapshot.published(section), page, "site.section_page", section=section
+    )
     feeds = feed_links(section, info.title) + feed_links(SITE_FEED, get_store().settings.site_title)
     html = render_template(
-        "section.html", section=info, articles=articles, feeds=feeds, page=page, pages=pages
+        "section.html", section=info, articles=articles, feeds=feeds, pager=pager
     )
     return _page(html, articles, info.file_mtime)
 
@@ -172,17 +181,11 @@ def listing_page(kind: str, slug: str, page: int):
     """Show the articles of one tag or one author, newest first."""
     snapshot = get_snapshot()
     listing = snapshot.listings.get(f"{kind}/{slug}") or abort(404)
-    articles, pages = _one_page(listing.articles, page)
+    articles, pager = _one_page(listing.articles, page, "site.listing_page", kind=kind, slug=slug)
     feeds = feed_links(listing.name, listing.label)
     feeds += feed_links(SITE_FEED, get_store().settings.site_title)
     html = render_template(
-        "listing.html",
-        kind=kind,
-        listing=listing,
-        articles=articles,
-        feeds=feeds,
-        page=page,
-        pages=pages,
+        "listing.html", kind=kind, listing=listing, articles=articles, feeds=feeds, pager=pager
     )
     return _page(html, articles)
 

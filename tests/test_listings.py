@@ -152,3 +152,16 @@ def test_opml_lists_every_feed_and_each_one_answers(tagged, client):
 def test_home_page_links_the_opml(tagged, client):
     page = lxml.html.document_fromstring(client.get("/").data)
     assert "/feeds.opml" in page.xpath("//a/@href")
+
+
+def test_long_tag_listing_is_split_into_pages(write_article, client_factory):
+    for day in range(1, 53):  # 52 articles: a full first page and 2 on the second
+        date = f"2026-01-{day % 28 + 1:02}T{day % 24:02}:00:00Z"
+        write_article("culture", f"story-{day:02}", title=f"Story {day}", date=date, tags=["Tides"])
+    client = client_factory()
+    first = lxml.html.document_fromstring(client.get("/tags/tides/").data)
+    assert first.xpath("//nav[@class='pager']/a[@rel='next']/@href") == ["/tags/tides/page/2/"]
+    second = lxml.html.document_fromstring(client.get("/tags/tides/page/2/").data)
+    assert len(second.xpath("//ol[@class='article-list']/li")) == 2
+    assert second.xpath("//nav[@class='pager']/a[@rel='prev']/@href") == ["/tags/tides/"]
+    assert client.get("/tags/tides/page/3/").status_code == 404
