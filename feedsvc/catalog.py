@@ -12,7 +12,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -117,13 +117,8 @@ class FeedEdition:
         )
 
 
-def listings(
-    site: Site, published: list[Article], slug_of: Callable[[str], str] = slugify
-) -> dict[str, Listing]:
-    """Group the published articles: the whole site, each section, each tag, each author.
-
-    `slug_of` turns a tag or author name into its URL slug; a store passes a memoised one.
-    """
+def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
+    """Group the published articles: the whole site, each section, each tag, each author."""
     groups = {SITE_FEED: Listing(SITE_FEED, "", "/", tuple(published))}
     members: dict[str, list[Article]] = {slug: [] for slug in site.sections}
     labels: dict[str, str] = {}
@@ -131,7 +126,7 @@ def listings(
         members[article.section].append(article)
         for kind, values in ((TAGS, article.tags), (AUTHORS, article.authors)):
             for value in values:
-                slug = slug_of(value)
+                slug = slugify(value)
                 if slug:
                     name = f"{kind}/{slug}"
                     labels.setdefault(name, value)  # the newest article's spelling

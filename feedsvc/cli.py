@@ -14,7 +14,7 @@ import yaml
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from .freeze import freeze_command
+from .freeze import freeze_command, stderr_is_terminal
 from .loader import RESERVED_SLUGS, load_site
 from .models import ContentError, Site
 from .parsing import SLUG
@@ -70,11 +70,6 @@ def _progress_bar(content_dir: Path):
         return
     with click.progressbar(length=total, label="checking content", file=sys.stderr) as bar:
         yield lambda: bar.update(1)
-
-
-def stderr_is_terminal() -> bool:
-    """Tell whether a person may be watching; pipes and files must get clean output."""
-    return sys.stderr.isatty()
 
 
 def count_content_files(content_dir: Path) -> int:

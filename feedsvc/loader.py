@@ -336,15 +336,12 @@ def _drop_duplicate_ids(
 
 def _shared_slugs(articles: list[Article]) -> list[ContentError]:
     """Report tags (or authors) spelled differently but sharing one URL: they merge into one."""
-    slugs: dict[str, str] = {}
     spellings: dict[tuple[str, str], list[str]] = {}
     problems = []
     for article in sorted(articles, key=lambda a: a.source_path):
         for kind, names in (("tags", article.tags), ("authors", article.authors)):
             for name in names:
-                slug = slugs.get(name)
-                if slug is None:
-                    slug = slugs[name] = slugify(name)
+                slug = slugify(name)
                 known = spellings.setdefault((kind, slug), [])
                 if name not in known:
                     if known:

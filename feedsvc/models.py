@@ -32,9 +32,14 @@ class ContentError(Exception):
         self.line = line
         self.reason = reason
 
+    @property
+    def key(self) -> tuple[str, int | None, str]:
+        """Return what identifies the problem, for telling new problems from known ones."""
+        return (self.path, self.line, self.reason)
+
     def __reduce__(self):
         # Problems cross process boundaries when a large tree is parsed in parallel.
-        return (ContentError, (self.path, self.line, self.reason))
+        return (ContentError, self.key)
 
     def as_dict(self) -> dict:
         """Describe the problem for JSON output."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -11,6 +12,7 @@ _LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=8192)  # tags and authors repeat across thousands of articles
 def slugify(title: str) -> str:
     """Derive a file-name slug from a title: ASCII letters and digits joined by hyphens."""
     text = unicodedata.normalize("NFKD", title.lower().translate(_LETTERS))

@@ -43,7 +43,6 @@ from .models import Article, ContentError, Site
 from .opml import OPML_PATH, OPML_TYPE, render_opml
 from .responses import Representation, build_representation
 from .settings import Settings
-from .slugs import slugify
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,6 @@ class ContentStore:
     def __init__(self, settings: Settings, watcher_factory: Callable | None = None, notifier=None):
         self.settings = settings
         self._history = ValidatorHistory()
-        self._slugs: dict[str, str] = {}
         self._notifier = notifier
         self._refresh_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -225,7 +223,7 @@ class ContentStore:
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
         now = datetime.now(UTC)
-        groups = listings(site, site.published(now), self._slug_of)
+        groups = listings(site, site.published(now))
         specs = feed_specs(site, groups, now, self.settings)
         releases = next_releases(site, now)
         previous = before.editions if before is not None else {}
@@ -244,13 +242,6 @@ class ContentStore:
         next_release = min(releases.values(), default=None)
         return Snapshot(site, now, groups, editions, documents, next_release)
 
-    def _slug_of(self, name: str) -> str:
-        """Return the URL slug of a tag or author name, computed once per name."""
-        slug = self._slugs.get(name)
-        if slug is None:
-            slug = self._slugs[name] = slugify(name)
-        return slug
-
     def _opml(self, groups: Mapping[str, Listing], site_feed: FeedSpec) -> Representation:
         body = render_opml(groups.values(), self.settings)
         content_time = content_last_modified(site_feed)
@@ -267,18 +258,17 @@ class ContentStore:
 
 def _same_content(site: Site, other: Site) -> bool:
     """Tell whether two sites would publish the same: same files, bytes and problems."""
-    problems = [(p.path, p.line, p.reason) for p in site.problems]
-    return site.version == other.version and problems == [
-        (p.path, p.line, p.reason) for p in other.problems
+    return site.version == other.version and [p.key for p in site.problems] == [
+        p.key for p in other.problems
     ]
 
 
 def _log_problem_changes(before: Iterable[ContentError], after: Iterable[ContentError]) -> None:
     """Log each problem once, when it appears, and once more when it is gone."""
-    old = {(p.path, p.line, p.reason) for p in before}
-    new = {(p.path, p.line, p.reason) for p in after}
+    old = {p.key for p in before}
+    new = {p.key for p in after}
     for problem in after:
-        if (problem.path, problem.line, problem.reason) not in old:
+        if problem.key not in old:
             log.warning("content problem: %s", problem)
     for path, line, reason in sorted(old - new, key=str):
         log.info("content problem resolved: %s:%s: %s", path, line or 1, reason)
