@@ -271,10 +271,17 @@ def content_last_modified(spec: FeedSpec) -> int:
         sections = [spec.sections[spec.name]]
     else:
         sections = {spec.sections[a.section] for a in spec.articles if a.section in spec.sections}
-    moments = [spec.updated.timestamp()]
-    moments += [section.file_mtime for section in sections]
-    moments += [article.file_mtime for article in spec.articles]
-    return int(min(max(moments), time.time()))
+    folder_times = [section.file_mtime for section in sections]
+    return modified_time(spec.articles, [spec.updated.timestamp(), *folder_times])
+
+
+def modified_time(articles: Iterable[Article], other_times: Iterable[float] = ()) -> int:
+    """Return the newest of the articles' updated dates and file times and `other_times`.
+
+    Never in the future: a file stamped ahead of the clock counts as changed now.
+    """
+    moments = [*other_times, *(max(a.updated.timestamp(), a.file_mtime) for a in articles)]
+    return int(min(max(moments, default=0.0), time.time()))
 
 
 def _with_expiry(rep: Representation, expires_at: float | None) -> Representation:

@@ -25,7 +25,7 @@ from flask import (
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
-from .catalog import SITE_FEED
+from .catalog import SITE_FEED, modified_time
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .loader import MEDIA_DIR
 from .models import Article
@@ -121,8 +121,7 @@ def _answer(rep: Representation) -> Response:
 def _page(html: str, articles: list[Article], folder_mtime: float = 0.0) -> Response:
     """Answer with a page, kept so the next request for it never reaches Flask."""
     snapshot = get_snapshot()
-    newest = max((max(a.updated.timestamp(), a.file_mtime) for a in articles), default=0.0)
-    last_modified = int(min(max(newest, folder_mtime), time.time()))
+    last_modified = modified_time(articles, [folder_mtime])
     rep = build_representation(
         html.encode(), HTML, last_modified, PAGE_MAX_AGE, snapshot.next_release
     )
