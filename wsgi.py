@@ -18,7 +18,6 @@ except SettingsError as exc:
     print(f"feedsvc: {exc}", file=sys.stderr)
     sys.exit(EXIT_BAD_SETTINGS)
 
-logging.basicConfig(
-    level=app.extensions["feedsvc"].settings.log_level,
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-)
+# A server that set up logging first (granian does) keeps its handlers; the level is ours.
+logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.getLogger().setLevel(app.extensions["feedsvc"].settings.log_level)

@@ -119,8 +119,9 @@ def freeze_command(output_dir: Path, keep: int, allow_shrink: bool, allow_proble
         with exclusive_lock(output):
             check_output(output)
             store = app.extensions["feedsvc"]
-            check_content(store.snapshot(), output, allow_problems)
-            check_size(store.snapshot(), output, allow_shrink, store.settings.content_dir)
+            snapshot = store.snapshot()
+            check_content(snapshot, output, allow_problems)
+            check_size(snapshot, output, allow_shrink, store.settings.content_dir)
             remove_unfinished_builds(output)
             build, export = build_export(app, output)
             publish(build, output)
