@@ -167,7 +167,8 @@ def check_content(snapshot: Snapshot, output: Path, allow_problems: bool) -> Non
     more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" if len(problems) > SHOWN_PROBLEMS else ""
     raise FreezeError(
         f"refused: {len(problems)} content problem{'s' * (len(problems) != 1)}: {shown}{more};"
-        f" {output} left unchanged. Fix them (`flask check` lists them all) or run freeze"
+        f" {output} left unchanged. Fix {'it' if len(problems) == 1 else 'them'}"
+        " (`flask check` lists every problem) or run freeze"
         " with --allow-problems to publish without those files."
     )
 
