@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from feedsvc import PROJECT_ROOT, freeze, views
+from tests.browser import CHROMIUM, Browser
 from tests.conftest import wait_until
 from tests.nginx import DEPLOY, NGINX, fetch, free_port, needs_nginx, recipe, running_nginx
 
@@ -95,6 +96,37 @@ def test_export_recipe_shows_feeds_to_browsers_and_redirects_as_the_app(site, ma
                 == (308, path + "/")
             )
         assert fetch(server, "/.for-browsers/culture.xml")[0] == 404
+
+
+@needs_nginx
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("feed", ["culture.xml", "culture.atom"])
+def test_export_recipe_feeds_read_as_a_page_in_a_browser(site, make_app, tmp_path, feed):
+    # Shown as bare text unless served to a browser as application/xml, as the app does.
+    port = free_port()
+    site_url = f"http://127.0.0.1:{port}"
+    out = tmp_path / "site"
+    result = make_app(SITE_URL=site_url).test_cli_runner().invoke(args=["freeze", str(out)])
+    assert result.exit_code == 0, result.output
+    config = recipe(
+        "nginx-export.conf", tmp_path / "nginx", port, {"root /srv/feedsvc/site;": f"root {out};"}
+    )
+    (tmp_path / "chromium-profile").mkdir()
+    browser = Browser(tmp_path / "chromium-profile")
+    try:
+        with running_nginx(config, tmp_path / "nginx", port):
+            page = browser.new_page()
+            page.goto(f"{site_url}/{feed}")
+            facts = page.evaluate(
+                "({sheets: [...document.styleSheets].map((sheet) => sheet.href),"
+                " before: getComputedStyle(document.documentElement, '::before').content})"
+            )
+            problems = page.problems()
+    finally:
+        browser.close()
+    assert facts["sheets"] == [f"{site_url}/static/feed.css"]
+    assert "This is a web feed" in facts["before"]
+    assert problems == []
 
 
 def crawl(server: tuple[str, int], site_url: str) -> dict[str, int]:
