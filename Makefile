@@ -1,9 +1,11 @@
 # Two commands for a fresh machine with Python 3.11:
 #   make run   serve the sample site in content/ on http://127.0.0.1:5000
+#              (make run PORT=8080: another port; FEEDSVC_SITE_URL follows it unless set)
 #   make test  lint and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PORT ?= 5000
 
 .PHONY: run test lint clean
 
@@ -14,7 +16,8 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/flask --app wsgi run
+	FEEDSVC_SITE_URL="$${FEEDSVC_SITE_URL:-http://127.0.0.1:$(PORT)}" \
+		$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -21,3 +21,5 @@ FEED_MAX_AGE = 300
 WATCH_CONTENT = True
 # WebSub hub (URL) that feeds name and that is pinged when a feed changes; None: no hub.
 WEBSUB_HUB = None
+# Least severe log messages written: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+LOG_LEVEL = "INFO"

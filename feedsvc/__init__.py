@@ -8,11 +8,13 @@ from pathlib import Path
 from flask import Flask
 
 from . import cli, views
-from .fastpath import FastPath
-from .settings import Settings
+from .fastpath import FastPath, SitePrefix
+from .settings import Settings, SettingsError
 from .store import ContentStore
 from .watcher import ContentWatcher
 from .websub import HubNotifier
+
+__all__ = ["PROJECT_ROOT", "SettingsError", "create_app"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +23,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     """Create and configure a feedsvc application.
 
     Settings flow one way: config.py defaults, then FEEDSVC_* environment variables,
-    then `test_config`.
+    then `test_config`. Raises SettingsError, whose message is one line naming the key,
+    the value and what is expected, when a setting is unusable.
     """
     app = Flask(__name__)
     # "//" in a path must not become a redirect; /media//etc/passwd is simply not found.
@@ -36,5 +39,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["feedsvc"] = store
     app.register_blueprint(views.bp)
     app.wsgi_app = FastPath(app.wsgi_app, store)
+    if settings.path_prefix.rstrip("/"):
+        app.wsgi_app = SitePrefix(app.wsgi_app, settings.path_prefix)
     cli.init_app(app)
     return app

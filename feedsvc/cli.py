@@ -112,9 +112,16 @@ def display_path(path: str) -> str:
 @click.command("new")
 @click.argument("section")
 @click.argument("title")
+@click.option(
+    "--new-section", is_flag=True, help="Create SECTION's folder if it does not exist yet."
+)
 @with_appcontext
-def new_command(section: str, title: str) -> None:
-    """Write a draft article template for TITLE in SECTION, never overwriting a file."""
+def new_command(section: str, title: str, new_section: bool) -> None:
+    """Write a draft article template for TITLE in SECTION, never overwriting a file.
+
+    A section that does not exist yet is refused unless --new-section is given, so a
+    typo in its name does not quietly start a new section.
+    """
     settings = current_app.extensions["feedsvc"].settings
     check_section_name(section)
     slug = slugify(title)
@@ -122,7 +129,13 @@ def new_command(section: str, title: str) -> None:
         raise click.BadParameter("it has no letters or digits to name a file", param_hint="TITLE")
     if not settings.content_dir.is_dir():
         raise click.ClickException(f"content folder {settings.content_dir} does not exist")
-    path = settings.content_dir / section / f"{slug}.md"
+    folder = settings.content_dir / section
+    if not folder.is_dir() and not new_section:
+        raise click.ClickException(
+            f"section folder {display_path(str(folder))} does not exist; check the name,"
+            " or pass --new-section to start a new section"
+        )
+    path = folder / f"{slug}.md"
     write_new_file(path, article_template(title, settings, datetime.now(settings.timezone)))
     click.echo(f"wrote {display_path(str(path))}")
     click.echo("It is a draft: remove 'draft: true' (or set it to false) to publish it.")
@@ -139,7 +152,7 @@ def check_section_name(section: str) -> None:
 
 
 def write_new_file(path: Path, text: str) -> None:
-    """Create `path` with `text`, creating its section folder but never replacing a file."""
+    """Create `path` with `text`, and its section folder if needed; never replace a file."""
     try:
         path.parent.mkdir(exist_ok=True)
         file = path.open("x", encoding="utf-8")

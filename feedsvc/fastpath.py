@@ -29,3 +29,24 @@ class FastPath:
             if rep is not None:
                 return wsgi_respond(rep, environ, start_response, time.time())
         return self.app(environ, start_response)
+
+
+class SitePrefix:
+    """WSGI middleware serving a site whose SITE_URL has a path ("https://host/news").
+
+    Pages, redirects and static links are built by Flask from SCRIPT_NAME: it is set to
+    the prefix unless the server or proxy passes one, and a proxy that forwards the path
+    unchanged (/news/culture/) has the prefix taken off PATH_INFO.
+    """
+
+    def __init__(self, app: Callable, prefix: str):
+        self.app = app
+        self.prefix = prefix.rstrip("/")
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if not environ.get("SCRIPT_NAME"):
+            path = environ.get("PATH_INFO", "")
+            if path == self.prefix or path.startswith(self.prefix + "/"):
+                environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
+            environ["SCRIPT_NAME"] = self.prefix
+        return self.app(environ, start_response)

@@ -49,6 +49,10 @@ NOT_FOUND_PATH = "/404.html"
 MISSING_PATH = "/.freeze-not-found/"
 BUILD_MARK = ".build-"
 PARTIAL_MARK = ".partial-"
+# Problems named in freeze's refusal; `flask check` lists them all.
+SHOWN_PROBLEMS = 3
+# Top folders of an export whose pages are listings, not articles.
+LISTING_FOLDERS = frozenset({"tags", "authors"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Characters a path segment keeps as they are (RFC 3986 pchar), besides letters, digits, "_.-~".
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
@@ -91,14 +95,33 @@ class Export:
     show_default=True,
     help="Exports to keep beside OUTPUT_DIR, the new one included; older ones are deleted.",
 )
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Publish even if the export holds fewer articles than the live one, or none.",
+)
+@click.option(
+    "--allow-problems",
+    is_flag=True,
+    help="Publish even if some content files have problems (they are left out).",
+)
 @with_appcontext
-def freeze_command(output_dir: Path, keep: int) -> None:
-    """Write every page, feed and file of the site into OUTPUT_DIR, swapped in atomically."""
+def freeze_command(output_dir: Path, keep: int, allow_shrink: bool, allow_problems: bool) -> None:
+    """Write every page, feed and file of the site into OUTPUT_DIR, swapped in atomically.
+
+    Refuses, publishing nothing, when content has problems or the export would hold
+    fewer articles than the one OUTPUT_DIR serves (an unmounted content folder must
+    not replace a live site with an empty one), unless told to with the --allow options.
+    """
     app = current_app._get_current_object()
     output = Path(os.path.abspath(output_dir))
     try:
         with exclusive_lock(output):
             check_output(output)
+            store = app.extensions["feedsvc"]
+            snapshot = store.snapshot()
+            check_content(snapshot, output, allow_problems)
+            check_size(snapshot, output, allow_shrink, store.settings.content_dir)
             remove_unfinished_builds(output)
             build, export = build_export(app, output)
             publish(build, output)
@@ -133,6 +156,42 @@ def check_output(output: Path) -> None:
             f"{output} exists and is not an export of freeze; move it away or choose another"
             " folder (freeze makes OUTPUT_DIR a symlink to each new export)"
         )
+
+
+def check_content(snapshot: Snapshot, output: Path, allow_problems: bool) -> None:
+    """Refuse to publish content with problems unless told to, naming the first few."""
+    problems = snapshot.site.problems
+    if not problems or allow_problems:
+        return
+    shown = "; ".join(str(problem) for problem in problems[:SHOWN_PROBLEMS])
+    more = f" (and {len(problems) - SHOWN_PROBLEMS} more)" if len(problems) > SHOWN_PROBLEMS else ""
+    raise FreezeError(
+        f"refused: {len(problems)} content problem{'s' * (len(problems) != 1)}: {shown}{more};"
+        f" {output} left unchanged. Fix {'it' if len(problems) == 1 else 'them'}"
+        " (`flask check` lists every problem) or run freeze"
+        " with --allow-problems to publish without those files."
+    )
+
+
+def check_size(snapshot: Snapshot, output: Path, allow_shrink: bool, content_dir: Path) -> None:
+    """Refuse an export with no articles, or fewer than the live export, unless told to."""
+    new = len(snapshot.published())
+    live = count_article_pages(output) if output.is_dir() else 0
+    if allow_shrink or (new and new >= live):
+        return
+    where = f"the live export holds {live}" if live else "there is no live export"
+    raise FreezeError(
+        f"refused: the new export would hold {new} article{'s' * (new != 1)} and {where}"
+        f" (content folder: {content_dir}); {output} left unchanged."
+        " Run freeze with --allow-shrink if that is intended."
+    )
+
+
+def count_article_pages(root: Path) -> int:
+    """Count the article pages of an export: <section>/<slug>/index.html."""
+    return sum(
+        1 for page in root.glob("*/*/index.html") if page.parent.parent.name not in LISTING_FOLDERS
+    )
 
 
 def _siblings(output: Path, mark: str) -> list[Path]:

@@ -1,13 +1,33 @@
-"""Plain, typed settings taken once from the Flask config and passed down to pure code."""
+"""Plain, typed settings taken once from the Flask config and passed down to pure code.
+
+Every key is checked at start: a bad value stops the app with one line naming the key,
+the value and what is expected, instead of a traceback or a site with broken links.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .dates import load_timezone
+from .dates import DateError, load_timezone
+
+ENV_PREFIX = "FEEDSVC_"
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
+
+
+class SettingsError(ValueError):
+    """A configuration value feedsvc cannot run with; its message is one line for the admin."""
+
+    def __init__(self, key: str, value: object, expected: str):
+        self.key, self.value, self.expected = key, value, expected
+        super().__init__(f"bad setting {ENV_PREFIX}{key}={value!r}: expected {expected}")
 
 
 @dataclass(frozen=True)
@@ -25,28 +45,112 @@ class Settings:
     feed_max_age: int
     watch_content: bool = True
     websub_hub: str = ""
+    log_level: str = "INFO"
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
-        """Read and convert the FEEDSVC keys; environment values may arrive as numbers."""
-        feed_items = int(config["FEED_ITEMS"])
-        feed_max_age = int(config["FEED_MAX_AGE"])
-        if feed_items < 1 or feed_max_age < 0:
-            raise ValueError("FEED_ITEMS must be at least 1 and FEED_MAX_AGE not negative")
+        """Read, check and convert the FEEDSVC keys; raise SettingsError for the first bad one."""
+
+        def get(key: str, convert: Callable, default: object = None):
+            value = config.get(key, default)
+            try:
+                return convert(value)
+            except (TypeError, ValueError, DateError) as exc:
+                raise SettingsError(key, value, str(exc)) from None
+
         return cls(
-            content_dir=Path(str(config["CONTENT_DIR"])),
-            site_url=str(config["SITE_URL"]).rstrip("/"),
-            site_title=str(config["SITE_TITLE"]),
-            site_description=str(config["SITE_DESCRIPTION"]),
-            site_author=str(config["SITE_AUTHOR"]),
-            language=str(config["LANGUAGE"]),
-            timezone=load_timezone(str(config["TIMEZONE"])),
-            feed_items=feed_items,
-            feed_max_age=feed_max_age,
-            watch_content=bool(config.get("WATCH_CONTENT", True)),
-            websub_hub=str(config.get("WEBSUB_HUB") or ""),
+            content_dir=get("CONTENT_DIR", _folder),
+            site_url=get("SITE_URL", _site_url),
+            site_title=get("SITE_TITLE", _text),
+            site_description=get("SITE_DESCRIPTION", _text),
+            site_author=get("SITE_AUTHOR", _text),
+            language=get("LANGUAGE", _language),
+            timezone=get("TIMEZONE", _timezone),
+            feed_items=get("FEED_ITEMS", _at_least(1)),
+            feed_max_age=get("FEED_MAX_AGE", _at_least(0)),
+            watch_content=get("WATCH_CONTENT", parse_bool, True),
+            websub_hub=get("WEBSUB_HUB", _hub_url),
+            log_level=get("LOG_LEVEL", _log_level, "INFO"),
         )
 
     def absolute(self, path: str) -> str:
         """Return the absolute URL of a site path; never derived from a request's Host."""
         return self.site_url + path
+
+    @property
+    def path_prefix(self) -> str:
+        """Return the path SITE_URL puts before every site path ("/news"), or ""."""
+        return urlsplit(self.site_url).path
+
+
+# Converters: each returns the typed value or raises ValueError saying what it expects.
+
+
+def _text(value: object) -> str:
+    if value is None or isinstance(value, dict | list):
+        raise ValueError("text")
+    return str(value)
+
+
+def _folder(value: object) -> Path:
+    if not _text(value).strip():
+        raise ValueError("the path of the content folder")
+    return Path(str(value))
+
+
+def _http_url(value: object) -> str:
+    url = _text(value).strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("an absolute http:// or https:// URL, e.g. https://news.example.org")
+    return url
+
+
+def _site_url(value: object) -> str:
+    return _http_url(value).rstrip("/")
+
+
+def _hub_url(value: object) -> str:
+    return _http_url(value) if value not in (None, "") else ""
+
+
+def _language(value: object) -> str:
+    if not _LANGUAGE_TAG.fullmatch(_text(value)):
+        raise ValueError("a language tag such as en, fr or pt-BR")
+    return str(value)
+
+
+def _timezone(value: object) -> tzinfo:
+    try:
+        return load_timezone(_text(value))
+    except DateError:
+        raise ValueError("an IANA time zone name such as UTC or Europe/Paris") from None
+
+
+def _at_least(minimum: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        text = str(value).strip()
+        if isinstance(value, bool) or not re.fullmatch(r"[+-]?[0-9]+", text) or int(text) < minimum:
+            raise ValueError(f"a whole number of at least {minimum}")
+        return int(text)
+
+    return convert
+
+
+def parse_bool(value: object) -> bool:
+    """Read a yes/no setting the usual ways: true/false, yes/no, on/off, 1/0, any case."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("true or false (also yes/no, on/off, 1/0)")
+
+
+def _log_level(value: object) -> str:
+    level = _text(value).strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError("one of " + ", ".join(_LOG_LEVELS))
+    return level

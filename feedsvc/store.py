@@ -46,6 +46,8 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+# A refresh running longer than this means the publisher is stuck (/healthz: failing).
+STUCK_REFRESH_SECONDS = 300.0
 # Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
 PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
@@ -134,6 +136,9 @@ class ContentStore:
         self._watcher_factory = watcher_factory
         self._watcher = None
         self.watching = False
+        # What /healthz needs to know about publishing: a refresh under way, the last failure.
+        self._refresh_started: float | None = None
+        self._refresh_error = ""
 
     @property
     def site(self) -> Site:
@@ -178,17 +183,41 @@ class ContentStore:
     def refresh(self, changed: Iterable[str] | None = None) -> Snapshot:
         """Re-read `changed` paths (relative to the content folder; None: check every file)."""
         with self._refresh_lock:
-            before = self._snapshot
-            site = self._read(None if before is None else changed)
-            if before is not None and changed != () and _same_content(site, before.site):
-                return before  # a rescan or a touch: keep the snapshot and its rendered pages
-            snapshot = self._publish(site, before)
-            _log_problem_changes(before.site.problems if before else (), site.problems)
-            self._snapshot = snapshot
-            # Pinged only after the swap, so the hub fetches the new bytes.
-            if before is not None and self._notifier is not None:
-                self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
+            self._refresh_started = time.monotonic()
+            try:
+                snapshot = self._refresh(changed)
+            except Exception as exc:
+                self._refresh_error = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self._refresh_started = None
+            self._refresh_error = ""
             return snapshot
+
+    def publisher_trouble(self) -> str | None:
+        """Say why this process no longer publishes changes, or None while it does."""
+        started = self._refresh_started
+        if started is not None and time.monotonic() - started > STUCK_REFRESH_SECONDS:
+            return f"a content refresh has been running for {time.monotonic() - started:.0f} s"
+        if self._refresh_error:
+            return f"the last content refresh failed: {self._refresh_error}"
+        if self._watcher is not None and not self._watcher.is_alive():
+            return "the content watcher has stopped"
+        return None
+
+    def _refresh(self, changed: Iterable[str] | None) -> Snapshot:
+        """Re-read and publish; refresh() holds the lock and records the outcome."""
+        before = self._snapshot
+        site = self._read(None if before is None else changed)
+        if before is not None and changed != () and _same_content(site, before.site):
+            return before  # a rescan or a touch: keep the snapshot and its rendered pages
+        snapshot = self._publish(site, before)
+        _log_problem_changes(before.site.problems if before else (), site.problems)
+        self._snapshot = snapshot
+        # Pinged only after the swap, so the hub fetches the new bytes.
+        if before is not None and self._notifier is not None:
+            self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
+        return snapshot
 
     def _read(self, changed: Iterable[str] | None) -> Site:
         root = self.settings.content_dir

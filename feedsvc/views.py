@@ -6,6 +6,7 @@ safe_join keeps requests inside the media folder.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from werkzeug.security import safe_join
 
 from .catalog import SITE_FEED, modified_time
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
+from .health import assess
 from .loader import MEDIA_DIR
 from .models import Article
 from .opml import OPML_PATH
@@ -100,6 +102,25 @@ def slug_filter(text: str) -> str:
 def long_date(moment: datetime) -> str:
     """Format a date for readers, e.g. "3 September 2026"."""
     return f"{moment.day} {moment:%B %Y}"
+
+
+# An attribute holding a root-relative URL ("/media/x.png", not "//host/x"), as authors write.
+_ROOT_RELATIVE = re.compile(r"""(\s(?:href|src|poster|cite)\s*=\s*["']?)/(?!/)""", re.IGNORECASE)
+
+
+@bp.app_template_filter("site_path")
+def site_path_filter(url: str) -> str:
+    """Put the site's path prefix (SITE_URL's path) before a root-relative URL."""
+    if url.startswith("/") and not url.startswith("//"):
+        return request.script_root + url
+    return url
+
+
+@bp.app_template_filter("site_links")
+def site_links_filter(html: str) -> str:
+    """Make an article body's root-relative links honour the site's path prefix."""
+    root = request.script_root
+    return _ROOT_RELATIVE.sub(lambda match: match.group(1) + root + "/", html) if root else html
 
 
 class PrecomputedResponse(Response):
@@ -229,18 +250,24 @@ def media(filename: str):
 
 @bp.get("/healthz")
 def healthz():
-    """Report whether the site serves, what it holds and which files have problems."""
+    """Report whether the site serves, what it holds and which files have problems.
+
+    Answers 503 when failing, so a load balancer takes the process out of service.
+    """
     snapshot = get_snapshot()
     site = snapshot.site
     published = len(snapshot.published())
-    return {
-        "status": "ok",
+    health = assess(site, published, get_store().publisher_trouble())
+    report = {
+        "status": health.status,
+        "reasons": list(health.reasons),
         "sections": len(site.sections),
         "articles": published,
         "scheduled": len(site.articles) - published,
         "version": site.version,
         "problems": [problem.as_dict() for problem in site.problems],
     }
+    return report, health.http_status, {"Cache-Control": "no-store"}
 
 
 @bp.after_app_request

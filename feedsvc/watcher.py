@@ -96,6 +96,10 @@ class ContentWatcher:
             self._thread.join(timeout=5)
         self._unobserve()
 
+    def is_alive(self) -> bool:
+        """Tell whether the watching thread still runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _observe(self) -> None:
         real_root = Path(os.path.realpath(self.root))
         self._collector = _ChangeCollector(real_root, self._wake)

@@ -199,6 +199,14 @@ class HubNotifier:
                     self._schedule(url, ping, time.monotonic() + delay)
         if error is None:
             log.info("WebSub: told %s that %s changed", self.hub_url, url)
+        elif ping.failures == 1:  # said once per URL; the retries follow at DEBUG
+            log.warning(
+                "WebSub: ping to %s for %s failed (%s); retrying up to %d times",
+                self.hub_url,
+                url,
+                error,
+                self.attempts - 1,
+            )
         elif ping.failures < self.attempts:
             log.debug("WebSub: ping to %s for %s failed (%s); will retry", self.hub_url, url, error)
         else:

@@ -6,7 +6,7 @@ import feedparser
 import pytest
 
 from feedsvc import PROJECT_ROOT, create_app
-from feedsvc.dates import DateError
+from feedsvc.settings import SettingsError
 
 
 def test_config_defaults_come_from_config_py(monkeypatch):
@@ -43,9 +43,9 @@ def test_two_apps_never_see_each_other_content(tmp_path, write_article, make_app
 @pytest.mark.parametrize(
     ("config", "error"),
     [
-        ({"TIMEZONE": "Mars/Olympus_Mons"}, DateError),
-        ({"FEED_ITEMS": 0}, ValueError),
-        ({"FEED_ITEMS": "many"}, ValueError),
+        ({"TIMEZONE": "Mars/Olympus_Mons"}, SettingsError),
+        ({"FEED_ITEMS": 0}, SettingsError),
+        ({"FEED_ITEMS": "many"}, SettingsError),
     ],
 )
 def test_bad_configuration_fails_at_start(make_app, config, error):

@@ -144,6 +144,7 @@ def new_file_front_matter(path) -> tuple[dict, str]:
 
 
 def test_new_writes_a_draft_with_every_field(runner, content_dir):
+    (content_dir / "culture").mkdir()
     before = datetime.now(ZoneInfo("Asia/Kolkata")).replace(microsecond=0)
     result = runner(TIMEZONE="Asia/Kolkata").invoke(args=["new", "culture", NEW_TITLE])
     after = datetime.now(ZoneInfo("Asia/Kolkata"))
@@ -162,6 +163,7 @@ def test_new_writes_a_draft_with_every_field(runner, content_dir):
 
 
 def test_new_file_is_a_draft_that_loads_once_draft_is_removed(runner, make_app, content_dir):
+    (content_dir / "culture").mkdir()
     runner().invoke(args=["new", "culture", NEW_TITLE])
     settings = make_app().extensions["feedsvc"].settings
     site = load_site(settings)
@@ -200,6 +202,7 @@ def test_new_file_is_a_draft_that_loads_once_draft_is_removed(runner, make_app, 
     ],
 )
 def test_new_quotes_awkward_titles_as_valid_yaml(runner, content_dir, title):
+    (content_dir / "culture").mkdir()
     result = runner().invoke(args=["new", "culture", "--", title])
     assert result.exit_code == 0
     [path] = (content_dir / "culture").iterdir()

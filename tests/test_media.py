@@ -182,7 +182,7 @@ def test_healthz_lists_a_broken_file(content_dir, write_article, make_app):
     broken = content_dir / "culture" / "broken.md"
     broken.write_text("---\ndate: 2026-03-01\n---\nNo title.\n", encoding="utf-8")
     data = make_app().test_client().get("/healthz").get_json()
-    assert data["status"] == "ok"
+    assert data["status"] == "degraded"  # still serving, with a problem
     assert data["articles"] == 1
     (problem,) = data["problems"]
     assert problem["path"] == str(broken)
