@@ -8,6 +8,7 @@ from datetime import tzinfo
 from pathlib import Path
 
 from .dates import load_timezone
+from .urls import encode_uri
 
 
 @dataclass(frozen=True)
@@ -48,5 +49,5 @@ class Settings:
         )
 
     def absolute(self, path: str) -> str:
-        """Return the absolute URL of a site path; never derived from a request's Host."""
-        return self.site_url + path
+        """Return the absolute, encoded URL of a site path; never derived from a request's Host."""
+        return encode_uri(self.site_url + path)
