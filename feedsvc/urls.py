@@ -41,10 +41,22 @@ def encode_uri(text: str) -> str:
     """
     authority = _AUTHORITY.match(text)
     start = authority.end() if authority else 0
-    if _NEEDS_ENCODING.search(text, start) is None:
+    head = _ascii_host(text[:start]) if start and not text[:start].isascii() else text[:start]
+    if head == text[:start] and _NEEDS_ENCODING.search(text, start) is None:
         return text
-    rest = _NEEDS_ENCODING.sub(lambda m: quote(m.group(), safe=""), text[start:])
-    return text[:start] + rest
+    return head + _NEEDS_ENCODING.sub(lambda m: quote(m.group(), safe=""), text[start:])
+
+
+def _ascii_host(authority: str) -> str:
+    """Write a host name in letters outside ASCII ("café.example") as IDNA, as DNS knows it."""
+    scheme, _, rest = authority.partition("://")
+    userinfo, at, host_port = rest.rpartition("@")
+    host, colon, port = host_port.partition(":")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:  # not a name IDNA can write: escape it like the rest
+        host = quote(host, safe="")
+    return f"{scheme}://{quote(userinfo, safe=':%')}{at}{host}{colon}{port}"
 
 
 def absolute_url(link: str, site_url: str, base_url: str) -> str:

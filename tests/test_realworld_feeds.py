@@ -11,6 +11,7 @@ import feedparser
 import pytest
 from lxml import etree
 
+from feedsvc.urls import absolute_url, encode_uri
 from tests.conftest import SITE_URL
 from tests.w3c_rules import feed_problems, opml_problems, uri_problems
 
@@ -83,6 +84,41 @@ def test_freeze_writes_media_whose_names_hold_spaces_and_accents(
     assert (out / "media" / "café.png").read_bytes() == PNG
 
 
+@pytest.mark.parametrize(
+    ("written", "published"),
+    [
+        ("/media/my pic.png", "/media/my%20pic.png"),
+        ("/media/my%20pic.png", "/media/my%20pic.png"),  # never encoded twice
+        ("/media/50% off.png", "/media/50%25%20off.png"),
+        ("/media/a[1].png", "/media/a%5B1%5D.png"),
+        ("https://café.example/ü?q=é#x", "https://xn--caf-dma.example/%C3%BC?q=%C3%A9#x"),
+        ("http://[::1]:8080/a b", "http://[::1]:8080/a%20b"),
+        ("https://example.org/a?b=c&d=e;f", "https://example.org/a?b=c&d=e;f"),
+    ],
+)
+def test_encode_uri_escapes_only_what_a_uri_cannot_hold(written, published):
+    assert encode_uri(written) == published
+    assert encode_uri(published) == published
+    full = published if "://" in published else "https://example.org" + published
+    if "[" not in full:  # the validator's rule knows no IPv6 hosts
+        assert uri_problems("InvalidFullLink", full) == []
+
+
+@pytest.mark.parametrize(
+    ("link", "absolute"),
+    [
+        ("/media/café.png", f"{SITE_URL}/media/caf%C3%A9.png"),
+        ("//cdn.example.org/x y.pdf", "https://cdn.example.org/x%20y.pdf"),
+        ("notes 2.pdf", f"{SITE_URL}/culture/story/notes%202.pdf"),
+        ("../other/", f"{SITE_URL}/culture/other/"),
+        ("tel:+1 555 1234", "tel:+1%20555%201234"),
+        ("mailto:desk@example.org", "mailto:desk@example.org"),
+    ],
+)
+def test_absolute_url_resolves_and_encodes_every_kind_of_link(link, absolute):
+    assert absolute_url(link, SITE_URL, f"{SITE_URL}/culture/story/") == absolute
+
+
 # 9. Item ids: a space, an unregistered scheme; valid ids never change
 
 
@@ -150,7 +186,7 @@ def angle_site(write_section, write_article):
         "details",
         title="Why <details> beats JavaScript",
         tags=["<details>", "Q&A"],
-        author="Ada <Lovelace>",
+        author="Ada & Co",
         image={"src": "https://img.example.org/x.png", "alt": "A <b>bold</b> claim"},
     )
 
@@ -162,6 +198,7 @@ def angle_site(write_section, write_article):
         "/feed.xml",
         "/tags/details.xml",
         "/tags/q-a.xml",
+        "/authors/ada-co.xml",
         "/culture.atom",
         "/tags/details.atom",
     ],
