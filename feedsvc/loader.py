@@ -289,7 +289,7 @@ def assemble_site(
         version.update(f"{site_path}\0{size}\0".encode())
     version.update("\0".join(sections).encode())  # a new, empty section shows too
     articles = _drop_duplicate_ids(articles, problems, settings)
-    problems += _unregistered_id_schemes(articles)
+    problems += _id_problems(articles)
     problems += _shared_slugs(articles)
     return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
 
@@ -338,24 +338,34 @@ def _drop_duplicate_ids(
     return [a for a in articles if a.key not in dropped]
 
 
-def _unregistered_id_schemes(articles: list[Article]) -> list[ContentError]:
-    """Report ids published as URIs whose scheme validators do not know ("post:42").
+def _id_problems(articles: list[Article]) -> list[ContentError]:
+    """Report ids that look like URIs but are not published as written, or draw warnings.
 
-    They stay as written: changing a published id would show readers every item twice.
+    A broken one ("tag:…:my post") is published in a valid form, which the author can
+    write in its place to keep it; a valid one with an unknown scheme ("post:42") stays,
+    since changing a published id would show readers every item twice.
     """
     problems = []
     for article in articles:
         guid = article.explicit_id
-        if guid is None or urls.item_id(guid) != guid:
-            continue
-        scheme = urls.scheme_of(guid)
-        if scheme not in urls.REGISTERED_SCHEMES:
+        scheme = urls.scheme_of(guid or "")
+        if not scheme:
+            continue  # a name: published as a urn:uuid, as documented
+        published = urls.item_id(guid)
+        if published != guid:
+            reason = (
+                f"id {guid!r} is not a valid URI; it is published as {published!r}"
+                " (write that as the id to keep it and end this message)"
+            )
+        elif scheme not in urls.REGISTERED_SCHEMES:
             reason = (
                 f"id {guid!r} is published as a URI whose scheme {scheme!r} is not registered,"
                 " so validators warn; it is kept to stay the same for readers (a new article's"
                 " id without a colon, or a tag: URI, has no such warning)"
             )
-            problems.append(ContentError(article.source_path, article.id_line, reason))
+        else:
+            continue
+        problems.append(ContentError(article.source_path, article.id_line, reason))
     return problems
 
 

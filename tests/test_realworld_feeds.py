@@ -130,15 +130,24 @@ def test_absolute_url_resolves_and_encodes_every_kind_of_link(link, absolute):
         ("post: 42", uuid.uuid5(uuid.NAMESPACE_URL, "post: 42").urn),
     ],
 )
-def test_an_id_with_a_space_is_published_as_a_valid_uri(
-    write_article, client_factory, written, published
+def test_an_id_with_a_space_is_published_as_a_valid_uri_and_reported(
+    write_article, client_factory, make_app, written, published
 ):
-    write_article("culture", "story", id=written)
+    path = write_article("culture", "story", id=written)
     client = client_factory()
     atom = read_feed(client, "/culture.atom")
     assert atom.findtext(f"{ATOM}entry/{ATOM}id") == published
     assert read_feed(client, "/culture.xml").findtext("channel/item/guid") == published
     assert json.loads(client.get("/culture.json").data)["items"][0]["id"] == published
+    result = make_app().test_cli_runner().invoke(args=["check"])
+    assert f"{path}:2: id {written!r} is not a valid URI; it is published as {published!r}" in (
+        result.output
+    )
+    # Writing the published value as the id keeps it, and ends the message.
+    write_article("culture", "story", id=published)
+    assert make_app().test_cli_runner().invoke(args=["check"]).exit_code == 0
+    atom = read_feed(client_factory(), "/culture.atom")
+    assert atom.findtext(f"{ATOM}entry/{ATOM}id") == published
 
 
 @pytest.mark.parametrize(
