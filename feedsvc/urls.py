@@ -16,14 +16,18 @@ from urllib.parse import quote, urljoin
 _NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
 _AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
-# What the W3C Feed Validator accepts in a URI (RFC 2396, so no "[", "]" or "~" escapes).
-_VALID_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[0-9A-Za-z;/?:@&=+$.\-_!~*'()%,#]+$")
+# The characters of a URI as the W3C Feed Validator reads it (RFC 2396: no "[" or "]").
+_URIC = r"[0-9A-Za-z;/?:@&=+$.\-_!~*'()%,]"
+_VALID_URI = re.compile(rf"^[A-Za-z][A-Za-z0-9+.\-]*:(?:{_URIC}|#)+$")
+# RFC 4151: tag:[name@]domain,YYYY[-MM[-DD]]:specific[#fragment]
 _TAG_URI = re.compile(
-    r"^tag:([a-z0-9\-._]+@)?[a-z0-9.\-]+,\d{4}(-\d{2}(-\d{2})?)?:[0-9A-Za-z;/?:@&=+$.\-_!~*'()%,]*"
-    r"(#[0-9A-Za-z;/?:@&=+$.\-_!~*'()%,]*)?$"
+    rf"^tag:(?:[a-z0-9._\-]+@)?[a-z0-9.\-]+,\d{{4}}(?:-\d\d(?:-\d\d)?)?:{_URIC}*(?:#{_URIC}*)?$"
 )
-_URN = re.compile(r"^urn:[a-z0-9][a-z0-9\-]{1,31}:([a-z0-9()+,.:=@;$_!*'\-]|%[0-9a-f]{2})+$", re.I)
-_UUID_URN = re.compile(r"^urn:uuid:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$", re.I)
+# RFC 8141: urn:NID:NSS, a namespace of 2 to 32 letters, digits and hyphens.
+_URN = re.compile(
+    r"^urn:[a-z0-9][a-z0-9\-]{1,31}:(?:[a-z0-9()+,.:=@;$_!*'\-]|%[0-9a-f]{2})+$", re.I
+)
+_UUID_URN = re.compile(r"^urn:uuid:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}$", re.I)
 _NEEDS_HOST = {"http", "https", "ftp"}
 # Schemes registered with IANA (https://www.iana.org/assignments/uri-schemes) that an item
 # id or a link in a magazine might use; validators warn about any other scheme.
@@ -60,8 +64,11 @@ def _ascii_host(authority: str) -> str:
 
 
 def absolute_url(link: str, site_url: str, base_url: str) -> str:
-    """Make a link absolute and encoded: "/media/x.jpg" joins SITE_URL, "//host/x" takes
-    SITE_URL's scheme, a relative link joins `base_url`; other schemes stay as written."""
+    """Make a link absolute and percent-encoded, the one way every feed link is made.
+
+    "/media/x.jpg" joins SITE_URL, "//host/x" takes SITE_URL's scheme, a relative link
+    joins `base_url`; a link with a scheme (https:, mailto:, tel:) keeps it.
+    """
     link = link.strip()
     if link.startswith("//"):
         link = site_url.split(":", 1)[0] + ":" + link
@@ -70,11 +77,6 @@ def absolute_url(link: str, site_url: str, base_url: str) -> str:
     elif not _SCHEME.match(link):
         link = urljoin(base_url, encode_uri(link))
     return encode_uri(link)
-
-
-def site_path_url(path: str) -> str:
-    """Return a site path ("/media/my pic.png") as pages link to it: encoded, still relative."""
-    return encode_uri(path.strip()) if path.strip().startswith("/") else path.strip()
 
 
 def item_id(explicit_id: str) -> str:

@@ -56,15 +56,16 @@ HTML_TAGS = SAFE_ELEMENTS | set(
     "script slot style title xmp comment".split()
 )
 # RFC 2396 as the validator reads it: the characters a URI may hold, and a full URI.
-URI_CHAR = re.compile(r"[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,#]")
-FULL_URI = re.compile(r"^[a-zA-Z][0-9a-zA-Z+.\-]*:(//)?[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,#]+$")
+URIC = r"[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]"
+URI_CHAR = re.compile(rf"{URIC}|#")
+FULL_URI = re.compile(rf"^[a-zA-Z][0-9a-zA-Z+.\-]*:(?:{URIC}|#)+$")
+# tag: (RFC 4151) and urn: (RFC 8141) ids are checked against their own grammar.
 TAG_URI = re.compile(
-    r"^tag:([a-z0-9\-._]+?@)?[a-z0-9.\-]+?,\d{4}(-\d{2}(-\d{2})?)?:[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*"
-    r"(#[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*)?$"
+    rf"^tag:(?:[a-z0-9._\-]+@)?[a-z0-9.\-]+,[0-9]{{4}}(?:-[0-9]{{2}}){{0,2}}:{URIC}*(?:#{URIC}*)?$"
 )
-URN = re.compile(r"^urn:[a-z0-9][a-z0-9-]{1,31}:([a-z0-9()+,.:=@;$_!*'\-]|%[0-9a-f]{2})+$", re.I)
+URN = re.compile(r"^urn:[a-z0-9][a-z0-9-]{1,31}:(?:%[0-9a-f]{2}|[a-z0-9()+,.:=@;$_!*'-])+$", re.I)
 UUID_URN = re.compile(
-    r"^urn:uuid:[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$", re.I
+    "^urn:uuid:" + "-".join(f"[0-9a-f]{{{n}}}" for n in (8, 4, 4, 4, 12)) + "$", re.I
 )
 # URI schemes registered with IANA (https://www.iana.org/assignments/uri-schemes), a selection.
 IANA_SCHEMES = set(
