@@ -155,8 +155,8 @@ def feed_specs(
             page_path=group.page_path,
             articles=latest,
             sections=site.sections,
-            # An empty feed takes the site's newest date, so it stays stable yet plausible.
-            updated=_newest_update(latest or groups[SITE_FEED].articles),
+            # An empty feed is as new as its section folder: no other section's news moves it.
+            updated=_newest_update(latest) if latest else _folder_update(site, name),
             hub=hub,
         )
         if name.startswith((TAGS + "/", AUTHORS + "/")):
@@ -202,9 +202,17 @@ def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> 
             archive_links=tuple(links),
             archive=True,
             path_stem=f"{stem}/{number}",
+            json_next=f"{stem}/{number - 1}" if number > 1 else None,
         )
     if full_pages:
-        base = replace(base, archive_links=(("prev-archive", f"{stem}/{full_pages}"),))
+        newest_page = specs[f"{stem}/{full_pages}"].articles
+        shown = {article.key for article in base.articles}
+        base = replace(
+            base,
+            archive_links=(("prev-archive", f"{stem}/{full_pages}"),),
+            json_more=tuple(a for a in newest_page if a.key not in shown),
+            json_next=f"{stem}/{full_pages - 1}" if full_pages > 1 else None,
+        )
     return {base.name: base, **specs}
 
 
@@ -290,3 +298,11 @@ def _with_expiry(rep: Representation, expires_at: float | None) -> Representatio
 
 def _newest_update(articles: Iterable[Article]) -> datetime:
     return max((a.updated for a in articles), default=_EPOCH)
+
+
+def _folder_update(site: Site, name: str) -> datetime:
+    """Return when section `name`'s folder last changed, to the second; else a fixed date."""
+    section = site.sections.get(name)
+    if section is None or section.file_mtime <= _EPOCH.timestamp():
+        return _EPOCH
+    return datetime.fromtimestamp(int(section.file_mtime), UTC)

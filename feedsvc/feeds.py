@@ -9,18 +9,18 @@ image travels as media:content instead of an enclosure link.
 
 from __future__ import annotations
 
-import uuid
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from urllib.parse import urlsplit
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
-from .markup import feed_safe_html, resolve_url
+from . import urls
+from .markup import feed_safe_html
 from .models import Article, Image, Section
 from .settings import Settings
 
@@ -41,6 +41,10 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
 FEED_STYLESHEET = "/static/feed.css"
+# RSS elements that hold plain text, and the short HTML description (the same characters).
+_RSS_PLAIN_TEXT = re.compile(
+    rb"(<(title|description|category|dc:creator|media:credit)\b[^>]*>)([^<]+)(?=</\2>)"
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,10 @@ class FeedSpec:
     archive: bool = False
     # Where this document lives, when not at feed_path(name, fmt) (archives).
     path_stem: str | None = None
+    # JSON Feed pages with next_url, and no page may repeat an item: a subscription feed's
+    # JSON runs on with these older items to where the archive page it names ends.
+    json_more: tuple[Article, ...] = ()
+    json_next: str | None = None  # path stem of that next page
 
 
 def feed_links(spec: FeedSpec, fmt: str, settings: Settings) -> list[tuple[str, str]]:
@@ -87,16 +95,10 @@ def media_type(fmt: str) -> str:
 
 
 def item_id(article: Article, settings: Settings) -> str:
-    """Return the item's permanent GUID / Atom id.
-
-    An explicit `id` that is already a URI is used as written; any other string is
-    turned into a name-based UUID URN, which is a valid Atom id and never changes.
-    """
+    """Return the item's permanent GUID / Atom id: the permalink, or the author's `id`."""
     if article.explicit_id is None:
         return settings.absolute(article.path)
-    if urlsplit(article.explicit_id).scheme:
-        return article.explicit_id
-    return uuid.uuid5(uuid.NAMESPACE_URL, article.explicit_id).urn
+    return urls.item_id(article.explicit_id)
 
 
 def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
@@ -104,8 +106,25 @@ def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     generator = _new_generator(spec, fmt, settings)
     for article in spec.articles:
         _add_item(generator, article, spec.sections[article.section], settings, fmt)
-    document = generator.rss_str(pretty=True) if fmt == RSS else generator.atom_str(pretty=True)
+    if fmt == RSS:
+        document = _rss_profile_text(generator.rss_str(pretty=True))
+    else:
+        document = generator.atom_str(pretty=True)
     return _with_stylesheet(document, settings)
+
+
+def _rss_profile_text(document: bytes) -> bytes:
+    """Write "<" and "&" in RSS plain text as the RSS profile advises: &#x3C; and &#x26;.
+
+    The same characters, so readers see no change; validators then know the text is not
+    escaped HTML ("Why <details> beats JavaScript").
+    """
+
+    def hexadecimal(match: re.Match) -> bytes:
+        text = match.group(3).replace(b"&lt;", b"&#x3C;").replace(b"&amp;", b"&#x26;")
+        return match.group(1) + text
+
+    return _RSS_PLAIN_TEXT.sub(hexadecimal, document)
 
 
 def _with_stylesheet(document: bytes, settings: Settings) -> bytes:
@@ -163,12 +182,17 @@ def _add_item(
     # markup); Atom's summary is declared type="text" and carries it as written.
     entry.summary(escape(article.summary, quote=False) if fmt == RSS else article.summary)
     entry.content(article_html(article, settings), type="html")
-    image_url = (
-        resolve_url(article.image.src, settings.site_url, permalink) if article.image else ""
-    )
+    image_url = image_url_of(article, settings)
     entry.rss_extras.set(article.authors, article.updated, article.image, image_url)
     if article.image is not None:
         entry.lead_image.set(article.image, image_url)
+
+
+def image_url_of(article: Article, settings: Settings) -> str:
+    """Return the absolute, encoded URL of the article's lead image ("" without one)."""
+    if article.image is None:
+        return ""
+    return urls.absolute_url(article.image.src, settings.site_url, settings.absolute(article.path))
 
 
 def article_html(article: Article, settings: Settings) -> str:
@@ -265,8 +289,9 @@ class _LeadImage(BaseEntryExtension):
         if self.image.length:
             content.set("fileSize", str(self.image.length))
         if self.image.alt:
-            description = xml_elem(f"{{{MEDIA_NS}}}description", content, type="plain")
-            description.text = self.image.alt
+            # As HTML: plain text with "<b>" in it reads as undeclared markup to validators.
+            description = xml_elem(f"{{{MEDIA_NS}}}description", content, type="html")
+            description.text = escape(self.image.alt, quote=False)
         if self.image.credit:
             xml_elem(f"{{{MEDIA_NS}}}credit", content).text = self.image.credit
         return entry

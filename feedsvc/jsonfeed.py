@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-from .feeds import JSON, FeedSpec, article_html, document_path, feed_path, item_id
-from .markup import resolve_url
+from .feeds import JSON, FeedSpec, article_html, document_path, feed_path, image_url_of, item_id
 from .models import Article
 from .settings import Settings
 
@@ -26,13 +25,12 @@ def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
         "description": spec.description,
         "language": settings.language,
         "authors": [{"name": settings.site_author}] if settings.site_author else [],
-        "items": [_item(article, settings) for article in spec.articles],
+        "items": [_item(article, settings) for article in (*spec.articles, *spec.json_more)],
     }
     if spec.hub:
         document["hubs"] = [{"type": "WebSub", "url": spec.hub}]
-    older = dict(spec.archive_links).get("prev-archive")
-    if older:  # JSON Feed pages through older items with next_url
-        document["next_url"] = settings.absolute(feed_path(older, JSON))
+    if spec.json_next:  # JSON Feed pages through older items with next_url
+        document["next_url"] = settings.absolute(feed_path(spec.json_next, JSON))
     if not document["authors"]:
         del document["authors"]
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
@@ -52,7 +50,7 @@ def _item(article: Article, settings: Settings) -> dict:
         "tags": list(article.tags),
     }
     if article.image is not None:
-        item["image"] = resolve_url(article.image.src, settings.site_url, permalink)
+        item["image"] = image_url_of(article, settings)
     if not item["authors"]:
         del item["authors"]
     if not item["tags"]:

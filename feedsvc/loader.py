@@ -16,7 +16,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import unquote
 
+from . import urls
 from .feeds import item_id
 from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
@@ -287,6 +289,7 @@ def assemble_site(
         version.update(f"{site_path}\0{size}\0".encode())
     version.update("\0".join(sections).encode())  # a new, empty section shows too
     articles = _drop_duplicate_ids(articles, problems, settings)
+    problems += _id_problems(articles)
     problems += _shared_slugs(articles)
     return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
 
@@ -296,7 +299,8 @@ def with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
     if article.image is None:
         return article
     mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
-    length = sizes.get(article.image.src)
+    # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
+    length = sizes.get(article.image.src, sizes.get(unquote(article.image.src)))
     if (mime_type, length) == (article.image.mime_type, article.image.length):
         return article
     image = replace(article.image, mime_type=mime_type, length=length)
@@ -332,6 +336,37 @@ def _drop_duplicate_ids(
             problems.append(ContentError(article.source_path, article.id_line, reason))
             dropped.add(article.key)
     return [a for a in articles if a.key not in dropped]
+
+
+def _id_problems(articles: list[Article]) -> list[ContentError]:
+    """Report ids that look like URIs but are not published as written, or draw warnings.
+
+    A broken one ("tag:…:my post") is published in a valid form, which the author can
+    write in its place to keep it; a valid one with an unknown scheme ("post:42") stays,
+    since changing a published id would show readers every item twice.
+    """
+    problems = []
+    for article in articles:
+        guid = article.explicit_id
+        scheme = urls.scheme_of(guid or "")
+        if not scheme:
+            continue  # a name: published as a urn:uuid, as documented
+        published = urls.item_id(guid)
+        if published != guid:
+            reason = (
+                f"id {guid!r} is not a valid URI; it is published as {published!r}"
+                " (write that as the id to keep it and end this message)"
+            )
+        elif scheme not in urls.REGISTERED_SCHEMES:
+            reason = (
+                f"id {guid!r} is published as a URI whose scheme {scheme!r} is not registered,"
+                " so validators warn; it is kept to stay the same for readers (a new article's"
+                " id without a colon, or a tag: URI, has no such warning)"
+            )
+        else:
+            continue
+        problems.append(ContentError(article.source_path, article.id_line, reason))
+    return problems
 
 
 def _shared_slugs(articles: list[Article]) -> list[ContentError]:

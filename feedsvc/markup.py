@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import re
 from functools import partial
-from urllib.parse import urljoin, urlsplit
 
 import nh3
 from markdown_it_pyrs import MarkdownIt
+
+from .urls import absolute_url
 
 EXCERPT_LENGTH = 280
 
@@ -17,7 +18,8 @@ XML_INVALID_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\u
 
 # Attributes that hold a URL; relative values are resolved against the article's URL.
 _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
-_FEED_URL_SCHEMES = {"http", "https", "mailto"}
+# Link schemes kept in feeds; any other (javascript:, data:, …) loses its link.
+_FEED_URL_SCHEMES = {"http", "https", "mailto", "tel", "sms", "ftp", "geo", "xmpp"}
 
 
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.DOTALL)
@@ -50,16 +52,6 @@ def strip_xml_invalid(text: str) -> str:
     return XML_INVALID_CHARS.sub("", text)
 
 
-def resolve_url(url: str, site_url: str, base_url: str) -> str:
-    """Make a URL absolute: site paths ("/media/x.jpg") join SITE_URL, others the base URL."""
-    url = url.strip()
-    if urlsplit(url).scheme or url.startswith("//"):
-        return url
-    if url.startswith("/"):
-        return site_url.rstrip("/") + url
-    return urljoin(base_url, url)
-
-
 def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
     """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
     return nh3.clean(
@@ -72,5 +64,5 @@ def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
 
 def _absolute_url_attribute(site_url: str, base_url: str, _tag: str, name: str, value: str):
     if name in _URL_ATTRIBUTES:
-        return resolve_url(value, site_url, base_url)
+        return absolute_url(value, site_url, base_url)
     return value

@@ -1,9 +1,14 @@
-"""OPML: every feed of the site in one file, so a reader can subscribe to all in one import."""
+"""OPML: every feed of the site in one file, so a reader can subscribe to all in one import.
+
+OPML 2.0 titles may hold HTML, so they are written as escaped HTML ("Why &lt;details&gt;");
+a folder is an outline with text alone, which needs no type.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from html import escape
 
 from .catalog import AUTHORS, SITE_FEED, TAGS, Listing
 from .feeds import RSS, feed_path
@@ -17,17 +22,17 @@ def render_opml(groups: Iterable[Listing], settings: Settings) -> bytes:
     """Render an OPML 2.0 outline: the site feed, then sections, tags and authors."""
     opml = ET.Element("opml", version="2.0")
     head = ET.SubElement(opml, "head")
-    ET.SubElement(head, "title").text = f"{settings.site_title}: all feeds"
-    ET.SubElement(head, "ownerName").text = settings.site_author or settings.site_title
+    ET.SubElement(head, "title").text = _html(f"{settings.site_title}: all feeds")
+    ET.SubElement(head, "ownerName").text = _html(settings.site_author or settings.site_title)
     body = ET.SubElement(opml, "body")
     folders = {
         "": body,
-        TAGS: ET.Element("outline", text="Tags", title="Tags"),
-        AUTHORS: ET.Element("outline", text="Authors", title="Authors"),
+        TAGS: ET.Element("outline", text="Tags"),
+        AUTHORS: ET.Element("outline", text="Authors"),
     }
     for group in groups:
         kind = group.name.split("/", 1)[0] if "/" in group.name else ""
-        title = settings.site_title if group.name == SITE_FEED else group.label
+        title = _html(settings.site_title if group.name == SITE_FEED else group.label)
         ET.SubElement(
             folders[kind],
             "outline",
@@ -40,3 +45,8 @@ def render_opml(groups: Iterable[Listing], settings: Settings) -> bytes:
     body.extend(folder for kind, folder in folders.items() if kind and len(folder))
     ET.indent(opml)
     return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _html(text: str) -> str:
+    """Return plain text as the HTML an OPML title holds."""
+    return escape(text, quote=False)

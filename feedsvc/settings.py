@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .dates import DateError, load_timezone
+from .urls import encode_uri
 
 ENV_PREFIX = "FEEDSVC_"
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -74,8 +75,8 @@ class Settings:
         )
 
     def absolute(self, path: str) -> str:
-        """Return the absolute URL of a site path; never derived from a request's Host."""
-        return self.site_url + path
+        """Return the absolute, encoded URL of a site path; never derived from a request's Host."""
+        return encode_uri(self.site_url + path)
 
     @property
     def path_prefix(self) -> str:

@@ -35,6 +35,7 @@ from .opml import OPML_PATH
 from .responses import Representation, build_representation, respond
 from .slugs import slugify
 from .store import ContentStore, Snapshot
+from .urls import encode_uri
 
 bp = Blueprint("site", __name__)
 
@@ -96,6 +97,12 @@ def site_context() -> dict:
 def slug_filter(text: str) -> str:
     """Return the URL slug of a tag or author name."""
     return slugify(text)
+
+
+@bp.app_template_filter("uri")
+def uri_filter(link: str) -> str:
+    """Return a link as a page may hold it: spaces and letters outside ASCII percent-encoded."""
+    return encode_uri(link.strip())
 
 
 @bp.app_template_filter("long_date")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from html.entities import name2codepoint
 from urllib.parse import urlsplit
 
 import html5lib
@@ -46,21 +47,52 @@ RFC822 = re.compile(
 )
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 EMAIL = re.compile(r"^[\w.+'-]+@[\w-]+(\.[\w-]+)+( \(.+\))?$")
-HTML_TAG = re.compile(r"<[a-zA-Z/][^>]*>")
 MIME = re.compile(r"^[a-z]+/[\w.+-]+$")
+MEDIA_DESCRIPTION = "{http://search.yahoo.com/mrss/}description"
+# Tag names the validator knows as HTML: an end tag of one in plain text is "ContainsHTML".
+HTML_TAGS = SAFE_ELEMENTS | set(
+    "applet base basefont body command datagrid datalist dialog embed eventsource frame "
+    "frameset head html iframe isindex link listing m meta noframes object param plaintext "
+    "script slot style title xmp comment".split()
+)
+# RFC 2396 as the validator reads it: the characters a URI may hold, and a full URI.
+URIC = r"[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]"
+URI_CHAR = re.compile(rf"{URIC}|#")
+FULL_URI = re.compile(rf"^[a-zA-Z][0-9a-zA-Z+.\-]*:(?:{URIC}|#)+$")
+# tag: (RFC 4151) and urn: (RFC 8141) ids are checked against their own grammar.
+TAG_URI = re.compile(
+    rf"^tag:(?:[a-z0-9._\-]+@)?[a-z0-9.\-]+,[0-9]{{4}}(?:-[0-9]{{2}}){{0,2}}:{URIC}*(?:#{URIC}*)?$"
+)
+URN = re.compile(r"^urn:[a-z0-9][a-z0-9-]{1,31}:(?:%[0-9a-f]{2}|[a-z0-9()+,.:=@;$_!*'-])+$", re.I)
+UUID_URN = re.compile(
+    "^urn:uuid:" + "-".join(f"[0-9a-f]{{{n}}}" for n in (8, 4, 4, 4, 12)) + "$", re.I
+)
+# URI schemes registered with IANA (https://www.iana.org/assignments/uri-schemes), a selection.
+IANA_SCHEMES = set(
+    "aaa aaas acap cap cid crid data dav dict dns fax file ftp geo go gopher h323 http https "
+    "iax icap im imap info ipp iris ldap mailto mid modem msrp msrps mtqp mupdate news nfs "
+    "nntp opaquelocktoken pop pres prospero rtsp service shttp sip sips sms snmp tag tel "
+    "telnet tftp tip tv urn vemmi wais xmpp".split()
+)
+# In RSS plain text, a "<" or character reference is CharacterData unless the lines show
+# the RSS profile's hexadecimal references ("&#x3C;"); "&name" looks like HTML.
+CHARACTER_DATA = re.compile(r"&#[x0-9]|<[/a-zA-Z]")
+HTML_END_TAG = re.compile(r"</(\w+)>")
+HTML_ENTITY = re.compile(r"&(#?\w+)")
 
 
 def feed_problems(document: bytes) -> list[str]:
     """Return every validator rule the RSS 2.0 or Atom 1.0 document breaks."""
     root = etree.fromstring(document)
     if root.tag == "rss":
-        return _rss_problems(root)
+        hex_lines = [b"&#x" in line for line in document.split(b"\n")]
+        return _rss_problems(root, hex_lines)
     if root.tag == f"{ATOM}feed":
         return _atom_problems(root)
     return [f"UnknownFeedType: root element {root.tag}"]
 
 
-def _rss_problems(rss) -> list[str]:
+def _rss_problems(rss, hex_lines: list[bool]) -> list[str]:
     channel = rss.find("channel")
     problems = [
         f"MissingElement: channel has no {name}"
@@ -77,20 +109,28 @@ def _rss_problems(rss) -> list[str]:
     ]
     problems += _absolute("InvalidLink", channel.findtext("link"))
     problems += _rfc822(channel.findtext("lastBuildDate"))
+    for name in ("title", "description"):
+        problems += _plain_text_problems(channel.find(name), hex_lines)
     guids = [item.findtext("guid") for item in channel.findall("item")]
     problems += [f"DuplicateValue: guid {g}" for g in set(guids) if g and guids.count(g) > 1]
     for item in channel.findall("item"):
-        problems += _rss_item_problems(item)
+        problems += _rss_item_problems(item, hex_lines)
     return problems
 
 
-def _rss_item_problems(item) -> list[str]:
+def _rss_item_problems(item, hex_lines: list[bool]) -> list[str]:
     problems = []
     title = item.findtext("title")
     if title is None and item.find("description") is None:
         problems.append("ItemMustContainTitleOrDescription")
-    plain_texts = [title, *(category.text for category in item.findall("category"))]
-    problems += [f"ContainsHTML: {text!r}" for text in plain_texts if HTML_TAG.search(text or "")]
+    plain_texts = [item.find("title"), *item.findall("category")]
+    plain_texts += [
+        description
+        for description in item.iter(MEDIA_DESCRIPTION)
+        if description.get("type") != "html"
+    ]
+    for element in plain_texts:
+        problems += _plain_text_problems(element, hex_lines)
     guid = item.find("guid")
     if guid is None:
         problems.append("MissingGuid: item has no guid")
@@ -147,6 +187,10 @@ def _atom_problems(feed) -> list[str]:
             if element is not None and element.get("type") == "html":
                 problems += _html_problems(element.text)
         problems += _media_problems(entry.findall(MEDIA_CONTENT))
+        for description in entry.iter(MEDIA_DESCRIPTION):
+            tags = HTML_END_TAG.findall(description.text or "")
+            if description.get("type") != "html" and set(map(str.lower, tags)) & HTML_TAGS:
+                problems.append(f"ContainsUndeclaredHTML: {description.text!r}")
     return problems
 
 
@@ -159,7 +203,31 @@ def _atom_required(element, what: str) -> list[str]:
     identifier = element.findtext(f"{ATOM}id") or ""
     if identifier and not urlsplit(identifier).scheme:
         problems.append(f"InvalidFullLink: {what} id {identifier!r} is not an absolute IRI")
+    elif identifier:
+        problems += uri_problems("InvalidFullLink", identifier)
     return problems + _rfc3339(element.findtext(f"{ATOM}updated"))
+
+
+def _plain_text_problems(element, hex_lines: list[bool]) -> list[str]:
+    """Check RSS plain text as the validator does: no HTML end tags, no bare "<" or entities."""
+    if element is None or not element.text:
+        return []
+    text = element.text
+    tags = [tag for tag in HTML_END_TAG.findall(text) if tag.lower() in HTML_TAGS]
+    if tags:
+        return [f"ContainsHTML: </{tags[0]}> in {text!r}"]
+    first = element.sourceline
+    if any(hex_lines[first - 1 : first + text.count("\n")]):
+        return []  # written with the RSS profile's hexadecimal references
+    if HTML_ENTITY.search(text):
+        return [
+            f"ContainsHTML: &{name}; in {text!r}"
+            for name in HTML_ENTITY.findall(text)
+            if name in name2codepoint or name == "apos" or not name.isalpha()
+        ][:1]
+    if CHARACTER_DATA.search(text):
+        return [f"CharacterData: encode < and & as &#x3C; and &#x26; in {text!r}"]
+    return []
 
 
 def _absolute(message: str, url: str | None) -> list[str]:
@@ -168,6 +236,27 @@ def _absolute(message: str, url: str | None) -> list[str]:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return [f"{message}: {url!r} is not an absolute http(s) URL"]
+    return uri_problems(message, url.strip())
+
+
+def uri_problems(message: str, uri: str) -> list[str]:
+    """Check a full URI as the validator's RFC 2396 rule does (tag: and urn: by their own)."""
+    scheme = uri.split(":")[0].lower()
+    if scheme == "tag":
+        return [] if TAG_URI.match(uri) else [f"InvalidTAG: {uri!r}"]
+    if scheme == "urn":
+        if uri.lower().startswith("urn:uuid:") and not UUID_URN.match(uri):
+            return [f"InvalidUUID: {uri!r}"]
+        return [] if URN.match(uri) else [f"InvalidURN: {uri!r}"]
+    if not FULL_URI.match(uri):
+        bad = [c for c in uri if ord(c) < 128 and not URI_CHAR.match(c)]
+        if bad:
+            return [f"InvalidUriChar: {bad[0]!r} in {uri!r}"]
+        return [f"{message}: {uri!r} is not a URI (characters outside ASCII)"]
+    if scheme in ("http", "ftp") and not re.match(r"^\w+://[^/]", uri):
+        return [f"{message}: {uri!r} has no host"]
+    if scheme not in IANA_SCHEMES:
+        return [f"SchemeNotIANARegistered: {scheme!r} in {uri!r}"]
     return []
 
 
@@ -242,4 +331,38 @@ def _media_problems(contents) -> list[str]:
             problems.append(f"InvalidPositiveInteger: media:content fileSize {size}")
         if content.get("type") is not None and not MIME.match(content.get("type")):
             problems.append(f"InvalidMIMEAttribute: media:content type {content.get('type')}")
+    return problems
+
+
+def opml_problems(document: bytes) -> list[str]:
+    """Return every validator rule the OPML 2.0 document breaks."""
+    root = etree.fromstring(document)
+    if root.tag != "opml" or root.get("version") not in ("1.0", "1.1", "2.0"):
+        return [f"InvalidOPMLVersion: {root.tag} {root.get('version')!r}"]
+    head, body = root.find("head"), root.find("body")
+    if head is None or body is None or body.find("outline") is None:
+        return ["MissingElement: opml needs head, body and an outline"]
+    problems = []
+    for name in ("title", "ownerName"):
+        problems += _html_problems(head.findtext(name))
+    for outline in body.iter("outline"):
+        problems += _outline_problems(outline)
+    return problems
+
+
+def _outline_problems(outline) -> list[str]:
+    attributes = outline.attrib
+    problems = [] if "text" in attributes else ["MissingAttribute: outline has no text"]
+    kind = attributes.get("type", "").lower()
+    if kind == "rss":
+        problems += [] if "xmlUrl" in attributes else ["MissingXmlURL"]
+        problems += [] if "title" in attributes else ["MissingTitleAttr"]
+    typed = {"description", "htmlUrl", "language", "title", "version", "xmlUrl"}
+    if "type" not in attributes and len(attributes) > 1 and typed & set(attributes):
+        problems.append(f"MissingOutlineType: outline {attributes.get('text')!r}")
+    for name in ("text", "title", "description"):
+        problems += _html_problems(attributes.get(name))
+    for name in ("xmlUrl", "htmlUrl", "url"):
+        if name in attributes:
+            problems += uri_problems("InvalidFullLink", attributes[name])
     return problems
