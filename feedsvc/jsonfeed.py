@@ -53,6 +53,8 @@ def _item(article: Article, settings: Settings) -> dict:
     }
     if article.image is not None:
         item["image"] = resolve_url(article.image.src, settings.site_url, permalink)
+    if not item["summary"]:  # a body with no text at all
+        del item["summary"]
     if not item["authors"]:
         del item["authors"]
     if not item["tags"]:

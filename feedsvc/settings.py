@@ -8,6 +8,7 @@ from datetime import tzinfo
 from pathlib import Path
 
 from .dates import load_timezone
+from .slugs import url_path
 
 
 @dataclass(frozen=True)
@@ -48,5 +49,8 @@ class Settings:
         )
 
     def absolute(self, path: str) -> str:
-        """Return the absolute URL of a site path; never derived from a request's Host."""
-        return self.site_url + path
+        """Return the absolute URL of a site path; never derived from a request's Host.
+
+        Letters of any script in the path (a tag such as 音楽) are percent-encoded.
+        """
+        return self.site_url + url_path(path)
