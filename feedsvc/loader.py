@@ -370,8 +370,8 @@ def _shared_slugs(articles: list[Article]) -> list[ContentError]:
                 slug = name_slug(name)
                 if not slug:
                     reason = (
-                        f"{kind[:-1]} {name!r} has no letter or digit to make an address of;"
-                        " it is shown without a page or feed"
+                        f"{kind[:-1]} {name!r} has no letter, digit or symbol to make"
+                        " an address of; it is shown without a page or feed"
                     )
                     problems.append(ContentWarning(article.source_path, None, reason))
                     continue

@@ -33,25 +33,32 @@ _APOSTROPHES = frozenset("'’ʼ")
 
 @functools.lru_cache(maxsize=8192)
 def name_slug(name: str) -> str:
-    """Derive the URL slug of a tag or author name.
+    """Derive the URL slug of a tag or author name; empty only for mere punctuation.
 
     Latin names keep the ASCII slugs they always had (Zoë Martin → zoe-martin). A name with
     letters of another script keeps them, lower-cased ("音楽", "سارة"): folding them to ASCII
     would leave nothing, and a transliteration is a guess in one language. In URLs they are
     percent-encoded as UTF-8 (see url_path), which browsers show as the letters themselves.
+    A name of symbols only ("🎵") keeps its symbols.
     """
     if not any(_other_script(char) for char in name):
-        return slugify(name)
+        slug = slugify(name)
+        if slug:
+            return slug
+    return _unicode_slug(name, "LNM") or _unicode_slug(name, "LNMS")
+
+
+def _unicode_slug(name: str, kept: str) -> str:
+    """Join the characters of the categories `kept` by hyphens; Latin letters fold to ASCII."""
     parts = []
     for char in unicodedata.normalize("NFC", name.lower()).translate(_LETTERS):
-        folded = _ascii_fold(char)
         if char in _APOSTROPHES:
             continue
+        folded = _ascii_fold(char)
+        category = unicodedata.category(char)[0]
         if folded:
             parts.append(_NOT_ALNUM.sub("-", folded))
-        elif unicodedata.category(char)[0] in "LN" or (
-            unicodedata.category(char)[0] == "M" and parts and not parts[-1].isascii()
-        ):
+        elif category in kept and (category != "M" or (parts and not parts[-1].isascii())):
             parts.append(char)  # a letter, digit or the mark of one (Arabic vowels, Devanagari)
         else:
             parts.append("-")

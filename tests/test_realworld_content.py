@@ -17,7 +17,7 @@ import feedparser
 import pytest
 from lxml import etree
 
-from feedsvc import fastpath
+from feedsvc import fastpath, slugs
 from tests.conftest import SITE_URL, article_text
 from tests.w3c_rules import feed_problems
 
@@ -358,10 +358,40 @@ def test_fast_path_finds_non_latin_paths_as_wsgi_spells_them():
     assert fastpath._site_path("/culture.xml") == "/culture.xml"
 
 
-def test_a_name_with_nothing_to_spell_an_address_is_reported_not_merged(write_article, make_app):
-    write_article("culture", "notes", tags=["🎵", "★"])
+def test_symbol_names_keep_their_symbols_and_punctuation_is_reported(write_article, make_app):
+    write_article("culture", "notes", tags=["🎵", "★", "…", "—"])
+    client = make_app().test_client()
+    for name in ("🎵", "★"):
+        assert client.get(f"/tags/{quote(name)}/").status_code == 200, name
+        parsed(client, f"/tags/{quote(name)}.atom")
     code, _, report = check(make_app)
     reasons = [p["reason"] for p in report["problems"]]
-    assert len(reasons) == 2 and all("no letter or digit" in r for r in reasons), reasons
+    assert len(reasons) == 2 and all("no letter, digit or symbol" in r for r in reasons), reasons
     assert not any("share the address" in r for r in reasons)
     assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Zoë Martin", "zoe-martin"),
+        ("Diyarbakır", "diyarbakr"),  # Latin: as it always was
+        ("rock’n’roll", "rocknroll"),
+        ("C++", "c"),
+        ("Ærø", "aero"),
+        ("音楽", "音楽"),
+        ("K-pop 音楽", "k-pop-音楽"),
+        ("Москва", "москва"),
+        ("हिन्दी संगीत", "हिन्दी-संगीत"),  # vowel signs stay with their letters
+        ("Café ثقافة", "cafe-ثقافة"),
+        ("🎵", "🎵"),
+        ("—", ""),
+    ],
+)
+def test_name_slugs(name, slug):
+    assert slugs.name_slug(name) == slug
+
+
+def test_long_name_slugs_stay_valid_file_names():
+    slug = slugs.name_slug("𠀀" * 100)
+    assert 0 < len(slug.encode()) <= slugs.MAX_NAME_SLUG_BYTES
