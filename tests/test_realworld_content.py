@@ -18,11 +18,17 @@ import pytest
 from lxml import etree
 
 from feedsvc import fastpath, slugs
+from tests import test_freeze
 from tests.conftest import SITE_URL, article_text
+from tests.test_freeze import fetch, needs_nginx
 from tests.w3c_rules import feed_problems
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+
+
+# The freeze tests' fixture that starts a real nginx, used here as `nginx_server`.
+nginx_server = test_freeze.nginx
 
 
 def check(make_app) -> tuple[int, list[str], dict]:
@@ -165,7 +171,7 @@ def test_non_latin_tags_and_authors_get_working_addresses(write_article, make_ap
     assert report["problems"] == [] and code == 0
 
 
-def test_non_latin_addresses_are_frozen_as_files_nginx_finds(write_article, make_app, tmp_path):
+def test_non_latin_addresses_are_frozen_as_files(write_article, make_app, tmp_path):
     write_article("culture", "concert", tags=["音楽"], author="سارة")
     app = make_app(SITE_URL=SITE_URL)
     out = tmp_path / "site"
@@ -174,6 +180,19 @@ def test_non_latin_addresses_are_frozen_as_files_nginx_finds(write_article, make
     assert (out / "tags" / "音楽" / "index.html").is_file()
     assert (out / "tags" / "音楽.atom").is_file()
     assert (out / "authors" / "سارة.xml").is_file()
+    assert not list(out.rglob("*%*")), "no percent-encoded file names"
+
+
+@needs_nginx
+def test_nginx_serves_frozen_non_latin_addresses(write_article, make_app, tmp_path, nginx_server):
+    write_article("culture", "concert", tags=["音楽"], author="سارة")
+    out = tmp_path / "site"
+    assert make_app().test_cli_runner().invoke(args=["freeze", str(out)]).exit_code == 0
+    server = nginx_server(out)
+    for path in ("/tags/音楽/", "/tags/音楽.atom", "/authors/سارة.xml", "/authors/سارة/"):
+        status, _, body = fetch(server, quote(path))
+        assert status == 200, path
+        assert "音楽" in body.decode() or "سارة" in body.decode()
 
 
 # --- 5. images that do not exist -------------------------------------------------------------
