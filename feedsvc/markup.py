@@ -119,7 +119,7 @@ def site_media_urls(body_html: str) -> list[tuple[str, bool]]:
 def find_misread(text: str) -> int:
     """Return the index of the first C1 control or U+FFFD in text, or -1.
 
-    Thirty-three substring scans are several times faster than one regex search.
+    On a whole file, thirty-three substring scans are several times faster than one regex.
     """
     found = [i for i in map(text.find, _MISREAD) if i >= 0]
     return min(found, default=-1)
@@ -127,6 +127,8 @@ def find_misread(text: str) -> int:
 
 def repair_windows_1252(text: str) -> str:
     """Replace C1 controls by the Windows-1252 characters meant (\x92 → ’); drop U+FFFD."""
+    if text.isascii() or not MISREAD_CHARS.search(text):  # the common case: translate is slow
+        return text
     return text.translate(_WINDOWS_1252)
 
 

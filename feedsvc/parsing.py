@@ -188,8 +188,10 @@ def _character_warnings(front: FrontMatter) -> tuple[ContentWarning, ...]:
             " characters meant (’), and removed U+FFFD; feeds cannot carry them",
         ),
     )
+    # Raw characters were dealt with in the text; only YAML escapes ("\x07") can add more.
+    escaped = any("\\" in line for line in front.lines)
     for line, pattern, reason in checks:
-        if line is None:  # YAML escapes such as "\x07" in a quoted value
+        if line is None and escaped:
             line = next(
                 (front.line_of(str(n)) for n, v in front.fields.items() if _holds(v, pattern)), None
             )
