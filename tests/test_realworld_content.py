@@ -15,9 +15,11 @@ from urllib.parse import quote
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
-from feedsvc import fastpath, slugs
+from feedsvc import create_app, fastpath, slugs
 from tests import test_freeze
 from tests.conftest import SITE_URL, article_text
 from tests.test_freeze import fetch, needs_nginx
@@ -414,3 +416,40 @@ def test_name_slugs(name, slug):
 def test_long_name_slugs_stay_valid_file_names():
     slug = slugs.name_slug("𠀀" * 100)
     assert 0 < len(slug.encode()) <= slugs.MAX_NAME_SLUG_BYTES
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(names=st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=3))
+def test_any_tag_or_author_name_gets_a_working_address_or_a_report(tmp_path_factory, names):
+    content_dir = tmp_path_factory.mktemp("content")
+    path = content_dir / "culture" / "any.md"
+    path.parent.mkdir()
+    path.write_text(article_text(title="Any", date="2026-03-01", tags=names, author=names))
+    app = create_app({**FUZZ_CONFIG, "CONTENT_DIR": str(content_dir)})
+    try:
+        client = app.test_client()
+        snapshot = app.extensions["feedsvc"].snapshot()
+        for name in snapshot.listings:
+            if name.startswith(("tags/", "authors/")):
+                page = client.get(quote(f"/{name}/"))
+                assert page.status_code == 200, name
+                for ext in ("xml", "atom"):
+                    feed = client.get(quote(f"/{name}.{ext}")).data
+                    assert feed_problems(feed) == [], (name, ext)
+                    assert feedparser.parse(feed).bozo == 0, (name, ext)
+        addressed = {n.split("/", 1)[1] for n in snapshot.listings if "/" in n}
+        reported = " ".join(p.reason for p in snapshot.site.problems)
+        for value in (*snapshot.site.articles[0].tags, *snapshot.site.articles[0].authors):
+            assert slugs.name_slug(value) in addressed or repr(value) in reported, value
+    finally:
+        app.extensions["feedsvc"].close()
+
+
+FUZZ_CONFIG = {
+    "TESTING": True,
+    "SITE_URL": SITE_URL,
+    "SITE_TITLE": "Fuzz Gazette",
+    "SITE_DESCRIPTION": "Names of every kind.",
+    "SITE_AUTHOR": "Staff",
+    "WATCH_CONTENT": False,
+}
