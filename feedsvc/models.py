@@ -28,6 +28,8 @@ def unpack_html(packed: bytes) -> str:
 class ContentError(Exception):
     """A content file that cannot be published, with where and why."""
 
+    severity = "error"
+
     def __init__(self, path: str, line: int | None, reason: str):
         super().__init__(f"{path}:{line or 1}: {reason}")
         self.path = path
@@ -42,8 +44,6 @@ class ContentError(Exception):
     def __reduce__(self):
         # Problems cross process boundaries when a large tree is parsed in parallel.
         return (ContentError, self.key)
-
-    severity = "error"
 
     def as_dict(self) -> dict:
         """Describe the problem for JSON output."""
@@ -111,8 +111,8 @@ class Article:
     warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
     # When the file last changed on disk: one input of the feeds' Last-Modified.
     file_mtime: float = field(default=0.0, compare=False, repr=False)
-    # Local media the article uses, as (site path or URL as written, file line), for checks.
-    media_refs: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+    # Local files the article uses, as (URL as written, file line, is a link), for checks.
+    media_refs: tuple[tuple[str, int, bool], ...] = field(default=(), compare=False, repr=False)
     # Media it uses that nothing serves; recomputed when the media folder changes.
     media_warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
 
