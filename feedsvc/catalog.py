@@ -21,7 +21,7 @@ from .jsonfeed import render_json_feed
 from .models import Article, Site
 from .responses import Representation, build_representation
 from .settings import Settings
-from .slugs import slugify
+from .slugs import name_slug
 
 SITE_FEED = "feed"
 TAGS = "tags"
@@ -126,7 +126,7 @@ def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
         members[article.section].append(article)
         for kind, values in ((TAGS, article.tags), (AUTHORS, article.authors)):
             for value in values:
-                slug = slugify(value)
+                slug = name_slug(value)
                 if slug:
                     name = f"{kind}/{slug}"
                     labels.setdefault(name, value)  # the newest article's spelling
@@ -217,14 +217,16 @@ def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> 
 
 
 def next_releases(site: Site, now: datetime) -> dict[str, float]:
-    """Return, per feed name, when its next scheduled article goes live (POSIX time)."""
+    """Return, per feed name, when its next scheduled article or update goes live (POSIX time)."""
     releases: dict[str, float] = {}
     for article in site.articles:
-        if article.date > now:
-            moment = article.date.timestamp()
+        # A scheduled article goes live, or a published one's future `updated` comes due.
+        moment = article.date if article.date > now else article.updated
+        if moment > now:
+            moment = moment.timestamp()
             names = [SITE_FEED, article.section]
-            names += [f"{TAGS}/{slugify(tag)}" for tag in article.tags]
-            names += [f"{AUTHORS}/{slugify(author)}" for author in article.authors]
+            names += [f"{TAGS}/{name_slug(tag)}" for tag in article.tags]
+            names += [f"{AUTHORS}/{name_slug(author)}" for author in article.authors]
             for name in names:
                 releases[name] = min(releases.get(name, math.inf), moment)
     return releases

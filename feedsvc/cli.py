@@ -16,7 +16,7 @@ from flask.cli import with_appcontext
 
 from .freeze import freeze_command, stderr_is_terminal
 from .loader import RESERVED_SLUGS, load_site
-from .models import ContentError, Site
+from .models import ContentError, ContentWarning, Site
 from .parsing import SLUG
 from .settings import Settings
 from .slugs import slugify
@@ -43,8 +43,14 @@ def check_command(as_json: bool) -> None:
     else:
         for problem in site.problems:
             click.echo(format_problem(problem))
-        click.echo(summary_line(files, len(site.problems)))
-    click.get_current_context().exit(1 if site.problems else 0)
+        click.echo(summary_line(files, len(site.problems), count_warnings(site.problems)))
+    errors = len(site.problems) - count_warnings(site.problems)
+    click.get_current_context().exit(1 if errors else 0)
+
+
+def count_warnings(problems) -> int:
+    """Count the problems that did not stop an article from being published."""
+    return sum(1 for problem in problems if isinstance(problem, ContentWarning))
 
 
 def load_with_progress(settings: Settings) -> tuple[Site, int]:
@@ -93,12 +99,17 @@ def format_problem(problem: ContentError) -> str:
     where = display_path(problem.path)
     if problem.line is not None:
         where = f"{where}:{problem.line}"
+    if isinstance(problem, ContentWarning):
+        where = f"{where}: warning"
     return f"{where}: {problem.reason}"
 
 
-def summary_line(files: int, problems: int) -> str:
+def summary_line(files: int, problems: int, warnings: int = 0) -> str:
     """Say how much was checked and how much is wrong, in one line."""
-    found = "no problems" if problems == 0 else f"{problems} problem{'s' * (problems != 1)}"
+    errors = problems - warnings
+    found = "no problems" if errors == 0 else f"{errors} problem{'s' * (errors != 1)}"
+    if warnings:
+        found += f", {warnings} warning{'s' * (warnings != 1)}"
     return f"checked {files} file{'s' * (files != 1)}: {found}"
 
 

@@ -25,7 +25,7 @@ class FastPath:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") in _FAST_METHODS:
-            rep = self.store.snapshot().lookup(environ.get("PATH_INFO", ""))
+            rep = self.store.snapshot().lookup(_site_path(environ.get("PATH_INFO", "")))
             if rep is not None:
                 return wsgi_respond(rep, environ, start_response, time.time())
         return self.app(environ, start_response)
@@ -50,3 +50,13 @@ class SitePrefix:
                 environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
             environ["SCRIPT_NAME"] = self.prefix
         return self.app(environ, start_response)
+
+
+def _site_path(path_info: str) -> str:
+    """Return the request path as the site's keys spell it: WSGI gives UTF-8 bytes as Latin-1."""
+    if path_info.isascii():
+        return path_info
+    try:
+        return path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return path_info

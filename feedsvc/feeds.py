@@ -179,8 +179,13 @@ def _add_item(
         + [{"term": tag} for tag in article.tags]
     )
     # RSS descriptions are HTML, so plain text is escaped ("3 < 5" would be broken
-    # markup); Atom's summary is declared type="text" and carries it as written.
-    entry.summary(escape(article.summary, quote=False) if fmt == RSS else article.summary)
+    # markup); Atom's summary is declared type="text" and carries it as written. A body
+    # with no text has no summary: Atom may leave it out, RSS needs a description before
+    # content:encoded (feedgen would move the content into it), so it repeats the title.
+    if fmt == RSS:
+        entry.summary(escape(article.summary or article.title, quote=False))
+    elif article.summary:
+        entry.summary(article.summary)
     entry.content(article_html(article, settings), type="html")
     image_url = image_url_of(article, settings)
     entry.rss_extras.set(article.authors, article.updated, article.image, image_url)

@@ -295,7 +295,7 @@ def seed_paths(app: Flask, snapshot: Snapshot) -> list[str]:
             for file in sorted(static.rglob("*"))
             if file.is_file() and not file.name.startswith(".")
         ]
-    return ["/", OPML_PATH, *snapshot.documents, *feeds, *map(normal_path, files)]
+    return ["/", OPML_PATH, *snapshot.documents, *map(normal_path, [*feeds, *files])]
 
 
 def crawl(

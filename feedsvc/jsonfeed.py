@@ -51,6 +51,8 @@ def _item(article: Article, settings: Settings) -> dict:
     }
     if article.image is not None:
         item["image"] = image_url_of(article, settings)
+    if not item["summary"]:  # a body with no text at all
+        del item["summary"]
     if not item["authors"]:
         del item["authors"]
     if not item["tags"]:

@@ -16,18 +16,20 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urljoin, urlsplit
 
 from . import urls
 from .feeds import item_id
-from .models import Article, ContentError, Section, Site
+from .models import Article, ContentError, ContentWarning, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
-from .slugs import slugify
+from .slugs import name_slug
 
 log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
+MEDIA_PREFIX = f"/{MEDIA_DIR}/"
+STATIC_PREFIX = "/static/"
 # Below this many files per CPU, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 1000
 SECTION_INDEX = "_index.md"
@@ -217,11 +219,9 @@ def read_content_file(
                 result = parse_section_index(text, str(path), section)
             else:
                 result = parse_article(text, str(path), section, name[: -len(".md")], context)
-            warning = None
             if isinstance(result, Article):
                 result = with_media_facts(replace(result, file_mtime=mtime), sizes)
-                warning = result.warnings[0] if result.warnings else None
-            return FileState(rel, fingerprint, mtime, result, warning, digest)
+            return FileState(rel, fingerprint, mtime, result, None, digest)
         except ContentError as error:
             problem = error
     kept = previous.result if previous is not None else None
@@ -278,6 +278,8 @@ def assemble_site(
         version.update(state.digest)
         if state.problem is not None:
             problems.append(state.problem)
+        elif isinstance(state.result, Article):  # published, with what is worth fixing
+            problems += state.result.warnings + state.result.media_warnings
         if isinstance(state.result, Section) and state.result.slug in sections:
             folder_mtime = sections[state.result.slug].file_mtime
             sections[state.result.slug] = replace(
@@ -295,7 +297,10 @@ def assemble_site(
 
 
 def with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
-    """Give the lead image its type and, for a file under media/, its length."""
+    """Give the lead image its type and, for a file under media/, its length; flag missing files."""
+    warnings = missing_media(article, sizes)
+    if warnings != article.media_warnings:
+        article = replace(article, media_warnings=warnings)
     if article.image is None:
         return article
     mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
@@ -305,6 +310,26 @@ def with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
         return article
     image = replace(article.image, mime_type=mime_type, length=length)
     return replace(article, image=image)
+
+
+def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:
+    """Report the files an article uses that nothing serves: readers would see a 404."""
+    warnings = []
+    for url, line, is_link in article.media_refs:
+        path = unquote(urlsplit(urljoin(article.path, url)).path)
+        if path.startswith(MEDIA_PREFIX):
+            if path in sizes:
+                continue
+            reason = f"{url} is not in the media folder (content{path})"
+        elif is_link or path.startswith(STATIC_PREFIX):
+            continue
+        else:
+            reason = (
+                f"image {url} resolves to {path}, where nothing is served;"
+                f" put it in content/media/ and write {MEDIA_PREFIX}{path.rsplit('/', 1)[-1]}"
+            )
+        warnings.append(ContentWarning(article.source_path, line, reason))
+    return tuple(warnings)
 
 
 def with_new_media(state: FileState, sizes: Mapping[str, int]) -> FileState:
@@ -376,7 +401,14 @@ def _shared_slugs(articles: list[Article]) -> list[ContentError]:
     for article in sorted(articles, key=lambda a: a.source_path):
         for kind, names in (("tags", article.tags), ("authors", article.authors)):
             for name in names:
-                slug = slugify(name)
+                slug = name_slug(name)
+                if not slug:
+                    reason = (
+                        f"{kind[:-1]} {name!r} has no letter, digit or symbol to make"
+                        " an address of; it is shown without a page or feed"
+                    )
+                    problems.append(ContentWarning(article.source_path, None, reason))
+                    continue
                 known = spellings.setdefault((kind, slug), [])
                 if name not in known:
                     if known:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
+
+from .dates import announced_update
 
 # zlib level for article bodies kept in memory (0: plain UTF-8, no compression).
 BODY_COMPRESSION = 1
@@ -26,6 +28,8 @@ def unpack_html(packed: bytes) -> str:
 class ContentError(Exception):
     """A content file that cannot be published, with where and why."""
 
+    severity = "error"
+
     def __init__(self, path: str, line: int | None, reason: str):
         super().__init__(f"{path}:{line or 1}: {reason}")
         self.path = path
@@ -43,7 +47,21 @@ class ContentError(Exception):
 
     def as_dict(self) -> dict:
         """Describe the problem for JSON output."""
-        return {"path": self.path, "line": self.line, "reason": self.reason}
+        return {
+            "path": self.path,
+            "line": self.line,
+            "reason": self.reason,
+            "severity": self.severity,
+        }
+
+
+class ContentWarning(ContentError):
+    """A problem worth fixing that did not stop the article from being published."""
+
+    severity = "warning"
+
+    def __reduce__(self):
+        return (ContentWarning, self.key)
 
 
 @dataclass(frozen=True)
@@ -93,11 +111,20 @@ class Article:
     warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
     # When the file last changed on disk: one input of the feeds' Last-Modified.
     file_mtime: float = field(default=0.0, compare=False, repr=False)
+    # Local files the article uses, as (URL as written, file line, is a link), for checks.
+    media_refs: tuple[tuple[str, int, bool], ...] = field(default=(), compare=False, repr=False)
+    # Media it uses that nothing serves; recomputed when the media folder changes.
+    media_warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def body_html(self) -> str:
         """Return the body's HTML, the one place the author's own markup enters."""
         return unpack_html(self.packed_body)
+
+    def as_of(self, now: datetime) -> Article:
+        """Return the article as published at `now`: a future `updated` is not shown yet."""
+        updated = announced_update(self.updated, self.date, now)
+        return self if updated is self.updated else replace(self, updated=updated)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -149,10 +176,12 @@ class Site:
     def published(self, now: datetime, section: str | None = None) -> list[Article]:
         """Return the articles visible at `now`, newest first, optionally of one section."""
         return [
-            a for a in self.articles if a.date <= now and (section is None or a.section == section)
+            a if a.updated <= now else a.as_of(now)
+            for a in self.articles
+            if a.date <= now and (section is None or a.section == section)
         ]
 
     def find(self, section: str, slug: str, now: datetime) -> Article | None:
         """Return the article at /section/slug/ if it is published at `now`."""
         article = self._by_key.get((section, slug))
-        return article if article is not None and article.date <= now else None
+        return article.as_of(now) if article is not None and article.date <= now else None

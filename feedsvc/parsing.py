@@ -7,21 +7,34 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
 from .markup import (
+    MISREAD_CHARS,
     XML_INVALID_CHARS,
     excerpt,
+    find_misread,
     new_markdown,
     render_markdown,
+    repair_windows_1252,
+    site_media_urls,
     strip_xml_invalid,
 )
-from .models import Article, ContentError, Image, RelatedLink, Section, pack_html
+from .models import (
+    Article,
+    ContentError,
+    ContentWarning,
+    Image,
+    RelatedLink,
+    Section,
+    pack_html,
+)
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
@@ -54,6 +67,8 @@ class ParseContext:
     timezone: tzinfo
     default_author: str
     markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
+    # When the files are read: an `updated` later than this is reported.
+    now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,8 @@ class FrontMatter:
     path: str
     # Line of the first character XML cannot hold, removed from the text before parsing.
     removed_at: int | None = None
+    # Line of the first Windows-1252 character (pasted from Word), repaired before parsing.
+    repaired_at: int | None = None
 
     def line_of(self, name: str) -> int:
         """Return the file line where `name:` is set, or the opening fence's line."""
@@ -87,6 +104,11 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if invalid is not None:
         removed_at = text.count("\n", 0, invalid.start()) + 1
         text = strip_xml_invalid(text)
+    repaired_at = None
+    misread = find_misread(text)
+    if misread >= 0:
+        repaired_at = text.count("\n", 0, misread) + 1
+        text = repair_windows_1252(text)
     # Only the front matter is split into lines: the body stays one string, cheap to keep.
     opening_end = text.find("\n")
     opening = text if opening_end < 0 else text[:opening_end]
@@ -108,7 +130,7 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if not isinstance(fields, dict):
         raise ContentError(path, 2, "front matter must be a mapping of 'field: value' lines")
     body = text[closing.end() :].removeprefix("\n")
-    return FrontMatter(fields, tuple(header), path, removed_at), body
+    return FrontMatter(fields, tuple(header), path, removed_at, repaired_at), body
 
 
 def parse_article(
@@ -124,8 +146,10 @@ def parse_article(
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
-    body_html, first_paragraph = render_markdown(context.markdown, body)
+    body_html, first_text = render_markdown(context.markdown, body)
     dek = _optional_text(front, "summary")
+    image = _image(front)
+    body_line = len(front.lines) + 3  # after the two fences
     return Article(
         section=section,
         slug=slug,
@@ -133,38 +157,85 @@ def parse_article(
         date=date,
         updated=max(updated, date),
         authors=_authors(front, context.default_author),
-        summary=dek or excerpt(first_paragraph),
+        summary=dek or excerpt(first_text),
         packed_body=pack_html(body_html),
         dek=dek,
-        image=_image(front),
+        image=image,
         tags=_string_list(front, "tags"),
         related=_related(front),
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
-        warnings=_xml_invalid_warnings(front),
+        warnings=_character_warnings(front) + _update_warnings(front, date, updated, context.now),
         extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
+        media_refs=_media_refs(front, image, body, body_html, body_line),
     )
 
 
-def _xml_invalid_warnings(front: FrontMatter) -> tuple[ContentError, ...]:
-    """Report characters XML cannot hold; they are left out, and the article is published."""
-    reason = "removed control characters that feeds (XML) cannot hold"
-    if front.removed_at is not None:
-        return (ContentError(front.path, front.removed_at, reason),)
-    for name, value in front.fields.items():  # YAML escapes such as "\x07" in a quoted value
-        if _holds_xml_invalid(value):
-            return (front.error(str(name), reason),)
-    return ()
+def _character_warnings(front: FrontMatter) -> tuple[ContentWarning, ...]:
+    """Report characters feeds cannot carry; they are removed or repaired, and published."""
+    found = []
+    checks = (
+        (
+            front.removed_at,
+            XML_INVALID_CHARS,
+            "removed control characters that feeds (XML) cannot hold",
+        ),
+        (
+            front.repaired_at,
+            MISREAD_CHARS,
+            "replaced Windows-1252 characters (text pasted from Word, e.g. \\x92) by the"
+            " characters meant (’), and removed U+FFFD; feeds cannot carry them",
+        ),
+    )
+    # Raw characters were dealt with in the text; only YAML escapes ("\x07") can add more.
+    escaped = any("\\" in line for line in front.lines)
+    for line, pattern, reason in checks:
+        if line is None and escaped:
+            line = next(
+                (front.line_of(str(n)) for n, v in front.fields.items() if _holds(v, pattern)), None
+            )
+        if line is not None:
+            found.append(ContentWarning(front.path, line, reason))
+    return tuple(found)
 
 
-def _holds_xml_invalid(value: object) -> bool:
+def _update_warnings(
+    front: FrontMatter, date, updated, now: datetime
+) -> tuple[ContentWarning, ...]:
+    """Report an `updated` still to come: feeds show the publication date until then."""
+    if updated <= max(date, now):
+        return ()
+    reason = (
+        f"field 'updated': {updated.isoformat()} is in the future; feeds show the"
+        " publication date until then (a typo?)"
+    )
+    return (ContentWarning(front.path, front.line_of("updated"), reason),)
+
+
+def _media_refs(front: FrontMatter, image, body: str, body_html: str, body_line: int) -> tuple:
+    """List the local files the article uses, as (URL, line, is_link), for `check`."""
+    refs = []
+    if image is not None and not urlsplit(image.src).scheme and not image.src.startswith("//"):
+        refs.append((image.src, front.line_of("image"), False))
+    for url, is_link in site_media_urls(body_html):
+        if is_link and "media/" not in url:
+            continue  # links to other pages are not media
+        offset = body.find(url)
+        if offset < 0:
+            offset = body.find(unquote(url))
+        line = body_line + (body.count("\n", 0, offset) if offset >= 0 else 0)
+        refs.append((url, line, is_link))
+    return tuple(refs)
+
+
+def _holds(value: object, pattern: re.Pattern) -> bool:
     if isinstance(value, str):
-        return XML_INVALID_CHARS.search(value) is not None
+        return pattern.search(value) is not None
     if isinstance(value, dict):
-        return any(_holds_xml_invalid(v) for v in value.values())
+        return any(_holds(v, pattern) for v in value.values())
     if isinstance(value, list):
-        return any(_holds_xml_invalid(v) for v in value)
+        return any(_holds(v, pattern) for v in value)
     return False
 
 
@@ -195,7 +266,7 @@ def _optional_text(front: FrontMatter, name: str) -> str:
 
 def _clean(value: object) -> str:
     """Return value as one line of text; YAML escapes can smuggle in characters XML refuses."""
-    return " ".join(strip_xml_invalid(str(value)).split())
+    return " ".join(repair_windows_1252(strip_xml_invalid(str(value))).split())
 
 
 def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
@@ -218,8 +289,19 @@ def _string_list(front: FrontMatter, name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in cleaned if item))
 
 
+# "Jane Doe <jane@example.org>" and "jane@example.org (Jane Doe)", as mail programs write them.
+_NAME_ADDRESS = re.compile(r"^(?P<name>.*?)\s*<[^<>\s]+@[^<>\s]+>$")
+_ADDRESS_NAME = re.compile(r"^[^\s()]+@[^\s()]+\s*\((?P<name>.+)\)$")
+
+
 def _authors(front: FrontMatter, default_author: str) -> tuple[str, ...]:
-    authors = _string_list(front, "author")
+    """Return the author names; an e-mail address written with a name is left out."""
+    names = []
+    for author in _string_list(front, "author"):
+        match = _NAME_ADDRESS.match(author) or _ADDRESS_NAME.match(author)
+        name = match.group("name").strip() if match else author
+        names.append(name or author)
+    authors = tuple(dict.fromkeys(names))
     return authors or ((default_author,) if default_author else ())
 
 

@@ -33,7 +33,7 @@ from .loader import MEDIA_DIR
 from .models import Article
 from .opml import OPML_PATH
 from .responses import Representation, build_representation, respond
-from .slugs import slugify
+from .slugs import name_slug
 from .store import ContentStore, Snapshot
 from .urls import encode_uri
 
@@ -46,8 +46,19 @@ class SlugConverter(BaseConverter):
     regex = r"[a-z0-9-]+"
 
 
-# Recorded before any route, so the converter exists when the routes are added.
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("slug", SlugConverter))
+class NameConverter(BaseConverter):
+    """Match a tag or author slug, which may hold letters of any script (see name_slug)."""
+
+    regex = r"[^/.]+"
+
+
+def _add_converters(state) -> None:
+    state.app.url_map.converters.setdefault("slug", SlugConverter)
+    state.app.url_map.converters.setdefault("name", NameConverter)
+
+
+# Recorded before any route, so the converters exist when the routes are added.
+bp.record_once(_add_converters)
 
 HOME_ARTICLES = 20
 SECTION_PAGE_SIZE = 50
@@ -96,7 +107,7 @@ def site_context() -> dict:
 @bp.app_template_filter("slug")
 def slug_filter(text: str) -> str:
     """Return the URL slug of a tag or author name."""
-    return slugify(text)
+    return name_slug(text)
 
 
 @bp.app_template_filter("uri")
@@ -200,10 +211,10 @@ def section_page(section: str, page: int):
     return _page(html, articles, info.file_mtime)
 
 
-@bp.get("/tags/<slug:slug>/", defaults={"kind": "tags", "page": 1})
-@bp.get("/tags/<slug:slug>/page/<int(min=2):page>/", defaults={"kind": "tags"})
-@bp.get("/authors/<slug:slug>/", defaults={"kind": "authors", "page": 1})
-@bp.get("/authors/<slug:slug>/page/<int(min=2):page>/", defaults={"kind": "authors"})
+@bp.get("/tags/<name:slug>/", defaults={"kind": "tags", "page": 1})
+@bp.get("/tags/<name:slug>/page/<int(min=2):page>/", defaults={"kind": "tags"})
+@bp.get("/authors/<name:slug>/", defaults={"kind": "authors", "page": 1})
+@bp.get("/authors/<name:slug>/page/<int(min=2):page>/", defaults={"kind": "authors"})
 def listing_page(kind: str, slug: str, page: int):
     """Show the articles of one tag or one author, newest first."""
     snapshot = get_snapshot()

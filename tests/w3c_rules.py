@@ -81,15 +81,31 @@ HTML_END_TAG = re.compile(r"</(\w+)>")
 HTML_ENTITY = re.compile(r"&(#?\w+)")
 
 
+# Characters the validator calls BadCharacters in any text or attribute: C1 controls
+# (Windows-1252 text read as Latin-1) and U+FFFD (text garbled by a decoder).
+BAD_CHARACTERS = re.compile("[\x80-\x9f\ufffd]")
+# An e-mail address in angle brackets, which the validator flags in names (ContainsEmail).
+ANGLE_EMAIL = re.compile(r"<[^<>@\s]+@[^<>\s]+\.[^<>\s]+>")
+
+
 def feed_problems(document: bytes) -> list[str]:
     """Return every validator rule the RSS 2.0 or Atom 1.0 document breaks."""
     root = etree.fromstring(document)
     if root.tag == "rss":
         hex_lines = [b"&#x" in line for line in document.split(b"\n")]
-        return _rss_problems(root, hex_lines)
+        return _bad_characters(root) + _rss_problems(root, hex_lines)
     if root.tag == f"{ATOM}feed":
-        return _atom_problems(root)
+        return _bad_characters(root) + _atom_problems(root)
     return [f"UnknownFeedType: root element {root.tag}"]
+
+
+def _bad_characters(root) -> list[str]:
+    problems = []
+    for element in root.iter(etree.Element):
+        texts = [element.text, *element.attrib.values()]
+        if any(BAD_CHARACTERS.search(text or "") for text in texts):
+            problems.append(f"BadCharacters: in {etree.QName(element).localname}")
+    return problems
 
 
 def _rss_problems(rss, hex_lines: list[bool]) -> list[str]:
@@ -186,11 +202,18 @@ def _atom_problems(feed) -> list[str]:
             element = entry.find(f"{ATOM}{name}")
             if element is not None and element.get("type") == "html":
                 problems += _html_problems(element.text)
+            if element is not None and not element.text and len(element) == 0:
+                problems += [] if element.get("src") else [f"NotBlank: entry {name} is empty"]
         problems += _media_problems(entry.findall(MEDIA_CONTENT))
         for description in entry.iter(MEDIA_DESCRIPTION):
             tags = HTML_END_TAG.findall(description.text or "")
             if description.get("type") != "html" and set(map(str.lower, tags)) & HTML_TAGS:
                 problems.append(f"ContainsUndeclaredHTML: {description.text!r}")
+    for name in feed.iter(f"{ATOM}name"):
+        if not (name.text or "").strip():
+            problems.append("NotBlank: author name is empty")
+        if ANGLE_EMAIL.search(name.text or ""):
+            problems.append(f"ContainsEmail: author name {name.text!r}")
     return problems
 
 
