@@ -46,10 +46,15 @@ class Listing:
 
 
 class ValidatorHistory:
-    """The last body digest and Last-Modified served at each feed path, kept across snapshots."""
+    """The last body digest and Last-Modified served at each feed path, kept across snapshots.
 
-    def __init__(self):
+    With a `backing` (the persistent index), the history is shared with the other
+    processes serving the same content and survives restarts: the newest record wins.
+    """
+
+    def __init__(self, backing=None):
         self._seen: dict[str, tuple[bytes, int]] = {}
+        self._backing = backing
         self._lock = threading.Lock()
 
     def last_modified(self, path: str, body: bytes, content_time: int) -> int:
@@ -59,8 +64,16 @@ class ValidatorHistory:
             seen = self._seen.get(path)
             if seen is not None and seen[0] == digest:
                 return seen[1]
+            stored = self._backing.validator(path) if self._backing is not None else None
+            if stored is not None and (seen is None or stored[1] >= seen[1]):
+                seen = stored
+                if seen[0] == digest:
+                    self._seen[path] = seen
+                    return seen[1]
             moment = content_time if seen is None else max(content_time, seen[1] + 1)
             self._seen[path] = (digest, moment)
+            if self._backing is not None:
+                self._backing.record_validator(path, digest, moment)
             return moment
 
 

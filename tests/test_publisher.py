@@ -1,0 +1,292 @@
+"""The persistent index: restarts re-read only what changed; a bad index is never trusted."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from feedsvc import SettingsError, store
+from feedsvc.index import INDEX_NAME
+from tests.conftest import wait_until
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def parsed(monkeypatch):
+    """Record which files the store parses."""
+    seen: list[str] = []
+    read = store.read_content_files
+
+    def counting(root, rels, *args, **kwargs):
+        rels = list(rels)
+        seen.extend(rels)
+        return read(root, rels, *args, **kwargs)
+
+    monkeypatch.setattr(store, "read_content_files", counting)
+    return seen
+
+
+def titles(app) -> list[str]:
+    return [a.title for a in app.extensions["feedsvc"].snapshot().published()]
+
+
+def stop(app) -> None:
+    """Load the content, as serving does, then shut the app down."""
+    app.extensions["feedsvc"].snapshot()
+    app.extensions["feedsvc"].close()
+
+
+def write_site(write_article, backdate, count: int = 3) -> None:
+    for n in range(count):
+        write_article("culture", f"story-{n}", title=f"Story {n}", date=f"2026-01-0{n + 1}")
+    backdate()  # files older than the index: their entries are trusted on restart
+
+
+def test_restart_reads_only_files_changed_while_down(
+    write_article, backdate, make_app, parsed, content_dir
+):
+    write_site(write_article, backdate)
+    first = make_app()
+    assert titles(first) == ["Story 2", "Story 1", "Story 0"]
+    assert sorted(parsed) == ["culture/story-0.md", "culture/story-1.md", "culture/story-2.md"]
+    first.extensions["feedsvc"].close()
+
+    parsed.clear()
+    assert titles(make_app()) == ["Story 2", "Story 1", "Story 0"]
+    assert parsed == []
+
+    # While the server is down: one edit of the same size, one new file, one deletion.
+    edited = content_dir / "culture" / "story-1.md"
+    edited.write_text(edited.read_text().replace("Story 1", "Story X"))
+    write_article("culture", "story-9", title="Story 9", date="2026-01-09")
+    (content_dir / "culture" / "story-0.md").unlink()
+    parsed.clear()
+    assert titles(make_app()) == ["Story 9", "Story 2", "Story X"]
+    assert sorted(parsed) == ["culture/story-1.md", "culture/story-9.md"]
+
+
+def test_a_file_saved_just_before_the_index_is_read_again(write_article, make_app, parsed):
+    write_article("culture", "fresh", title="Fresh")
+    make_app().extensions["feedsvc"].snapshot()
+    parsed.clear()
+    make_app().extensions["feedsvc"].snapshot()
+    # Its time stamp cannot tell a second write within the same tick: it is checked again.
+    assert parsed == ["culture/fresh.md"]
+
+
+def test_a_corrupt_index_is_rebuilt_with_a_log_line(
+    write_article, backdate, make_app, parsed, tmp_path, caplog
+):
+    write_site(write_article, backdate)
+    stop(make_app())
+    index = tmp_path / "state" / INDEX_NAME
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / "state" / (INDEX_NAME + suffix)).unlink(missing_ok=True)
+    index.write_bytes(b"this is no database" * 100)
+    parsed.clear()
+    with caplog.at_level(logging.WARNING, logger="feedsvc.index"):
+        app = make_app()
+        assert titles(app) == ["Story 2", "Story 1", "Story 0"]
+    assert any("rebuilding" in r.getMessage() for r in caplog.records)
+    assert len(parsed) == 3
+    app.extensions["feedsvc"].close()
+    parsed.clear()
+    assert titles(make_app()) == ["Story 2", "Story 1", "Story 0"]
+    assert parsed == []  # the rebuilt index is used again
+
+
+def test_an_index_with_a_damaged_entry_is_rebuilt(
+    write_article, backdate, make_app, parsed, tmp_path
+):
+    write_site(write_article, backdate)
+    stop(make_app())
+    with sqlite3.connect(tmp_path / "state" / INDEX_NAME) as conn:
+        conn.execute("UPDATE files SET state = x'80049500' WHERE rel = 'culture/story-1.md'")
+    parsed.clear()
+    assert titles(make_app()) == ["Story 2", "Story 1", "Story 0"]
+    assert len(parsed) == 3
+
+
+def test_a_foreign_index_is_not_trusted(write_article, backdate, make_app, parsed, tmp_path):
+    write_site(write_article, backdate)
+    stop(make_app())
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path / "content", other)
+    parsed.clear()
+    app = make_app(CONTENT_DIR=str(other))  # same state folder, another content folder
+    assert titles(app) == ["Story 2", "Story 1", "Story 0"]
+    assert len(parsed) == 3
+
+
+def test_settings_that_shape_parsing_invalidate_the_index(
+    write_article, backdate, make_app, parsed
+):
+    write_article("culture", "local", title="Local", date="2026-01-01 09:00")
+    backdate()
+    utc = make_app().extensions["feedsvc"].snapshot().published()[0]
+    parsed.clear()
+    paris = make_app(TIMEZONE="Europe/Paris").extensions["feedsvc"].snapshot().published()[0]
+    assert parsed == ["culture/local.md"]
+    assert utc.date.isoformat() == "2026-01-01T09:00:00+00:00"
+    assert paris.date.isoformat() == "2026-01-01T09:00:00+01:00"
+    parsed.clear()
+    make_app(TIMEZONE="Europe/Paris").extensions["feedsvc"].snapshot()
+    assert parsed == []
+
+
+def test_validators_survive_a_restart(write_article, backdate, make_app, content_dir):
+    write_site(write_article, backdate)
+    first = make_app().test_client()
+    feeds = ["/feed.xml", "/culture.atom", "/feed.json", "/tags/bridge.xml", "/feeds.opml"]
+    before = {path: first.get(path) for path in feeds}
+    stop(make_app())
+    second = make_app().test_client()
+    for path, response in before.items():
+        again = second.get(path)
+        assert again.status_code == response.status_code, path
+        assert again.headers.get("ETag") == response.headers.get("ETag"), path
+        assert again.headers.get("Last-Modified") == response.headers.get("Last-Modified"), path
+        if response.status_code == 200:
+            conditional = second.get(path, headers={"If-None-Match": response.headers["ETag"]})
+            assert conditional.status_code == 304
+
+
+def test_last_modified_keeps_rising_across_restarts(write_article, backdate, make_app):
+    write_site(write_article, backdate)
+    app = make_app()
+    first = app.test_client().get("/culture.xml").headers["Last-Modified"]
+    app.extensions["feedsvc"].close()
+    # A change whose content times are all old: only the history makes it newer.
+    path = write_article("culture", "story-1", title="Story 1, corrected", date="2026-01-02")
+    os.utime(path, (1577836800.0, 1577836800.0))
+    os.utime(path.parent, (1577836800.0, 1577836800.0))
+    second = make_app().test_client().get("/culture.xml")
+    assert b"Story 1, corrected" in second.data
+    assert parsedate_to_datetime(second.headers["Last-Modified"]) > parsedate_to_datetime(first)
+
+
+def test_state_dir_setting_is_checked(make_app, tmp_path, content_dir):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(SettingsError, match="STATE_DIR"):
+        make_app(STATE_DIR=str(afile))
+    with pytest.raises(SettingsError, match="outside the content folder"):
+        make_app(STATE_DIR=str(content_dir / "state"))
+
+
+def test_default_state_dir_is_one_per_content_folder(make_app, tmp_path):
+    one = make_app(STATE_DIR=None).extensions["feedsvc"].settings.state_dir
+    other = make_app(STATE_DIR="", CONTENT_DIR=str(tmp_path)).extensions["feedsvc"].settings
+    assert one != other.state_dir
+    assert not one.is_relative_to(tmp_path)
+
+
+def test_an_unwritable_state_dir_only_costs_the_cache(write_article, make_app, tmp_path, caplog):
+    write_article("culture", "story", title="Story")
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / INDEX_NAME).mkdir()  # where the database file should be
+    with caplog.at_level(logging.WARNING, logger="feedsvc.index"):
+        assert titles(make_app(STATE_DIR=str(blocked))) == ["Story"]
+    assert any("going on without it" in r.getMessage() for r in caplog.records)
+
+
+# Through real servers: granian with two worker processes, stopped and started again.
+
+GRANIAN = ["-m", "granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1"]
+FEEDS = ["/feed.xml", "/culture.atom", "/feed.json", "/tags/bridge.xml", "/feeds.opml"]
+
+
+@contextlib.contextmanager
+def granian(port, content_dir, state_dir, log_path):
+    """Run the production server with two workers on the content; yield its port."""
+    env = {
+        **os.environ,
+        "FEEDSVC_CONTENT_DIR": str(content_dir),
+        "FEEDSVC_STATE_DIR": str(state_dir),
+        "FEEDSVC_SITE_URL": f"http://127.0.0.1:{port}",
+    }
+    with log_path.open("a") as log:
+        server = subprocess.Popen(
+            [sys.executable, *GRANIAN, "--port", str(port), "wsgi:app"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            wait_until(lambda: answers(port, server), "the server answering", deadline=30)
+            yield port
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def answers(port: int, server: subprocess.Popen) -> bool:
+    assert server.poll() is None, "the server stopped"
+    try:
+        return get(port, "/healthz")[0] == 200
+    except OSError:
+        return False
+
+
+def get(port: int, path: str) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """GET on a fresh connection, so successive calls may reach either worker."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def validators(port: int, path: str, tries: int = 8) -> tuple[str, str, bytes]:
+    """Return the one (ETag, Last-Modified, body) every worker serves for `path`."""
+    seen = set()
+    for _ in range(tries):
+        status, headers, body = get(port, path)
+        assert status == 200, path
+        seen.add((headers["ETag"], headers["Last-Modified"], body))
+    assert len(seen) == 1, f"workers disagree on {path}: {[s[:2] for s in seen]}"
+    return seen.pop()
+
+
+def test_workers_and_restarts_agree_on_validators(write_article, backdate, content_dir, tmp_path):
+    for n in range(3):
+        write_article(
+            "culture", f"story-{n}", title=f"Story {n}", date=f"2026-01-0{n + 1}", tags=["Bridge"]
+        )
+    backdate()
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    with socket.socket() as probe:  # one address throughout: it is in every feed's bytes
+        probe.bind(("127.0.0.1", 0))
+        address = probe.getsockname()[1]
+    with granian(address, content_dir, state, log) as port:
+        before = {path: validators(port, path)[:2] for path in FEEDS}
+    with granian(address, content_dir, state, log) as port:
+        assert {path: validators(port, path)[:2] for path in FEEDS} == before
+    # Changed while the server was down: picked up on restart, by every worker.
+    write_article("culture", "story-1", title="Story 1, corrected", date="2026-01-02")
+    with granian(address, content_dir, state, log) as port:
+        etag, modified, body = validators(port, "/culture.atom")
+        assert b"Story 1, corrected" in body
+        assert etag != before["/culture.atom"][0]
+        assert parsedate_to_datetime(modified) > parsedate_to_datetime(before["/culture.atom"][1])
