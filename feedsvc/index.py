@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite3"
 # Bump when the tables change shape; an index of another format is rebuilt.
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 # Libraries whose output ends up in a parsed file state.
 _PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata")
 _SCHEMA = (
@@ -41,6 +43,8 @@ _SCHEMA = (
     " state BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS validators (path TEXT PRIMARY KEY, digest BLOB NOT NULL,"
     " moment INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, key BLOB NOT NULL,"
+    " rep BLOB NOT NULL)",
 )
 
 
@@ -88,6 +92,7 @@ class ContentIndex:
         self._conn: sqlite3.Connection | None = None
         self._broken = False
         self._orphans: list = []
+        self._render_salt = b""
         # A connection must not cross a fork: the child opens its own on first use.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connection(ref))
@@ -100,7 +105,10 @@ class ContentIndex:
             "parser": parser_version(),
             "settings": parsing_settings(settings),
         }
-        return cls(settings.state_dir, settings.content_dir, identity)
+        index = cls(settings.state_dir, settings.content_dir, identity)
+        # Rendered documents depend on every setting, and on the code as parsing does.
+        index._render_salt = (identity["parser"] + repr(settings)).encode()
+        return index
 
     def load(self) -> tuple[dict[str, tuple[FileState, float]], dict[str, int] | None]:
         """Return the stored file states with when each was saved, and the media sizes.
@@ -173,6 +181,49 @@ class ContentIndex:
             )
         )
 
+    def document_key(self, path: str, spec: object) -> bytes:
+        """Return what identifies a rendering of `spec` at `path`: equal keys, equal bytes.
+
+        The key digests everything the rendering reads (the spec, every setting, the code):
+        two specs that pickle differently only miss the cache, never hit a stale entry.
+        """
+        fields = [
+            (field.name, getattr(spec, field.name))
+            for field in dataclasses.fields(spec)
+            if field.name != "sections"
+        ]
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True  # no memo: equal values give equal bytes, shared or not
+        pickler.dump((path, fields, dict(spec.sections)))
+        return hashlib.sha256(self._render_salt + buffer.getvalue()).digest()
+
+    def document(self, path: str, key: bytes) -> tuple | None:
+        """Return the rendering stored for `path` under `key`, as store_document took it."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            try:
+                row = conn.execute(
+                    "SELECT key, rep FROM documents WHERE path = ?", (path,)
+                ).fetchone()
+                return pickle.loads(row[1]) if row and bytes(row[0]) == key else None
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+            except Exception:  # a damaged entry is only a miss
+                return None
+        return None
+
+    def store_document(self, path: str, key: bytes, parts: tuple) -> None:
+        """Keep the newest rendering of `path` (plain values), for restarts and other workers."""
+        blob = pickle.dumps(parts, pickle.HIGHEST_PROTOCOL)
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (path, key, blob)
+            )
+        )
+
     def close(self) -> None:
         """Close this process's connection."""
         with self._lock:
@@ -186,7 +237,7 @@ class ContentIndex:
             if conn is None:
                 return
             try:
-                with conn:
+                with _immediate(conn):
                     work(conn)
             except sqlite3.Error as exc:
                 self._give_up(exc)
@@ -209,35 +260,43 @@ class ContentIndex:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            with conn:
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-            stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            reason = self._mismatch(stored)
-            if reason is not None:
-                keep_validators = (
-                    stored.get("content_dir") == self._content_dir
-                    and stored.get("format") == self._identity["format"]
-                )
-                if stored:
-                    log.info("content index %s: %s; re-reading every file", self.path, reason)
-                with conn:
-                    conn.execute("DELETE FROM files")
-                    conn.execute("DELETE FROM meta")
-                    if not keep_validators:
-                        conn.execute("DELETE FROM validators")
-                    conn.executemany(
-                        "INSERT INTO meta VALUES (?, ?)",
-                        [*self._identity.items(), ("content_dir", self._content_dir)],
-                    )
-        except BaseException:
-            conn.close()
-            raise
+        # Processes open the index one at a time (an flock beside it): switching a new
+        # database to WAL and checking its identity must not interleave.
+        with _exclusive(self.path.with_name(INDEX_NAME + ".lock")):
+            conn = sqlite3.connect(
+                self.path, timeout=5, check_same_thread=False, isolation_level=None
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                with _immediate(conn):
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                    self._check_identity(conn, stored)
+            except BaseException:
+                conn.close()
+                raise
         return conn
+
+    def _check_identity(self, conn: sqlite3.Connection, stored: Mapping[str, str]) -> None:
+        """Empty what another parser, settings or content folder wrote."""
+        reason = self._mismatch(stored)
+        if reason is None:
+            return
+        same_folder = stored.get("content_dir") == self._content_dir
+        keep_validators = same_folder and stored.get("format") == self._identity["format"]
+        if stored:
+            log.info("content index %s: %s; re-reading every file", self.path, reason)
+        conn.execute("DELETE FROM files")
+        conn.execute("DELETE FROM documents")
+        conn.execute("DELETE FROM meta")
+        if not keep_validators:
+            conn.execute("DELETE FROM validators")
+        conn.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [*self._identity.items(), ("content_dir", self._content_dir)],
+        )
 
     def _mismatch(self, stored: Mapping[str, str]) -> str | None:
         if not stored:
@@ -272,6 +331,29 @@ class ContentIndex:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection):
+    """Run a write transaction that takes the write lock at once, so it never deadlocks."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an flock on `path` (created if missing) for the duration of the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _forget_connection(ref: weakref.ref) -> None:

@@ -20,6 +20,7 @@ from .catalog import (
     SITE_FEED,
     FeedEdition,
     Listing,
+    RenderCache,
     ValidatorHistory,
     build_editions,
     changed_feeds,
@@ -42,6 +43,7 @@ from .loader import (
 )
 from .models import Article, ContentError, Site
 from .opml import OPML_PATH, OPML_TYPE, render_opml
+from .publisher import PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
 
@@ -131,6 +133,10 @@ class ContentStore:
     def __init__(self, settings: Settings, watcher_factory: Callable | None = None, notifier=None):
         self.settings = settings
         self._history = ValidatorHistory()
+        # Tag, author and archive feeds as rendered, shared by snapshots, bounded in bytes.
+        self._renders = RenderCache()
+        # Held by the one process (of those serving this content) that pings the hub.
+        self._publisher = PublisherLock(settings.state_dir)
         # The persistent index, opened by the first refresh of the process that serves.
         self._index: ContentIndex | None = None
         self._notifier = notifier
@@ -187,6 +193,7 @@ class ContentStore:
             self._notifier.close()
         if self._index is not None:
             self._index.close()
+        self._publisher.release()
 
     def refresh(self, changed: Iterable[str] | None = None) -> Snapshot:
         """Re-read `changed` paths (relative to the content folder; None: check every file)."""
@@ -222,8 +229,8 @@ class ContentStore:
         snapshot = self._publish(site, before)
         _log_problem_changes(before.site.problems if before else (), site.problems)
         self._snapshot = snapshot
-        # Pinged only after the swap, so the hub fetches the new bytes.
-        if before is not None and self._notifier is not None:
+        # Pinged only after the swap, so the hub fetches the new bytes; by one process only.
+        if before is not None and self._notifier is not None and self._publisher.held():
             self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
         return snapshot
 
@@ -297,7 +304,9 @@ class ContentStore:
         specs = feed_specs(site, groups, now, self.settings)
         releases = next_releases(site, now)
         previous = before.editions if before is not None else {}
-        editions = build_editions(specs, previous, releases, self.settings, self._history)
+        editions = build_editions(
+            specs, previous, releases, self.settings, self._history, self._renders
+        )
         eager = [
             edition.representation(fmt)
             for name, edition in editions.items()

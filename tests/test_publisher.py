@@ -12,6 +12,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
+from collections import Counter
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import pytest
 from feedsvc import SettingsError, store
 from feedsvc.index import INDEX_NAME
 from tests.conftest import wait_until
+from tests.test_websub_notifier import hub  # noqa: F401  (a fixture)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,10 +214,11 @@ FEEDS = ["/feed.xml", "/culture.atom", "/feed.json", "/tags/bridge.xml", "/feeds
 
 
 @contextlib.contextmanager
-def granian(port, content_dir, state_dir, log_path):
+def granian(port, content_dir, state_dir, log_path, **settings):
     """Run the production server with two workers on the content; yield its port."""
     env = {
         **os.environ,
+        **{f"FEEDSVC_{key}": value for key, value in settings.items()},
         "FEEDSVC_CONTENT_DIR": str(content_dir),
         "FEEDSVC_STATE_DIR": str(state_dir),
         "FEEDSVC_SITE_URL": f"http://127.0.0.1:{port}",
@@ -229,14 +233,37 @@ def granian(port, content_dir, state_dir, log_path):
         )
         try:
             wait_until(lambda: answers(port, server), "the server answering", deadline=30)
+            # Both workers up: granian never stops a worker still starting when told to stop.
+            wait_until(
+                lambda: log_path.read_text().count("Started worker") >= 2,
+                "both workers started",
+                deadline=30,
+            )
             yield port
         finally:
+            workers = children(server.pid)
             server.send_signal(signal.SIGTERM)
             try:
                 server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # a worker still starting when told to stop
+                for pid in workers:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
                 server.kill()
                 server.wait()
+
+
+def children(pid: int) -> list[int]:
+    """Return the processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                found.append(int(entry.name))
+    return found
 
 
 def answers(port: int, server: subprocess.Popen) -> bool:
@@ -269,6 +296,11 @@ def validators(port: int, path: str, tries: int = 8) -> tuple[str, str, bytes]:
     return seen.pop()
 
 
+def everywhere(port: int, path: str, needle: bytes, tries: int = 8) -> bool:
+    """Tell whether every answer for `path`, on fresh connections, holds `needle`."""
+    return all(needle in get(port, path)[2] for _ in range(tries))
+
+
 def test_workers_and_restarts_agree_on_validators(write_article, backdate, content_dir, tmp_path):
     for n in range(3):
         write_article(
@@ -290,3 +322,135 @@ def test_workers_and_restarts_agree_on_validators(write_article, backdate, conte
         assert b"Story 1, corrected" in body
         assert etag != before["/culture.atom"][0]
         assert parsedate_to_datetime(modified) > parsedate_to_datetime(before["/culture.atom"][1])
+
+
+# Rendered feeds outside the subscription feeds live in a bounded cache.
+
+
+def test_a_crawl_of_every_feed_stays_within_the_render_budget(write_article, make_app, monkeypatch):
+    from feedsvc import catalog
+
+    for n in range(12):
+        write_article(
+            "culture",
+            f"story-{n:02}",
+            "Paragraph. " * 300,
+            title=f"Story {n}",
+            date=f"2026-01-{n + 1:02}",
+            tags=[f"Topic {n}", "Shared"],
+            author=f"Writer {n}",
+        )
+    monkeypatch.setattr(catalog, "RENDER_CACHE_BYTES", 40_000)
+    app = make_app(FEED_ITEMS=3)
+    client = app.test_client()
+    snapshot = app.extensions["feedsvc"].snapshot()
+    lazy = [
+        path
+        for name, edition in snapshot.editions.items()
+        if not catalog.is_subscription(name)
+        for path in edition.paths()
+    ]
+    assert len(lazy) > 60  # tags, authors and archives in three formats
+    first = {}
+    for path in lazy:
+        response = client.get(path, headers={"Accept-Encoding": "gzip, br"})
+        assert response.status_code == 200, path
+        first[path] = (response.headers["ETag"], response.headers["Last-Modified"])
+    cache = app.extensions["feedsvc"]._renders
+    assert 0 < cache.used <= 40_000
+    # Rendered again after eviction: the same bytes, so the same validators.
+    for path in lazy:
+        response = client.get(path, headers={"Accept-Encoding": "gzip, br"})
+        assert (response.headers["ETag"], response.headers["Last-Modified"]) == first[path]
+        conditional = client.get(
+            path, headers={"Accept-Encoding": "gzip, br", "If-None-Match": first[path][0]}
+        )
+        assert conditional.status_code == 304
+
+
+def test_one_edit_one_hub_ping_with_two_workers(
+    write_article,
+    backdate,
+    content_dir,
+    tmp_path,
+    hub,  # noqa: F811
+):
+    write_article("culture", "story", title="Story", date="2026-01-01")
+    backdate()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = probe.getsockname()[1]
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    with granian(address, content_dir, state, log, WEBSUB_HUB=hub.url) as port:
+        for _ in range(20):  # fresh connections: both workers load and watch
+            validators(port, "/culture.xml", tries=1)
+        write_article("culture", "story", title="Story, edited", date="2026-01-01")
+        wait_until(lambda: everywhere(port, "/culture.xml", b"Story, edited"), "the edit")
+        for path in ("/culture.xml", "/feed.atom", "/feed.json"):
+            validators(port, path)  # every worker: the same ETag and Last-Modified
+        wait_until(lambda: len(hub.pinged()) >= 6, "the pings")
+        time.sleep(1.0)  # a second worker's pings would have arrived by now
+        pinged = Counter(hub.pinged())
+    base = f"http://127.0.0.1:{address}"
+    expected = {
+        f"{base}/{name}.{ext}" for name in ("feed", "culture") for ext in ("xml", "atom", "json")
+    }
+    assert expected <= set(pinged)
+    assert set(pinged.values()) == {1}, pinged
+
+
+def test_one_publisher_at_a_time_and_the_next_takes_over(tmp_path):
+    from feedsvc.publisher import PublisherLock
+
+    first, second = PublisherLock(tmp_path / "state"), PublisherLock(tmp_path / "state")
+    assert first.held()
+    assert not second.held()
+    first.release()  # as when its process dies: the kernel drops the lock
+    assert second.held()
+    assert not first.held()
+
+
+def test_a_forked_child_does_not_inherit_publishing(tmp_path):
+    from feedsvc.publisher import PublisherLock
+
+    lock = PublisherLock(tmp_path / "state")
+    assert lock.held()
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it must not think it publishes, nor free the parent's lock
+        os.close(reader)
+        os.write(writer, b"1" if lock.held() else b"0")
+        os._exit(0)
+    os.close(writer)
+    answer = os.read(reader, 1)
+    os.waitpid(pid, 0)
+    os.close(reader)
+    assert answer == b"0"
+    assert not PublisherLock(tmp_path / "state").held()  # the parent still holds it
+
+
+def test_a_restart_serves_subscription_feeds_rendered_before(
+    write_article, backdate, make_app, monkeypatch
+):
+    from feedsvc import catalog
+
+    write_site(write_article, backdate)
+    first = make_app()
+    before = {path: first.test_client().get(path) for path in ("/feed.xml", "/culture.atom")}
+    stop(first)
+    renders = []
+    render = catalog.render_feed
+    monkeypatch.setattr(
+        catalog, "render_feed", lambda *args: renders.append(args[0].name) or render(*args)
+    )
+    client = make_app().test_client()
+    for path, response in before.items():
+        again = client.get(path)
+        assert again.data == response.data
+        assert again.headers["ETag"] == response.headers["ETag"]
+        assert again.headers["Last-Modified"] == response.headers["Last-Modified"]
+    assert renders == []
+    # Any setting that shows in a feed makes the stored renderings useless, never stale.
+    retitled = make_app(SITE_TITLE="Another Gazette").test_client().get("/feed.xml")
+    assert b"Another Gazette" in retitled.data
+    assert "feed" in renders
