@@ -10,6 +10,8 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 from markdown_it_pyrs import MarkdownIt
 
+from .limits import closes_paragraph
+
 EXCERPT_LENGTH = 280
 
 # Characters XML 1.0 cannot carry (C0 controls except tab/newline/CR, surrogates, U+FFFE/F).
@@ -21,7 +23,7 @@ _FEED_URL_SCHEMES = {"http", "https", "mailto"}
 
 
 _FIRST_PARAGRAPH = re.compile(r"<p>(.*?)</p>", re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")  # not "<[^>]*>": quadratic on many "<"
 
 
 def new_markdown() -> MarkdownIt:
@@ -32,7 +34,7 @@ def new_markdown() -> MarkdownIt:
 def render_markdown(markdown: MarkdownIt, body: str) -> tuple[str, str]:
     """Render a CommonMark body; return (html, plain text of its first paragraph)."""
     body_html = markdown.render(body)
-    first = _FIRST_PARAGRAPH.search(body_html)
+    first = _FIRST_PARAGRAPH.search(body_html) if closes_paragraph(body_html) else None
     first_paragraph = html.unescape(_TAG.sub("", first.group(1))) if first else ""
     return body_html, " ".join(first_paragraph.split())
 

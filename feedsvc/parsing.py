@@ -14,6 +14,13 @@ import yaml
 from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
+from .limits import (
+    check_body_html,
+    check_front_matter,
+    check_markdown,
+    contain_panic,
+    date_text_problem,
+)
 from .markup import (
     XML_INVALID_CHARS,
     excerpt,
@@ -96,8 +103,10 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if closing is None:
         raise ContentError(path, 1, "front matter is not closed by a '---' line")
     header = text[opening_end + 1 : closing.start()].splitlines()
+    source = "\n".join(header)
+    check_front_matter(source, header, path)
     try:
-        fields = yaml.load("\n".join(header), Loader=_FrontMatterLoader)
+        fields = yaml.load(source, Loader=_FrontMatterLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 2
@@ -124,7 +133,12 @@ def parse_article(
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
-    body_html, first_paragraph = render_markdown(context.markdown, body)
+    body_line = len(front.lines) + 3
+    check_markdown(body, path, body_line)
+    body_html, first_paragraph = contain_panic(
+        path, body_line, render_markdown, context.markdown, body
+    )
+    check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     return Article(
         section=section,
@@ -201,6 +215,9 @@ def _clean(value: object) -> str:
 def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
     if front.fields.get(name) is None:
         raise front.error(name, f"missing required field '{name}'")
+    too_long = date_text_problem(front.fields[name])
+    if too_long:
+        raise front.error(name, too_long)
     try:
         return to_datetime(front.fields[name], timezone)
     except DateError as exc:
