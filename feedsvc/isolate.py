@@ -8,6 +8,7 @@ file gets a ContentError, while the serving process and every other file carry o
 from __future__ import annotations
 
 import faulthandler
+import logging
 import os
 import pickle
 import resource
@@ -19,11 +20,19 @@ from collections.abc import Callable
 from .limits import ISOLATE_CPU_SECONDS, ISOLATE_MEMORY_BYTES, ISOLATE_WALL_SECONDS
 from .models import ContentError
 
+log = logging.getLogger(__name__)
+
 
 def run_isolated(function: Callable, *args, path: str):
     """Return function(*args) computed in a forked child; ContentError if the child fails."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # out of processes or memory for now: the checks still hold
+        os.close(read_end)
+        os.close(write_end)
+        log.warning("parsing %s in this process: cannot start a child (%s)", path, exc)
+        return function(*args)
     if pid == 0:  # the child: compute, send, exit without running the parent's cleanups
         os.close(read_end)
         _child(function, args, path, write_end)

@@ -44,6 +44,8 @@ MAX_EMPHASIS_MARKERS = 2000
 MAX_HTML_NESTING = 256
 # The body's HTML, in characters: a long read is 200 KB; every feed carries the body.
 MAX_BODY_HTML = 4 * 1024 * 1024
+# Elements left open that their next sibling would close (unclosed <p>, <li>, <td>).
+MAX_HTML_UNCLOSED = 4096
 # Files larger than this are parsed in a child process that can be stopped (isolate.py).
 ISOLATE_MIN_CHARS = 64 * 1024
 # What that child may spend on one file.
@@ -58,11 +60,11 @@ _CONTAINER_MARKER = re.compile(r">|[*+\-](?=[ \t]|$)|[0-9]{1,9}[.)](?=[ \t]|$)|[
 _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 _HTML_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>])")
 _REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]\n]+\]:.*$", re.MULTILINE)
-# Elements that never hold others (void) or that the next sibling closes: no nesting.
-_FLAT_ELEMENTS = frozenset(
-    "area base br col embed hr img input link meta source track wbr p li dt dd option"
-    " optgroup tr td th thead tbody tfoot colgroup caption rb rt rp html head body".split()
-)
+# Elements that never hold others.
+_VOID_ELEMENTS = frozenset("area base br col embed hr img input link meta source track wbr".split())
+# Elements the next one of their kind closes where they belong (a <p> another <p>); left
+# unclosed by the thousand inside a table, they still cost the sanitiser quadratic time.
+_SIBLING_CLOSED = frozenset("p li dt dd tr td th".split())
 
 
 def check_front_matter(source: str, lines: Sequence[str], path: str, first_line: int = 2) -> None:
@@ -181,14 +183,22 @@ def _check_emphasis(body: str, path: str, first_line: int) -> None:
 
 
 def _check_html_nesting(body: str, path: str, first_line: int) -> None:
-    depth = 0
+    depth = unclosed = 0
     for match in _HTML_TAG.finditer(body):
-        if match.group(2).lower() in _FLAT_ELEMENTS:
+        name, closing = match.group(2).lower(), match.group(1)
+        if name in _VOID_ELEMENTS:
             continue
-        depth = max(depth - 1, 0) if match.group(1) else depth + 1
-        if depth > MAX_HTML_NESTING:
+        if name in _SIBLING_CLOSED:
+            unclosed = max(unclosed - 1, 0) if closing else unclosed + 1
+        else:
+            depth = max(depth - 1, 0) if closing else depth + 1
+        if depth > MAX_HTML_NESTING or unclosed > MAX_HTML_UNCLOSED:
             line = first_line + body.count("\n", 0, match.start())
-            reason = f"raw HTML nests deeper than {MAX_HTML_NESTING} elements"
+            reason = (
+                f"raw HTML nests deeper than {MAX_HTML_NESTING} elements"
+                if depth > MAX_HTML_NESTING
+                else f"raw HTML leaves more than {MAX_HTML_UNCLOSED} <{name}> elements unclosed"
+            )
             raise ContentError(path, line, reason)
 
 
