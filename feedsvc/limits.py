@@ -42,8 +42,9 @@ MAX_EMPHASIS_MARKERS = 2000
 # Nesting of raw HTML elements: the feed sanitiser's cost grows with its square
 # (100,000 nested <div> take 45 s); embeds nest a dozen.
 MAX_HTML_NESTING = 256
-# The body's HTML, in characters: a long read is 200 KB; every feed carries the body.
-MAX_BODY_HTML = 4 * 1024 * 1024
+# The body's HTML, in characters: a long read is 100-200 KB. Every feed holding the article
+# sanitises and compresses it again whenever that feed changes (0.1 s per MB, each format).
+MAX_BODY_HTML = 512 * 1024
 # Elements left open that their next sibling would close (unclosed <p>, <li>, <td>).
 MAX_HTML_UNCLOSED = 4096
 # Files larger than this are parsed in a child process that can be stopped (isolate.py).
