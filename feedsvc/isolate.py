@@ -48,9 +48,10 @@ def run_isolated(function: Callable, *args, path: str):
     if data is None:
         reason = f"parsing took longer than {ISOLATE_WALL_SECONDS:g} s; file skipped"
         raise ContentError(path, None, reason)
-    if not data:
-        raise ContentError(path, None, _failure(status))
-    ok, value = pickle.loads(data)
+    try:
+        ok, value = pickle.loads(data)
+    except Exception:  # nothing sent, or cut short by a crash
+        raise ContentError(path, None, _failure(status)) from None
     if not ok:
         raise value
     return value

@@ -47,16 +47,18 @@ MAX_HTML_NESTING = 256
 MAX_BODY_HTML = 512 * 1024
 # Elements left open that their next sibling would close (unclosed <p>, <li>, <td>).
 MAX_HTML_UNCLOSED = 4096
-# Files larger than this are parsed in a child process that can be stopped (isolate.py).
+# Files larger than this are parsed in a child process that can be stopped (isolate.py),
+# as are files defining link references (see needs_isolation).
 ISOLATE_MIN_CHARS = 64 * 1024
 # What that child may spend on one file.
 ISOLATE_CPU_SECONDS = 2
 ISOLATE_WALL_SECONDS = 10.0
 ISOLATE_MEMORY_BYTES = 512 * 1024 * 1024
 
-# A line's leading run of characters that can open or continue a block container.
-# Searched from a newline, not with "^" and MULTILINE: that tries every position, 10x slower.
-_CONTAINER_PREFIX = re.compile(r"\n[ \t>*+\-0-9.)]{16,}")
+# Lines worth a closer look: a long run of characters that can open or continue a block
+# container, or a link reference definition. Searched from a newline, not with "^" and
+# MULTILINE: that tries every position, ten times slower.
+_LINE_SCREEN = re.compile(r"\n(?:([ \t>*+\-0-9.)]{16,})| {0,3}\[[^\]\n]*\]:)")
 _CONTAINER_MARKER = re.compile(r">|[*+\-](?=[ \t]|$)|[0-9]{1,9}[.)](?=[ \t]|$)|[ \t]")
 _BLANK_LINE = re.compile(r"\n[ \t]*\r?\n")
 _HTML_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>])")
@@ -66,6 +68,16 @@ _VOID_ELEMENTS = frozenset("area base br col embed hr img input link meta source
 # Elements the next one of their kind closes where they belong (a <p> another <p>); left
 # unclosed by the thousand inside a table, they still cost the sanitiser quadratic time.
 _SIBLING_CLOSED = frozenset("p li dt dd tr td th".split())
+
+
+def needs_isolation(text: str) -> bool:
+    """Tell whether a file must be parsed in a child process that can be stopped.
+
+    Files beyond the size of any normal article, and files with link reference definitions:
+    a definition used over and over can multiply the body's size in ways a line-based
+    check cannot bound (labels and titles may span lines), so the child's memory limit does.
+    """
+    return len(text) >= ISOLATE_MIN_CHARS or "]:" in text
 
 
 def check_front_matter(source: str, lines: Sequence[str], path: str, first_line: int = 2) -> None:
@@ -147,8 +159,12 @@ def date_text_problem(value: object) -> str | None:
 
 def check_markdown(body: str, path: str, first_line: int) -> None:
     """Refuse a body whose nesting or markup would crash or stall the renderer or sanitiser."""
-    for match in _CONTAINER_PREFIX.finditer("\n" + body):
-        if _container_depth_bound(match.group()[1:]) > MAX_BLOCK_NESTING:
+    references = False
+    for match in _LINE_SCREEN.finditer("\n" + body):
+        prefix = match.group(1)
+        if prefix is None:
+            references = True
+        elif _container_depth_bound(prefix) > MAX_BLOCK_NESTING:
             line = first_line + body.count("\n", 0, match.start())
             reason = f"blockquotes and lists nest deeper than {MAX_BLOCK_NESTING} levels"
             raise ContentError(path, line, reason)
@@ -156,7 +172,7 @@ def check_markdown(body: str, path: str, first_line: int) -> None:
         _check_emphasis(body, path, first_line)
     if body.count("<") > MAX_HTML_NESTING:
         _check_html_nesting(body, path, first_line)
-    if "]:" in body:
+    if references:
         _check_reference_expansion(body, path, first_line)
 
 

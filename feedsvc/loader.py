@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .feeds import item_id
 from .isolate import run_isolated
-from .limits import ISOLATE_MIN_CHARS
+from .limits import needs_isolation
 from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
@@ -226,8 +226,8 @@ def read_content_file(
 
 
 def _parse(text: str, path: str, section: str, name: str, context: ParseContext):
-    """Parse here, or, for a file larger than any normal article, in a child that may fail."""
-    if len(text) >= ISOLATE_MIN_CHARS:
+    """Parse here, or, for a file no normal article resembles, in a child that may fail."""
+    if needs_isolation(text):
         return run_isolated(_parse_text, text, path, section, name, context, path=path)
     return _parse_text(text, path, section, name, context)
 

@@ -91,6 +91,15 @@ NASTY = {
         _file(f"[r]: https://e.org/{'x' * 1000}\n\n" + "[a][r] " * 10_000 + "\n"),
         "link references would expand",
     ),
+    "reference-bomb-in-quote": (
+        _file(f"> [r]: https://e.org/{'x' * 1000}\n\n" + "[a][r] " * 10_000 + "\n"),
+        "body's HTML is larger than 524288",
+    ),
+    "reference-bomb-split-label": (
+        _file(f"[r\ns]:\n  /x\n  '{'t' * 30_000}'\n\n" + "[a][r s] " * 600 + "\n"),
+        "body's HTML is larger than 524288",
+    ),
+    "references": (_file("A [link][r] and [another][r].\n\n[r]: https://e.org/a\n"), None),
     # Size and lines: long but harmless is published (through the isolated parser); a body
     # too large to carry in every feed is refused.
     "long-read": (_file("A sentence of a long read, *with* [a link](/a/).\n\n" * 6_000), None),
