@@ -47,8 +47,8 @@ MAX_HTML_NESTING = 256
 MAX_BODY_HTML = 512 * 1024
 # Elements left open that their next sibling would close (unclosed <p>, <li>, <td>).
 MAX_HTML_UNCLOSED = 4096
-# Files larger than this are parsed in a child process that can be stopped (isolate.py),
-# as are files defining link references (see needs_isolation).
+# Files larger than this (most articles are under 20 KB) are parsed in a child process that
+# can be stopped (isolate.py), as are files defining link references (see needs_isolation).
 ISOLATE_MIN_CHARS = 64 * 1024
 # What that child may spend on one file.
 ISOLATE_CPU_SECONDS = 2
