@@ -107,6 +107,11 @@ NASTY = {
     "huge-line": (_file("word " * 200_000 + "\n"), "body's HTML is larger than 524288"),
     "many-lines": (_file("line\n\n" * 150_000), "body's HTML is larger than 524288"),
     "long-title-line": (_file(title="T" + "i" * 3_000), None),
+    # The fence search over a file of near-fences that never closes its front matter.
+    "unclosed-front-matter": (
+        "---\ntitle: x\n" + " ---x\n--- -\n" * 100_000,
+        "front matter is not closed",
+    ),
     # YAML nesting: RecursionError (every URL a 500) or a crash in libyaml's composer.
     "yaml-deep-flow": (_file(extra="extra: " + "[" * 5_000 + "]" * 5_000 + "\n"), "nests deeper"),
     "yaml-deep-compact": (_file(extra="extra:\n" + "- " * 50_000 + "x\n"), "nests deeper"),
