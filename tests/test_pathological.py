@@ -480,6 +480,7 @@ def test_granian_worker_survives_nasty_files_and_keeps_publishing(content_dir, t
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
 
 
 def test_isolated_parse_runs_here_when_no_child_can_start(monkeypatch, caplog):
