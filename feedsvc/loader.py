@@ -402,7 +402,7 @@ def _id_problems(articles: list[Article]) -> list[ContentError]:
             )
         else:
             continue
-        problems.append(ContentError(article.source_path, article.id_line, reason))
+        problems.append(ContentWarning(article.source_path, article.id_line, reason))
     return problems
 
 

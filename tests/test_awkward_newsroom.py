@@ -310,7 +310,7 @@ def test_empty_section_feed_ignores_other_sections(newsroom, client_factory, wri
 
 def test_check_reports_what_content_could_fix(newsroom, make_app):
     result = make_app().test_cli_runner().invoke(args=["check"])
-    assert result.exit_code == 1
+    assert result.exit_code == 0  # every article is published: all of these are warnings
     lines = result.output.splitlines()
     culture = newsroom / "culture"
     for name, hint in (
@@ -321,4 +321,5 @@ def test_check_reports_what_content_could_fix(newsroom, make_app):
         ("colon-id.md", "post:43"),
     ):
         reported = [line for line in lines if line.startswith(f"{culture / name}:")]
+        assert all(": warning: " in line for line in reported), reported
         assert any(hint in line for line in reported), (name, hint, result.output)
