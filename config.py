@@ -23,3 +23,12 @@ WATCH_CONTENT = True
 WEBSUB_HUB = None
 # Least severe log messages written: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# Branding (a site path such as "/media/icon.png", or an https:// URL; None: none):
+# a square icon (favicon, Atom icon, JSON icon), a wide logo (RSS image, Atom logo) and a
+# cover picture (Feedly), and the accent colour Feedly shows (six hex digits, "00a0e0").
+SITE_ICON = None
+SITE_LOGO = None
+SITE_COVER = None
+ACCENT_COLOR = None
+# Largest feed document in bytes (0: no cap): past it, older items carry summaries only.
+FEED_MAX_BYTES = 0

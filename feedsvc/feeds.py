@@ -39,6 +39,8 @@ DC_NS = "http://purl.org/dc/elements/1.1/"
 DCTERMS_NS = "http://purl.org/dc/terms/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
+# Feedly's branding elements (icon, logo, cover, accentColor): https://blog.feedly.com/10-ways-to-optimize-your-feed-for-feedly/
+WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
 FEED_STYLESHEET = "/static/feed.css"
 # RSS elements that hold plain text, and the short HTML description (the same characters).
@@ -158,9 +160,36 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
         generator.channel_links.set(tuple(links), spec.archive)
     if fmt == ATOM and spec.archive:
         generator.register_extension("archive_marker", _ArchiveMarker, rss=False)
+    _add_branding(generator, spec, settings)
     # Added last on purpose: feedgen makes the last link the RSS channel <link>.
     generator.link(href=settings.absolute(spec.page_path), rel="alternate", type="text/html")
     return generator
+
+
+def branding_urls(settings: Settings) -> dict[str, str]:
+    """Return the absolute URLs of the icon, logo and cover that are set, by name."""
+    pictures = (
+        ("icon", settings.site_icon),
+        ("logo", settings.site_logo),
+        ("cover", settings.site_cover),
+    )
+    home = settings.site_url + "/"
+    return {
+        name: urls.absolute_url(value, settings.site_url, home) for name, value in pictures if value
+    }
+
+
+def _add_branding(generator: FeedGenerator, spec: FeedSpec, settings: Settings) -> None:
+    """Name the site's pictures: RSS <image>, Atom icon and logo, and Feedly's webfeeds."""
+    pictures = branding_urls(settings)
+    picture = pictures.get("logo") or pictures.get("icon")
+    if picture:  # RSS <image> must repeat the channel's title and link
+        generator.image(picture, title=spec.title, link=settings.absolute(spec.page_path))
+    if "icon" in pictures:
+        generator.icon(pictures["icon"])
+    if pictures or settings.accent_color:
+        generator.register_extension("webfeeds", _WebFeeds)
+        generator.webfeeds.set(pictures, settings.accent_color)
 
 
 def _add_item(
@@ -227,7 +256,9 @@ def _figure_html(image: Image) -> str:
     alt = escape(image.alt)
     # Terminal readers (newsboat) show an image's title, not its alt text.
     title = f' title="{alt}"' if alt else ""
-    return f'<figure><img src="{escape(image.src)}" alt="{alt}"{title}>{caption}</figure>'
+    size = f' width="{image.width}" height="{image.height}"' if image.width and image.height else ""
+    src = escape(image.src)
+    return f'<figure><img src="{src}" alt="{alt}"{title}{size}>{caption}</figure>'
 
 
 class _ChannelLinks(BaseExtension):
@@ -264,6 +295,38 @@ class _ArchiveMarker(BaseExtension):
         return atom_feed
 
 
+class _WebFeeds(BaseExtension):
+    """Feedly's branding elements, which it reads in RSS and Atom alike."""
+
+    def __init__(self):
+        self.pictures: dict[str, str] = {}
+        self.accent_color = ""
+
+    def extend_ns(self):
+        return {"webfeeds": WEBFEEDS_NS}
+
+    def set(self, pictures: dict[str, str], accent_color: str):
+        """Record the absolute picture URLs by name, and the colour (hex digits)."""
+        self.pictures, self.accent_color = pictures, accent_color
+
+    def _extend(self, parent):
+        for name in ("icon", "logo"):
+            if name in self.pictures:
+                xml_elem(f"{{{WEBFEEDS_NS}}}{name}", parent).text = self.pictures[name]
+        if "cover" in self.pictures:
+            xml_elem(f"{{{WEBFEEDS_NS}}}cover", parent, image=self.pictures["cover"])
+        if self.accent_color:
+            xml_elem(f"{{{WEBFEEDS_NS}}}accentColor", parent).text = self.accent_color
+
+    def extend_rss(self, rss_feed):
+        self._extend(rss_feed[0])
+        return rss_feed
+
+    def extend_atom(self, atom_feed):
+        self._extend(atom_feed)
+        return atom_feed
+
+
 class _MediaNamespace(BaseExtension):
     def extend_ns(self):
         return {"media": MEDIA_NS}
@@ -293,12 +356,20 @@ class _LeadImage(BaseEntryExtension):
             content.set("type", self.image.mime_type)
         if self.image.length:
             content.set("fileSize", str(self.image.length))
+        if self.image.width and self.image.height:
+            content.set("width", str(self.image.width))
+            content.set("height", str(self.image.height))
         if self.image.alt:
             # As HTML: plain text with "<b>" in it reads as undeclared markup to validators.
             description = xml_elem(f"{{{MEDIA_NS}}}description", content, type="html")
             description.text = escape(self.image.alt, quote=False)
         if self.image.credit:
             xml_elem(f"{{{MEDIA_NS}}}credit", content).text = self.image.credit
+        # Readers that build a card (Feedly, Flipboard, Inoreader) look for a thumbnail.
+        thumbnail = xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=self.url)
+        if self.image.width and self.image.height:
+            thumbnail.set("width", str(self.image.width))
+            thumbnail.set("height", str(self.image.height))
         return entry
 
     extend_rss = extend_atom

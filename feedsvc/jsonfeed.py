@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import json
 
-from .feeds import JSON, FeedSpec, article_html, document_path, feed_path, image_url_of, item_id
+from .feeds import (
+    JSON,
+    FeedSpec,
+    article_html,
+    branding_urls,
+    document_path,
+    feed_path,
+    image_url_of,
+    item_id,
+)
 from .models import Article
 from .settings import Settings
 
@@ -27,6 +36,9 @@ def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
         "authors": [{"name": settings.site_author}] if settings.site_author else [],
         "items": [_item(article, settings) for article in (*spec.articles, *spec.json_more)],
     }
+    icon = branding_urls(settings).get("icon")
+    if icon:  # a square picture serves as both
+        document["icon"] = document["favicon"] = icon
     if spec.hub:
         document["hubs"] = [{"type": "WebSub", "url": spec.hub}]
     if spec.json_next:  # JSON Feed pages through older items with next_url
@@ -53,7 +65,9 @@ def _item(article: Article, settings: Settings) -> dict:
         item["image"] = image_url_of(article, settings)
     if not item["summary"]:  # a body with no text at all
         del item["summary"]
-    if not item["authors"]:
+    if item["authors"]:  # JSON Feed 1.0 readers know only `author`, one name
+        item["author"] = {"name": ", ".join(article.authors)}
+    else:
         del item["authors"]
     if not item["tags"]:
         del item["tags"]

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import nh3
 from markdown_it_pyrs import MarkdownIt
 
+from .embeds import degrade_embeds
 from .urls import absolute_url
 
 EXCERPT_LENGTH = 280
@@ -30,6 +31,17 @@ _WINDOWS_1252 = {
 _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 # Link schemes kept in feeds; any other (javascript:, data:, …) loses its link.
 _FEED_URL_SCHEMES = {"http", "https", "mailto", "tel", "sms", "ftp", "geo", "xmpp"}
+# Beyond the sanitiser's defaults: media elements and responsive images, which feed
+# readers show and the W3C Feed Validator counts as safe (not controls that run scripts).
+_FEED_TAGS = nh3.ALLOWED_TAGS | {"video", "audio", "source", "track", "picture"}
+_FEED_ATTRIBUTES = {
+    **nh3.ALLOWED_ATTRIBUTES,
+    "img": nh3.ALLOWED_ATTRIBUTES["img"] | {"srcset", "sizes", "title"},
+    "video": {"src", "poster", "controls", "width", "height", "preload"},
+    "audio": {"src", "controls", "preload"},
+    "source": {"src", "srcset", "type", "media", "sizes"},
+    "track": {"src", "label"},
+}
 
 
 _PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p\s*>", re.DOTALL | re.IGNORECASE)
@@ -150,7 +162,9 @@ def strip_xml_invalid(text: str) -> str:
 def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
     """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
     return nh3.clean(
-        html,
+        degrade_embeds(html),
+        tags=_FEED_TAGS,
+        attributes=_FEED_ATTRIBUTES,
         attribute_filter=partial(_absolute_url_attribute, site_url, base_url),
         url_schemes=_FEED_URL_SCHEMES,
         link_rel=None,
@@ -160,4 +174,17 @@ def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
 def _absolute_url_attribute(site_url: str, base_url: str, _tag: str, name: str, value: str):
     if name in _URL_ATTRIBUTES:
         return absolute_url(value, site_url, base_url)
+    if name == "srcset":
+        return absolute_srcset(value, site_url, base_url)
     return value
+
+
+def absolute_srcset(srcset: str, site_url: str, base_url: str) -> str:
+    """Make each image candidate of a `srcset` absolute, keeping its width or density."""
+    candidates = []
+    for candidate in srcset.split(","):
+        url, _, descriptor = candidate.strip().partition(" ")
+        if url:
+            url = absolute_url(url, site_url, base_url)
+            candidates.append(f"{url} {descriptor.strip()}".strip())
+    return ", ".join(candidates)

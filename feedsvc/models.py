@@ -73,6 +73,9 @@ class Image:
     credit: str = ""
     mime_type: str | None = None
     length: int | None = None
+    # Pixel size read from a local file (images.py); None for a web image.
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)
