@@ -10,7 +10,8 @@ SITE_TITLE = "The Northbridge Review"
 SITE_DESCRIPTION = "News, culture and science from the town of Northbridge."
 # Author of articles that name none.
 SITE_AUTHOR = "The Northbridge Review"
-LANGUAGE = "en"
+# Language of pages and feeds, with its locale (Apple News asks for one): en-US, fr-FR, pt-BR.
+LANGUAGE = "en-US"
 # Time zone of dates written without an offset (IANA name, e.g. "Europe/Paris").
 TIMEZONE = "UTC"
 # Items in each feed, newest first.

@@ -9,9 +9,10 @@ image travels as media:content instead of an enclosure link.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape
 
@@ -20,9 +21,11 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from . import urls
-from .markup import feed_safe_html
+from .markup import feed_safe_html, with_image_sizes
 from .models import Article, Image, Section
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 RSS = "rss"
 ATOM = "atom"
@@ -72,6 +75,9 @@ class FeedSpec:
     # JSON runs on with these older items to where the archive page it names ends.
     json_more: tuple[Article, ...] = ()
     json_next: str | None = None  # path stem of that next page
+    # How many of the newest items carry their full text (None: all); the rest carry their
+    # summary, so that the document stays under FEED_MAX_BYTES.
+    full_items: int | None = None
 
 
 def feed_links(spec: FeedSpec, fmt: str, settings: Settings) -> list[tuple[str, str]]:
@@ -105,9 +111,51 @@ def item_id(article: Article, settings: Settings) -> str:
 
 def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     """Render a feed document as UTF-8 bytes that depend only on content and settings."""
+    return fit_to_cap(lambda s: _render_feed(s, fmt, settings), spec, settings.feed_max_bytes)
+
+
+def fit_to_cap(render: Callable[[FeedSpec], bytes], spec: FeedSpec, cap: int) -> bytes:
+    """Render `spec` within `cap` bytes: full text for as many of the newest items as fit.
+
+    The rest carry their summary and a link. Should even summaries not fit, the oldest
+    items are left out (and logged): aggregators drop an oversize feed altogether.
+    """
+    document = render(spec)
+    if not cap or len(document) <= cap:
+        return document
+    items = len(spec.articles) + len(spec.json_more)
+    fitted = _largest_fitting(lambda n: render(replace(spec, full_items=n)), items - 1, cap)
+    if fitted is not None:
+        return fitted
+    fewer = _largest_fitting(
+        lambda n: render(replace(spec, articles=spec.articles[:n], json_more=(), full_items=0)),
+        len(spec.articles) - 1,
+        cap,
+    )
+    log.warning(
+        "feed %s: summaries of every item exceed %d bytes; left out older items", spec.name, cap
+    )
+    return fewer if fewer is not None else document
+
+
+def _largest_fitting(render: Callable[[int], bytes], most: int, cap: int) -> bytes | None:
+    """Return the document of the largest n in 0..most whose rendering fits in cap bytes."""
+    low, high, best = 0, most, None
+    while low <= high:
+        middle = (low + high) // 2
+        document = render(middle)
+        if len(document) <= cap:
+            best, low = document, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     generator = _new_generator(spec, fmt, settings)
-    for article in spec.articles:
-        _add_item(generator, article, spec.sections[article.section], settings, fmt)
+    for index, article in enumerate(spec.articles):
+        full = spec.full_items is None or index < spec.full_items
+        _add_item(generator, article, spec.sections[article.section], settings, fmt, full)
     if fmt == RSS:
         document = _rss_profile_text(generator.rss_str(pretty=True))
     else:
@@ -193,7 +241,12 @@ def _add_branding(generator: FeedGenerator, spec: FeedSpec, settings: Settings) 
 
 
 def _add_item(
-    generator: FeedGenerator, article: Article, section: Section, settings: Settings, fmt: str
+    generator: FeedGenerator,
+    article: Article,
+    section: Section,
+    settings: Settings,
+    fmt: str,
+    full: bool = True,
 ):
     permalink = settings.absolute(article.path)
     entry = generator.add_entry(order="append")
@@ -215,7 +268,7 @@ def _add_item(
         entry.summary(escape(article.summary or article.title, quote=False))
     elif article.summary:
         entry.summary(article.summary)
-    entry.content(article_html(article, settings), type="html")
+    entry.content(article_html(article, settings, full), type="html")
     image_url = image_url_of(article, settings)
     entry.rss_extras.set(article.authors, article.updated, article.image, image_url)
     if article.image is not None:
@@ -229,18 +282,23 @@ def image_url_of(article: Article, settings: Settings) -> str:
     return urls.absolute_url(article.image.src, settings.site_url, settings.absolute(article.path))
 
 
-def article_html(article: Article, settings: Settings) -> str:
+def article_html(article: Article, settings: Settings, full: bool = True) -> str:
     """Return the full article as feed HTML: dek, lead image with credit, body, related links.
 
     Many readers show only this HTML, not the summary, so a dek written by the author
-    leads it; a summary cut from the body is not repeated.
+    leads it; a summary cut from the body is not repeated. Not `full`: the summary and a
+    link to the article stand in for the body (a feed kept under its byte cap).
     """
     parts = []
-    if article.dek:
-        parts.append(f"<p><strong>{escape(article.dek)}</strong></p>")
+    if article.dek or not full:
+        parts.append(f"<p><strong>{escape(article.dek or article.summary)}</strong></p>")
     if article.image is not None:
         parts.append(_figure_html(article.image))
-    parts.append(article.body_html)
+    if full:
+        parts.append(with_image_sizes(article.body_html, article.image_sizes))
+    else:
+        link = escape(settings.absolute(article.path))
+        parts.append(f'<p><a href="{link}">Read the whole article</a></p>')
     if article.related:
         links = "".join(
             f'<li><a href="{escape(link.url)}">{escape(link.title)}</a></li>'

@@ -15,6 +15,7 @@ from .feeds import (
     branding_urls,
     document_path,
     feed_path,
+    fit_to_cap,
     image_url_of,
     item_id,
 )
@@ -26,6 +27,12 @@ VERSION = "https://jsonfeed.org/version/1.1"
 
 def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
     """Render a JSON Feed document as UTF-8 bytes that depend only on content and settings."""
+    return fit_to_cap(lambda s: _render(s, settings), spec, settings.feed_max_bytes)
+
+
+def _render(spec: FeedSpec, settings: Settings) -> bytes:
+    items = (*spec.articles, *spec.json_more)
+    full = len(items) if spec.full_items is None else spec.full_items
     document = {
         "version": VERSION,
         "title": spec.title,
@@ -34,7 +41,7 @@ def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
         "description": spec.description,
         "language": settings.language,
         "authors": [{"name": settings.site_author}] if settings.site_author else [],
-        "items": [_item(article, settings) for article in (*spec.articles, *spec.json_more)],
+        "items": [_item(article, settings, i < full) for i, article in enumerate(items)],
     }
     icon = branding_urls(settings).get("icon")
     if icon:  # a square picture serves as both
@@ -48,13 +55,13 @@ def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
-def _item(article: Article, settings: Settings) -> dict:
+def _item(article: Article, settings: Settings, full: bool) -> dict:
     permalink = settings.absolute(article.path)
     item = {
         "id": item_id(article, settings),
         "url": permalink,
         "title": article.title,
-        "content_html": article_html(article, settings),
+        "content_html": article_html(article, settings, full),
         "summary": article.summary,
         "date_published": article.date.isoformat(),
         "date_modified": article.updated.isoformat(),

@@ -308,6 +308,9 @@ def with_media_facts(
     warnings = missing_media(article, sizes)
     if warnings != article.media_warnings:
         article = replace(article, media_warnings=warnings)
+    image_sizes = body_image_sizes(article, sizes, root) if root is not None else ()
+    if image_sizes != article.image_sizes:
+        article = replace(article, image_sizes=image_sizes)
     if article.image is None:
         return article
     mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
@@ -324,6 +327,19 @@ def with_media_facts(
         return article
     image = replace(image, mime_type=mime_type, length=length, width=width, height=height)
     return replace(article, image=image)
+
+
+def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> tuple:
+    """Read the pixel size of each local image the body shows, for width and height on <img>."""
+    found = []
+    for url, _line, is_link in article.media_refs:
+        path = unquote(urlsplit(urljoin(article.path, url)).path)
+        if is_link or path not in sizes:
+            continue
+        facts = read_image_facts(root / path.lstrip("/"))
+        if facts is not None:
+            found.append((url, facts.width, facts.height))
+    return tuple(found)
 
 
 def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:

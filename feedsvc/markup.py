@@ -159,6 +159,30 @@ def strip_xml_invalid(text: str) -> str:
     return XML_INVALID_CHARS.sub("", text)
 
 
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_SRC = re.compile(r"""\ssrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
+_SIZED = re.compile(r"\s(?:width|height)\s*=", re.IGNORECASE)
+
+
+def with_image_sizes(body_html: str, sizes: tuple[tuple[str, int, int], ...]) -> str:
+    """Give each <img> whose size is known width and height, so no layout shifts as it loads."""
+    if not sizes:
+        return body_html
+    known = {url: (width, height) for url, width, height in sizes}
+
+    def sized(match: re.Match) -> str:
+        tag = match.group(0)
+        src = _SRC.search(tag)
+        url = html.unescape("".join(src.groups(""))) if src else ""
+        if url not in known or _SIZED.search(tag):
+            return tag
+        width, height = known[url]
+        end = len(tag) - (2 if tag.endswith("/>") else 1)
+        return f'{tag[:end].rstrip()} width="{width}" height="{height}"{tag[end:]}'
+
+    return _IMG_TAG.sub(sized, body_html)
+
+
 def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
     """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
     return nh3.clean(
