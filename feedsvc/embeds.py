@@ -16,12 +16,11 @@ from html import escape
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, unquote, urlsplit
 
-# Quick test: a body without any of these needs no rewriting (most bodies).
-_NEEDS_WORK = re.compile(
-    r"<(?:iframe|video|audio|blockquote|script|object|embed|applet|svg|canvas|source)\b"
-    r"|data-src|srcset",
-    re.IGNORECASE,
-)
+# Quick tests: a body without any of these needs no rewriting, or loses nothing (most
+# bodies). Substring scans are several times faster than one case-blind regex.
+_UPPER_CASE_MARKUP = re.compile(r"<[A-Z]")
+_REWRITTEN = ("<iframe", "<video", "<audio", "<blockquote", "data-")
+_LOST = (*_REWRITTEN, "<script", "<object", "<embed", "<applet", "<svg", "<canvas")
 # Social-post blockquotes as the platforms' embed codes write them.
 _SOCIAL_CLASSES = {
     "twitter-tweet": "X (Twitter)",
@@ -118,16 +117,22 @@ def embedded_page(src: str) -> EmbedLink | None:
 
 def degrade_embeds(html: str) -> str:
     """Rewrite embeds into markup a sanitiser keeps: links, real `src`, quoted posts."""
-    if not _NEEDS_WORK.search(html):
+    if not _holds_any(html, _REWRITTEN):
         return html
     return _run(html).output()
 
 
 def lost_in_feeds(html: str) -> list[Loss]:
     """List what the body shows on its page but feeds cannot carry, with why."""
-    if not _NEEDS_WORK.search(html):
+    if not _holds_any(html, _LOST):
         return []
     return _run(html).losses
+
+
+def _holds_any(html: str, needles: tuple[str, ...]) -> bool:
+    if _UPPER_CASE_MARKUP.search(html):  # rare: raw HTML written in capitals
+        html = html.lower()
+    return any(needle in html for needle in needles)
 
 
 def _run(html: str) -> _EmbedRewriter:
