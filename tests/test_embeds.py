@@ -207,3 +207,17 @@ def runner_for(write_article, make_app, monkeypatch, tmp_path):
         return make_app().test_cli_runner().invoke(args=["check"])
 
     return run
+
+
+def test_markup_in_capitals_and_plain_quotes(write_article, make_app):
+    """Raw HTML written in capitals is recognised; a Markdown quote is left as it is."""
+    body = (
+        '<IFRAME SRC="https://www.youtube.com/embed/abc123XYZ_-"></IFRAME>\n\n'
+        "> A quote written in Markdown, with [a link](https://example.org/).\n"
+    )
+    write_article("culture", "caps", body)
+    content = item_html(make_app().test_client(), "atom")
+    root = tree(content)
+    assert root.xpath('//a[@href="https://www.youtube.com/watch?v=abc123XYZ_-"]')
+    (quote,) = root.xpath("//blockquote")
+    assert quote.xpath("p/a/@href") == ["https://example.org/"] and quote.get("cite") is None
