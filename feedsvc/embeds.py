@@ -21,7 +21,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 _UPPER_CASE_MARKUP = re.compile(r"<[A-Z]")
 # A quote written in Markdown has no attributes; an embed code's quote has a class.
 _REWRITTEN = ("<iframe", "<video", "<audio", "<blockquote ", "data-")
-_LOST = ("<iframe", "<script", "<object", "<embed", "<applet", "<svg", "<canvas")
+_LOST = (
+    "<iframe",
+    "<video",
+    "<audio",
+    "<script",
+    "<object",
+    "<embed",
+    "<applet",
+    "<svg",
+    "<canvas",
+)
 # Social-post blockquotes as the platforms' embed codes write them.
 _SOCIAL_CLASSES = {
     "twitter-tweet": "X (Twitter)",
@@ -159,7 +169,8 @@ class _EmbedRewriter(HTMLParser):
         self.losses: list[Loss] = []
         self._skip_until: str | None = None  # an element whose content is replaced
         self._skip_depth = 0
-        self._media: list[tuple[str, str]] = []  # open <video>/<audio>: (tag, src)
+        # Open <video>/<audio>: (tag, src, where its start tag is in `parts`, that tag as written).
+        self._media: list[tuple[str, str, int, str]] = []
         self._social: list[tuple[str, str, bool]] = []  # open post quotes: (url, platform, linked)
 
     def output(self) -> str:
@@ -204,10 +215,14 @@ class _EmbedRewriter(HTMLParser):
                     self._skip_until = None
             return
         if tag in ("video", "audio") and self._media and self._media[-1][0] == tag:
-            kind, src = self._media.pop()
-            if src:  # readers without <video> show the fallback content: a link
-                label = "Watch the video" if kind == "video" else "Listen"
-                self.parts.append(f'<a href="{escape(src)}">{label}</a>')
+            kind, src, start, written = self._media.pop()
+            if not src:  # nothing to play: an empty player would show in readers
+                del self.parts[start:]
+                self._lose(kind, "a player with no src (or <source>) to play; removed", written)
+                return
+            label = "Watch the video" if kind == "video" else "Listen"
+            # Readers that play nothing show the fallback content: a link.
+            self.parts.append(f'<a href="{escape(src)}">{label}</a>')
         if tag == "blockquote" and self._social:
             url, platform, linked = self._social.pop()
             if url and not linked:
@@ -220,7 +235,9 @@ class _EmbedRewriter(HTMLParser):
         self._skip_until, self._skip_depth = tag, 0
 
     def _lose(self, what: str, why: str, needle: str) -> None:
-        self.losses.append(Loss(what, why, needle or f"<{what}"))
+        # Found again in the file by the URL, else by the start tag as written.
+        needle = needle or self.get_starttag_text() or f"<{what}"
+        self.losses.append(Loss(what, why, needle))
 
     # Rewritten elements.
     def _start_iframe(self, attrs):
@@ -253,13 +270,13 @@ class _EmbedRewriter(HTMLParser):
             kept["poster"] = poster
         kept |= {k: v for k, v in attrs.items() if k in ("controls", "width", "height", "preload")}
         kept.setdefault("controls", None)
+        self._media.append((tag, src, len(self.parts), self.get_starttag_text() or ""))
         self.parts.append(_tag(tag, kept))
-        self._media.append((tag, src))
 
     def _start_source(self, attrs):
         src = attrs.get("src") or attrs.get("data-src") or ""
         if self._media and src and not self._media[-1][1]:  # the fallback link's target
-            self._media[-1] = (self._media[-1][0], src)
+            self._media[-1] = (self._media[-1][0], src, *self._media[-1][2:])
         kept = {"src": src} if src else {}
         srcset = attrs.get("srcset") or attrs.get("data-srcset")
         if srcset:

@@ -184,6 +184,8 @@ def test_check_names_what_feeds_must_leave_out_with_line_and_why(runner_for, con
             '<svg width="10" height="10"><circle r="4"/></svg>',
             "",
             '<iframe srcdoc="<p>hi</p>"></iframe>',
+            "",
+            '<video controls width="640"></video>',
         ]
     )
     result = runner_for(body)
@@ -191,7 +193,7 @@ def test_check_names_what_feeds_must_leave_out_with_line_and_why(runner_for, con
     path = "content/culture/lossy.md" if "content/" in result.output else "lossy.md"
     found = {re.sub(r".*lossy\.md:(\d+): warning: <(\w+)>.*", r"\2@\1", line) for line in lines}
     # Front matter takes lines 1-4; the body starts on line 5.
-    assert found == {"script@7", "object@9", "svg@11", "iframe@13"}, result.output
+    assert found == {"script@7", "object@9", "svg@11", "iframe@13", "video@15"}, result.output
     assert all(path in line for line in lines)
     assert "scripts do not run in feed readers" in result.output
     assert result.exit_code == 0  # warnings: the article is published
