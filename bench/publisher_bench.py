@@ -118,7 +118,9 @@ def memory(server: Server) -> tuple[int, int]:
 
 def edit_times(server: Server, content: Path, workers: int, edits: int) -> list[float]:
     """Retitle one article `edits` times; return each edit's time until seen everywhere."""
-    path = sorted((content / SECTION).glob("*.md"))[-1]
+    _, feed = get(server.port, f"/{SECTION}.xml")
+    slug = re.search(rb"<item>.*?<link>[^<]*/([^/<]+)/</link>", feed, re.S).group(1).decode()
+    path = content / SECTION / f"{slug}.md"  # the newest article: in the feed, edited
     times = []
     for n in range(edits):
         text = path.read_text(encoding="utf-8")

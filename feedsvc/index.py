@@ -36,7 +36,7 @@ INDEX_NAME = "index.sqlite3"
 # Bump when the tables change shape; an index of another format is rebuilt.
 INDEX_FORMAT = "2"
 # Libraries whose output ends up in a parsed file state.
-_PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata")
+_PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, saved_at REAL NOT NULL,"

@@ -20,6 +20,9 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from . import urls
 from .feeds import item_id
+from .images import read_image_facts
+from .isolate import run_isolated
+from .limits import needs_isolation
 from .models import Article, ContentError, ContentWarning, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
@@ -215,17 +218,27 @@ def read_content_file(
             data = _read_bytes(path, root, stat.st_size)
             digest = hashlib.sha256(rel.encode() + b"\0" + data).digest()
             text = _decode(path, data)
-            if name == SECTION_INDEX:
-                result = parse_section_index(text, str(path), section)
-            else:
-                result = parse_article(text, str(path), section, name[: -len(".md")], context)
+            result = _parse(text, str(path), section, name, context)
             if isinstance(result, Article):
-                result = with_media_facts(replace(result, file_mtime=mtime), sizes)
+                result = with_media_facts(replace(result, file_mtime=mtime), sizes, root)
             return FileState(rel, fingerprint, mtime, result, None, digest)
         except ContentError as error:
             problem = error
     kept = previous.result if previous is not None else None
     return FileState(rel, fingerprint, mtime, kept, problem, digest)
+
+
+def _parse(text: str, path: str, section: str, name: str, context: ParseContext):
+    """Parse here, or, for a file no normal article resembles, in a child that may fail."""
+    if needs_isolation(text):
+        return run_isolated(_parse_text, text, path, section, name, context, path=path)
+    return _parse_text(text, path, section, name, context)
+
+
+def _parse_text(text: str, path: str, section: str, name: str, context: ParseContext):
+    if name == SECTION_INDEX:
+        return parse_section_index(text, path, section)
+    return parse_article(text, path, section, name[: -len(".md")], context)
 
 
 def _read_bytes(path: Path, root: Path, size: int) -> bytes:
@@ -296,20 +309,49 @@ def assemble_site(
     return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
 
 
-def with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
-    """Give the lead image its type and, for a file under media/, its length; flag missing files."""
+def with_media_facts(
+    article: Article, sizes: Mapping[str, int], root: Path | None = None
+) -> Article:
+    """Give the lead image its type, length and pixel size from its file; flag missing files.
+
+    The type is read from a local file's header (a PNG named .jpg is image/png), else
+    guessed from the name.
+    """
     warnings = missing_media(article, sizes)
     if warnings != article.media_warnings:
         article = replace(article, media_warnings=warnings)
+    image_sizes = body_image_sizes(article, sizes, root) if root is not None else ()
+    if image_sizes != article.image_sizes:
+        article = replace(article, image_sizes=image_sizes)
     if article.image is None:
         return article
     mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
     # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
-    length = sizes.get(article.image.src, sizes.get(unquote(article.image.src)))
-    if (mime_type, length) == (article.image.mime_type, article.image.length):
+    path = article.image.src if article.image.src in sizes else unquote(article.image.src)
+    length = sizes.get(path)
+    facts = read_image_facts(root / path.lstrip("/")) if length and root is not None else None
+    width = height = None
+    if facts is not None:
+        mime_type, width, height = facts.mime_type, facts.width, facts.height
+    found = (mime_type, length, width, height)
+    image = article.image
+    if found == (image.mime_type, image.length, image.width, image.height):
         return article
-    image = replace(article.image, mime_type=mime_type, length=length)
+    image = replace(image, mime_type=mime_type, length=length, width=width, height=height)
     return replace(article, image=image)
+
+
+def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> tuple:
+    """Read the pixel size of each local image the body shows, for width and height on <img>."""
+    found = []
+    for url, _line, is_link in article.media_refs:
+        path = unquote(urlsplit(urljoin(article.path, url)).path)
+        if is_link or path not in sizes:
+            continue
+        facts = read_image_facts(root / path.lstrip("/"))
+        if facts is not None:
+            found.append((url, facts.width, facts.height))
+    return tuple(found)
 
 
 def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:
@@ -332,11 +374,13 @@ def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWa
     return tuple(warnings)
 
 
-def with_new_media(state: FileState, sizes: Mapping[str, int]) -> FileState:
+def with_new_media(
+    state: FileState, sizes: Mapping[str, int], root: Path | None = None
+) -> FileState:
     """Return `state` with its article's lead-image facts updated after a media change."""
     if not isinstance(state.result, Article):
         return state
-    article = with_media_facts(state.result, sizes)
+    article = with_media_facts(state.result, sizes, root)
     return state if article is state.result else replace(state, result=article)
 
 
@@ -390,7 +434,7 @@ def _id_problems(articles: list[Article]) -> list[ContentError]:
             )
         else:
             continue
-        problems.append(ContentError(article.source_path, article.id_line, reason))
+        problems.append(ContentWarning(article.source_path, article.id_line, reason))
     return problems
 
 

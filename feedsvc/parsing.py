@@ -15,6 +15,15 @@ import yaml
 from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
+from .embeds import lost_in_feeds
+from .limits import (
+    MAX_MEDIA_REFS,
+    check_body_html,
+    check_front_matter,
+    check_markdown,
+    contain_panic,
+    date_text_problem,
+)
 from .markup import (
     MISREAD_CHARS,
     XML_INVALID_CHARS,
@@ -118,8 +127,10 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if closing is None:
         raise ContentError(path, 1, "front matter is not closed by a '---' line")
     header = text[opening_end + 1 : closing.start()].splitlines()
+    source = "\n".join(header)
+    check_front_matter(source, header, path)
     try:
-        fields = yaml.load("\n".join(header), Loader=_FrontMatterLoader)
+        fields = yaml.load(source, Loader=_FrontMatterLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 2
@@ -146,10 +157,12 @@ def parse_article(
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
-    body_html, first_text = render_markdown(context.markdown, body)
+    body_line = len(front.lines) + 3
+    check_markdown(body, path, body_line)
+    body_html, first_text = contain_panic(path, body_line, render_markdown, context.markdown, body)
+    check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     image = _image(front)
-    body_line = len(front.lines) + 3  # after the two fences
     return Article(
         section=section,
         slug=slug,
@@ -166,7 +179,9 @@ def parse_article(
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
-        warnings=_character_warnings(front) + _update_warnings(front, date, updated, context.now),
+        warnings=_character_warnings(front)
+        + _update_warnings(front, date, updated, context.now)
+        + _feed_loss_warnings(path, body, body_html, body_line),
         extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
         media_refs=_media_refs(front, image, body, body_html, body_line),
     )
@@ -213,12 +228,24 @@ def _update_warnings(
     return (ContentWarning(front.path, front.line_of("updated"), reason),)
 
 
+def _feed_loss_warnings(
+    path: str, body: str, body_html: str, body_line: int
+) -> tuple[ContentWarning, ...]:
+    """Report what the page shows but feeds must leave out (a script, a plug-in), with why."""
+    found = []
+    for loss in lost_in_feeds(body_html):
+        offset = body.find(loss.needle)
+        line = body_line + (body.count("\n", 0, offset) if offset >= 0 else 0)
+        found.append(ContentWarning(path, line, f"<{loss.what}> left out of feeds: {loss.why}"))
+    return tuple(found)
+
+
 def _media_refs(front: FrontMatter, image, body: str, body_html: str, body_line: int) -> tuple:
     """List the local files the article uses, as (URL, line, is_link), for `check`."""
     refs = []
     if image is not None and not urlsplit(image.src).scheme and not image.src.startswith("//"):
         refs.append((image.src, front.line_of("image"), False))
-    for url, is_link in site_media_urls(body_html):
+    for url, is_link in site_media_urls(body_html)[:MAX_MEDIA_REFS]:
         if is_link and "media/" not in url:
             continue  # links to other pages are not media
         offset = body.find(url)
@@ -272,6 +299,9 @@ def _clean(value: object) -> str:
 def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
     if front.fields.get(name) is None:
         raise front.error(name, f"missing required field '{name}'")
+    too_long = date_text_problem(front.fields[name])
+    if too_long:
+        raise front.error(name, too_long)
     try:
         return to_datetime(front.fields[name], timezone)
     except DateError as exc:

@@ -30,6 +30,7 @@ from .catalog import SITE_FEED, modified_time
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .health import assess
 from .loader import MEDIA_DIR
+from .markup import with_image_sizes
 from .models import Article
 from .opml import OPML_PATH
 from .responses import Representation, build_representation, respond
@@ -132,6 +133,12 @@ def site_path_filter(url: str) -> str:
     if url.startswith("/") and not url.startswith("//"):
         return request.script_root + url
     return url
+
+
+@bp.app_template_filter("sized_images")
+def sized_images_filter(html: str, sizes: tuple) -> str:
+    """Give the body's local images their width and height (no layout shift)."""
+    return with_image_sizes(html, sizes)
 
 
 @bp.app_template_filter("site_links")
