@@ -140,8 +140,8 @@ def edit_times(server: Server, content: Path, workers: int, edits: int) -> list[
     return times
 
 
-def crawl(server: Server) -> int:
-    """Fetch every feed /feeds.opml lists, in every format; return how many."""
+def crawl(server: Server, content: Path) -> int:
+    """Fetch every feed /feeds.opml lists and every archive page, in every format."""
     _, opml = get(server.port, "/feeds.opml")
     urls = re.findall(rb'xmlUrl="([^"]+)"', opml)
     paths = set()
@@ -149,6 +149,13 @@ def crawl(server: Server) -> int:
         path = url.decode().split(str(server.port), 1)[1]
         stem = path.rsplit(".", 1)[0]
         paths.update(f"{stem}.{ext}" for ext in ("xml", "atom", "json"))
+    stems = {path.rsplit(".", 1)[0] for path in feed_names(content)}  # site and sections
+    for stem in sorted(stems):
+        _, feed = get(server.port, f"{stem}.atom")
+        link = re.search(rb'<link[^>]*"prev-archive"[^>]*>', feed)
+        newest = re.search(rb"/archive/([0-9]+)\.atom", link.group(0)) if link else None
+        for number in range(1, int(newest.group(1)) + 1 if newest else 1):
+            paths.update(f"{stem}/archive/{number}.{ext}" for ext in ("xml", "atom", "json"))
     for path in sorted(paths):
         get(server.port, path)
     return len(paths)
@@ -168,7 +175,7 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
         times = edit_times(server, content, workers, args.edits)
         result["edit_p50"], result["edit_max"] = median(times), max(times)
         if args.crawl:
-            result["crawled"] = crawl(server)
+            result["crawled"] = crawl(server, content)
             result["crawl_mem"] = memory(server)
     log.info("%s", result)
     return result

@@ -205,10 +205,16 @@ class ContentIndex:
             if conn is None:
                 return None
             try:
-                row = conn.execute(
-                    "SELECT key, rep FROM documents WHERE path = ?", (path,)
-                ).fetchone()
-                return pickle.loads(row[1]) if row and bytes(row[0]) == key else None
+                # Only the key first: after an edit, the stored rendering is the old one.
+                found = conn.execute("SELECT key FROM documents WHERE path = ?", (path,))
+                row = found.fetchone()
+                if row is None or bytes(row[0]) != key:
+                    return None
+                found = conn.execute(
+                    "SELECT rep FROM documents WHERE path = ? AND key = ?", (path, key)
+                )
+                row = found.fetchone()  # None if another process replaced it meanwhile
+                return pickle.loads(row[0]) if row is not None else None
             except sqlite3.Error as exc:
                 self._give_up(exc)
             except Exception:  # a damaged entry is only a miss
