@@ -214,7 +214,7 @@ FEEDS = ["/feed.xml", "/culture.atom", "/feed.json", "/tags/bridge.xml", "/feeds
 
 
 @contextlib.contextmanager
-def granian(port, content_dir, state_dir, log_path, **settings):
+def granian(port, content_dir, state_dir, log_path, *options, **settings):
     """Run the production server with two workers on the content; yield its port."""
     env = {
         **os.environ,
@@ -225,7 +225,7 @@ def granian(port, content_dir, state_dir, log_path, **settings):
     }
     with log_path.open("a") as log:
         server = subprocess.Popen(
-            [sys.executable, *GRANIAN, "--port", str(port), "wsgi:app"],
+            [sys.executable, *GRANIAN, *options, "--port", str(port), "wsgi:app"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,
@@ -239,7 +239,7 @@ def granian(port, content_dir, state_dir, log_path, **settings):
                 "both workers started",
                 deadline=30,
             )
-            yield port
+            yield port, server
         finally:
             workers = children(server.pid)
             server.send_signal(signal.SIGTERM)
@@ -311,13 +311,13 @@ def test_workers_and_restarts_agree_on_validators(write_article, backdate, conte
     with socket.socket() as probe:  # one address throughout: it is in every feed's bytes
         probe.bind(("127.0.0.1", 0))
         address = probe.getsockname()[1]
-    with granian(address, content_dir, state, log) as port:
+    with granian(address, content_dir, state, log) as (port, _):
         before = {path: validators(port, path)[:2] for path in FEEDS}
-    with granian(address, content_dir, state, log) as port:
+    with granian(address, content_dir, state, log) as (port, _):
         assert {path: validators(port, path)[:2] for path in FEEDS} == before
     # Changed while the server was down: picked up on restart, by every worker.
     write_article("culture", "story-1", title="Story 1, corrected", date="2026-01-02")
-    with granian(address, content_dir, state, log) as port:
+    with granian(address, content_dir, state, log) as (port, _):
         etag, modified, body = validators(port, "/culture.atom")
         assert b"Story 1, corrected" in body
         assert etag != before["/culture.atom"][0]
@@ -381,7 +381,7 @@ def test_one_edit_one_hub_ping_with_two_workers(
         probe.bind(("127.0.0.1", 0))
         address = probe.getsockname()[1]
     state, log = tmp_path / "state", tmp_path / "server.log"
-    with granian(address, content_dir, state, log, WEBSUB_HUB=hub.url) as port:
+    with granian(address, content_dir, state, log, WEBSUB_HUB=hub.url) as (port, _):
         for _ in range(20):  # fresh connections: both workers load and watch
             validators(port, "/culture.xml", tries=1)
         write_article("culture", "story", title="Story, edited", date="2026-01-01")
@@ -454,3 +454,24 @@ def test_a_restart_serves_subscription_feeds_rendered_before(
     retitled = make_app(SITE_TITLE="Another Gazette").test_client().get("/feed.xml")
     assert b"Another Gazette" in retitled.data
     assert "feed" in renders
+
+
+def test_a_respawned_worker_serves_the_same_validators_at_once(
+    write_article, backdate, content_dir, tmp_path
+):
+    write_site(write_article, backdate)
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = probe.getsockname()[1]
+    with granian(address, content_dir, state, log, "--respawn-failed-workers") as (port, server):
+        for _ in range(20):  # fresh connections: both workers load
+            get(port, "/healthz")
+        feeds = [path for path in FEEDS if not path.startswith("/tags/")]
+        before = {path: validators(port, path)[:2] for path in feeds}
+        victim = children(server.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: log.read_text().count("Started worker") >= 3, "the respawned worker")
+        wait_until(lambda: victim not in children(server.pid), "the old worker gone")
+        for path in feeds:  # the new worker answers as the old did, whichever one answers
+            assert validators(port, path, tries=12)[:2] == before[path]
