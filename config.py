@@ -23,3 +23,7 @@ WATCH_CONTENT = True
 WEBSUB_HUB = None
 # Least severe log messages written: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# Secret signing draft preview links (`flask preview`); None: no previews. Keep it private.
+PREVIEW_SECRET = None
+# Days Atom feeds announce a takedown with an RFC 6721 tombstone (0: never).
+TOMBSTONE_DAYS = 30

@@ -15,6 +15,7 @@ import yaml
 from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
+from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
 from .markup import (
     MISREAD_CHARS,
     XML_INVALID_CHARS,
@@ -57,6 +58,7 @@ class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 KNOWN_FIELDS = frozenset(
     {"title", "date", "updated", "author", "summary", "image", "tags", "related", "id", "draft"}
+    | {"aliases", "takedown", "feeds"}
 )
 
 
@@ -69,6 +71,8 @@ class ParseContext:
     markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
     # When the files are read: an `updated` later than this is reported.
     now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
+    # Read a draft too, for its signed preview page.
+    preview: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def parse_article(
         raise ContentError(path, None, f"article slug {slug!r} must match [a-z0-9-]+")
     front, body = split_front_matter(text, path)
     fields = front.fields
-    if str(fields.get("draft")).lower() in ("true", "yes"):
+    if str(fields.get("draft")).lower() in ("true", "yes") and not context.preview:
         return None
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
@@ -150,6 +154,12 @@ def parse_article(
     dek = _optional_text(front, "summary")
     image = _image(front)
     body_line = len(front.lines) + 3  # after the two fences
+    aliases, alias_warnings = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
+    takedown, takedown_date, takedown_warnings = parse_takedown(
+        fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    )
+    in_feeds, feeds_warnings = parse_feeds_flag(fields.get("feeds"), front.line_of("feeds"), path)
+    editorial_warnings = alias_warnings + takedown_warnings + feeds_warnings
     return Article(
         section=section,
         slug=slug,
@@ -166,9 +176,16 @@ def parse_article(
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
-        warnings=_character_warnings(front) + _update_warnings(front, date, updated, context.now),
+        warnings=_character_warnings(front)
+        + _update_warnings(front, date, updated, context.now)
+        + editorial_warnings,
         extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
         media_refs=_media_refs(front, image, body, body_html, body_line),
+        aliases=aliases,
+        aliases_line=front.line_of("aliases") if aliases else None,
+        in_feeds=in_feeds,
+        takedown=takedown,
+        takedown_date=takedown_date,
     )
 
 
@@ -243,7 +260,16 @@ def parse_section_index(text: str, path: str, slug: str) -> Section:
     """Parse a section's _index.md into its title and description."""
     front, _ = split_front_matter(text, path)
     title = _optional_text(front, "title") or slug.replace("-", " ").title()
-    return Section(slug=slug, title=title, description=_optional_text(front, "description"))
+    line = front.line_of("aliases")
+    aliases = parse_section_aliases(front.fields.get("aliases"), line, path, slug)
+    return Section(
+        slug=slug,
+        title=title,
+        description=_optional_text(front, "description"),
+        aliases=aliases,
+        source_path=path,
+        aliases_line=line if aliases else None,
+    )
 
 
 def _required_text(front: FrontMatter, name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +20,8 @@ ENV_PREFIX = "FEEDSVC_"
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
 _FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A preview secret shorter than this could be guessed from the links it signs.
+MIN_PREVIEW_SECRET = 16
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 
 
@@ -47,6 +49,8 @@ class Settings:
     watch_content: bool = True
     websub_hub: str = ""
     log_level: str = "INFO"
+    preview_secret: str = ""
+    tombstone_days: int = 30
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -72,11 +76,18 @@ class Settings:
             watch_content=get("WATCH_CONTENT", parse_bool, True),
             websub_hub=get("WEBSUB_HUB", _hub_url),
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
+            preview_secret=get("PREVIEW_SECRET", _secret, ""),
+            tombstone_days=get("TOMBSTONE_DAYS", _at_least(0), 30),
         )
 
     def absolute(self, path: str) -> str:
         """Return the absolute, encoded URL of a site path; never derived from a request's Host."""
         return encode_uri(self.site_url + path)
+
+    @property
+    def tombstone_period(self) -> timedelta:
+        """Return how long Atom feeds announce a takedown (RFC 6721 at:deleted-entry)."""
+        return timedelta(days=self.tombstone_days)
 
     @property
     def path_prefix(self) -> str:
@@ -113,6 +124,14 @@ def _site_url(value: object) -> str:
 
 def _hub_url(value: object) -> str:
     return _http_url(value) if value not in (None, "") else ""
+
+
+def _secret(value: object) -> str:
+    if value in (None, ""):
+        return ""
+    if len(_text(value)) < MIN_PREVIEW_SECRET:
+        raise ValueError(f"unset, or a random secret of at least {MIN_PREVIEW_SECRET} characters")
+    return str(value)
 
 
 def _language(value: object) -> str:
