@@ -228,10 +228,14 @@ def _article_alias_problem(article, alias, pages, sections, reserved, claimed) -
         return f"alias {alias} is the article's own address: a redirect there would loop"
     if alias in pages:
         other = pages[alias]
+        if article.path in other.aliases:
+            return (
+                f"alias {alias} is the address of {_file(other)}, whose aliases name"
+                f" {article.path}: the two would redirect in a loop; both are ignored"
+            )
         return (
-            f"alias {alias} is the address of {other.source_path}, which is served there;"
-            " the alias is ignored (if that file lists this article's address as an alias"
-            " too, the two would redirect in a loop)"
+            f"alias {alias} is the address of {_file(other)}, which is served there;"
+            " the alias is ignored"
         )
     if alias in sections:
         return f"alias {alias} is the page of section {sections[alias].slug}; it is ignored"
@@ -239,9 +243,14 @@ def _article_alias_problem(article, alias, pages, sections, reserved, claimed) -
         return f"alias {alias} lies under a fixed address of the site (/{first_segment}); ignored"
     if alias in claimed:
         other = claimed[alias]
-        where = f"{other.source_path}:{other.aliases_line or 1}"
-        return f"alias {alias} is also an alias of {where}, which keeps it; a chain or a clash"
+        where = f"{_file(other)}:{other.aliases_line or 1}"
+        return f"alias {alias} is also an alias of {where}, which keeps it"
     return ""
+
+
+def _file(article: Article) -> str:
+    """Name an article's file as it sits in the content folder: culture/slug.md."""
+    return f"{article.section}/{article.slug}.md"
 
 
 def _section_alias_problem(section, alias, site, reserved, names) -> str:

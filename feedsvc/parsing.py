@@ -41,6 +41,8 @@ SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
 _CLOSING_FENCE = re.compile(r"^[ \t]*---[ \t]*\r?$", re.MULTILINE)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# The date of an article taken down whose own date cannot be read: before any feed.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -147,6 +149,54 @@ def parse_article(
     fields = front.fields
     if str(fields.get("draft")).lower() in ("true", "yes") and not context.preview:
         return None
+    try:
+        return _article(front, body, section, slug, context)
+    except ContentError as error:
+        if fields.get("takedown") in (None, False, ""):
+            raise
+        return _taken_down_anyway(front, section, slug, context, error)
+
+
+def _taken_down_anyway(
+    front: FrontMatter, section: str, slug: str, context: ParseContext, error: ContentError
+) -> Article:
+    """Take down an article whose file has another problem: a typo must not keep it online."""
+    path = front.path
+    takedown, when, warnings = parse_takedown(
+        front.fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    )
+    aliases, _ = parse_aliases(front.fields.get("aliases"), front.line_of("aliases"), path)
+    reason = f"{error.reason}; the article is taken down all the same"
+    known = {}
+    for name, read in (("id", _optional_text), ("tags", _string_list), ("author", _string_list)):
+        try:
+            known[name] = read(front, name)
+        except ContentError:
+            known[name] = None
+    return Article(
+        section=section,
+        slug=slug,
+        title=slug,
+        date=_EPOCH,
+        updated=_EPOCH,
+        authors=known["author"] or (context.default_author,),
+        summary="",
+        packed_body=pack_html(""),
+        tags=known["tags"] or (),
+        explicit_id=known["id"] or None,
+        source_path=path,
+        warnings=(ContentWarning(path, error.line, reason), *warnings),
+        aliases=aliases,
+        takedown=takedown,
+        takedown_date=when,
+    )
+
+
+def _article(
+    front: FrontMatter, body: str, section: str, slug: str, context: ParseContext
+) -> Article:
+    """Parse the fields of an article that is not a draft."""
+    path, fields = front.path, front.fields
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date

@@ -301,7 +301,7 @@ def healthz():
         "reasons": list(health.reasons),
         "sections": len(site.sections),
         "articles": published,
-        "scheduled": len(site.articles) - published,
+        "scheduled": sum(1 for article in site.articles if article.date > snapshot.as_of),
         "version": site.version,
         "problems": [problem.as_dict() for problem in site.problems],
     }
