@@ -147,6 +147,7 @@ def feed_specs(
     hub = settings.websub_hub or None
     specs = {}
     tombstones = _tombstones_by_feed(site, now, settings)
+    groups = {**groups, **_emptied_groups(tombstones, groups)}
     for name, group in groups.items():
         title, description = _title_and_description(site, group, settings)
         in_feeds = tuple(a for a in group.articles if a.in_feeds)  # `feeds: false` left out
@@ -180,6 +181,19 @@ def feed_names(article: Article) -> list[str]:
     names += [f"{TAGS}/{name_slug(tag)}" for tag in article.tags]
     names += [f"{AUTHORS}/{name_slug(author)}" for author in article.authors]
     return names
+
+
+def _emptied_groups(tombstones: Mapping[str, tuple], groups: Mapping[str, Listing]) -> dict:
+    """Keep the feed of a tag or author whose every article was taken down, to announce it."""
+    emptied = {}
+    for name, stones in tombstones.items():
+        kind, _, slug = name.partition("/")
+        if name in groups or kind not in (TAGS, AUTHORS) or not slug:
+            continue
+        names = stones[0].tags if kind == TAGS else stones[0].authors
+        label = next((n for n in names if name_slug(n) == slug), slug)
+        emptied[name] = Listing(name, label, f"/{name}/", ())
+    return emptied
 
 
 def _tombstones_by_feed(site: Site, now: datetime, settings: Settings) -> dict[str, tuple]:

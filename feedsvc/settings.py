@@ -22,6 +22,7 @@ _FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # A preview secret shorter than this could be guessed from the links it signs.
 MIN_PREVIEW_SECRET = 16
+SECRET_KEYS = frozenset({"PREVIEW_SECRET"})
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 
 
@@ -61,7 +62,8 @@ class Settings:
             try:
                 return convert(value)
             except (TypeError, ValueError, DateError) as exc:
-                raise SettingsError(key, value, str(exc)) from None
+                shown = "(hidden)" if key in SECRET_KEYS else value  # logs must not hold it
+                raise SettingsError(key, shown, str(exc)) from None
 
         return cls(
             content_dir=get("CONTENT_DIR", _folder),

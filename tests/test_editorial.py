@@ -127,8 +127,9 @@ def test_no_secret_no_previews(drafts, make_app):
 
 
 def test_a_short_preview_secret_is_refused(content_dir):
-    with pytest.raises(SettingsError, match="PREVIEW_SECRET"):
-        create_app({"CONTENT_DIR": str(content_dir), "PREVIEW_SECRET": "short"})
+    with pytest.raises(SettingsError, match="PREVIEW_SECRET") as caught:
+        create_app({"CONTENT_DIR": str(content_dir), "PREVIEW_SECRET": "short-one"})
+    assert "short-one" not in str(caught.value)  # the message goes to logs
 
 
 def test_drafts_are_in_no_feed_listing_opml_or_export(drafts, make_app, tmp_path):
@@ -161,7 +162,10 @@ def moved(write_article, content_dir):
     """culture was kultur; one article was renamed from old-name to new-name."""
     write_index(content_dir, "culture", title="Culture", aliases=["kultur"])
     write_article(
-        "culture", "new-name", title="Renamed", aliases=["/culture/old-name/", "/2019/05/x.html"]
+        "culture",
+        "new-name",
+        title="Renamed",
+        aliases=["/culture/old-name/", "/2019/05/x.html", "/café/"],
     )
     for day in range(1, 4):
         write_article("culture", f"story-{day}", title=f"Story {day}", date=f"2026-02-0{day}")
@@ -171,6 +175,7 @@ def test_old_article_and_section_addresses_answer_301_to_the_new_ones(moved, liv
     expected = {
         "/culture/old-name/": "/culture/new-name/",
         "/2019/05/x.html": "/culture/new-name/",
+        "/caf%C3%A9/": "/culture/new-name/",
         "/kultur/": "/culture/",
         "/kultur/page/2/": "/culture/page/2/",
         "/kultur/story-1/": "/culture/story-1/",
@@ -375,6 +380,40 @@ def test_a_tombstone_lasts_the_set_period_then_goes(write_article, make_app, bac
     none = make_app(TOMBSTONE_DAYS=0).test_client().get("/culture.atom").data
     assert etree.fromstring(none).findall(TOMBSTONE) == []
     assert b"tombstones" not in none  # no namespace the validator would warn about
+
+
+def test_a_tag_feed_left_empty_by_a_takedown_still_announces_it(write_article, make_app):
+    write_article("culture", "libel", takedown="Legal", **{**WRONG, "tags": ["Only Here"]})
+    client = make_app().test_client()
+    document = client.get("/tags/only-here.atom").data
+    assert feed_problems(document) == []
+    stones = etree.fromstring(document).findall(TOMBSTONE)
+    assert [s.get("ref") for s in stones] == ["tag:example.org,2026:libel"]
+    assert b"Only Here" in document
+    assert item_ids(client.get("/tags/only-here.json").data) == []
+
+
+@pytest.mark.parametrize(
+    ("stone", "problem"),
+    [
+        ('<at:deleted-entry when="2026-01-01T00:00:00Z"/>', "MissingAttribute"),
+        ('<at:deleted-entry ref="x" when="2026-01-01T00:00:00Z"/>', "InvalidFullLink"),
+        ('<at:deleted-entry ref="urn:uuid:1" when="2026-01-01T00:00:00Z"/>', "InvalidUUID"),
+        ('<at:deleted-entry ref="tag:a.org,2026:x" when="1 Jan 2026"/>', "InvalidRFC3339Date"),
+        ('<at:deleted-entry ref="tag:a.org,2026:x"/>', "MissingAttribute"),
+        ('<at:deleted-entry ref="tag:a.org,2026:e" when="2026-01-01T00:00:00Z"/>', "Duplicate"),
+    ],
+)
+def test_the_w3c_rules_know_rfc_6721(stone, problem):
+    document = f"""<feed xmlns="http://www.w3.org/2005/Atom"
+        xmlns:at="http://purl.org/atompub/tombstones/1.0">
+      <id>tag:a.org,2026:feed</id><title>T</title><updated>2026-01-02T00:00:00Z</updated>
+      <author><name>A</name></author><link rel="self" href="https://a.org/f.atom"/>
+      {stone}
+      <entry><id>tag:a.org,2026:e</id><title>E</title><updated>2026-01-01T00:00:00Z</updated>
+      </entry></feed>"""
+    problems = feed_problems(document.encode())
+    assert len(problems) == 1 and problems[0].startswith(problem), problems
 
 
 def test_a_future_takedown_date_keeps_the_article_until_then(write_article, make_app):
