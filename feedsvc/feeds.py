@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -138,6 +138,16 @@ def _with_stylesheet(document: bytes, settings: Settings) -> bytes:
     return declaration + newline + instruction + newline + rest
 
 
+def _rss_date(moment: datetime) -> datetime:
+    """Return the moment as RSS writes it: in UTC where its offset is not whole half hours.
+
+    RFC 822 allows +0545 (Nepal), but the W3C validator calls such a date "problematical"
+    and some readers misread it; the same instant in UTC is understood everywhere.
+    """
+    offset = moment.utcoffset()
+    return moment.astimezone(UTC) if offset and offset % timedelta(minutes=30) else moment
+
+
 def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerator:
     generator = FeedGenerator()
     generator.register_extension("lead_image", _MediaNamespace, _LeadImage)
@@ -150,7 +160,7 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
     generator.language(settings.language)
     generator.generator(GENERATOR, uri=settings.site_url + "/")
     generator.updated(spec.updated)
-    generator.lastBuildDate(spec.updated)
+    generator.lastBuildDate(_rss_date(spec.updated))
     generator.link(href=self_url, rel="self", type=FORMATS[fmt][1])
     links = feed_links(spec, fmt, settings)
     if fmt == ATOM:
@@ -180,7 +190,7 @@ def _add_item(
     entry.link(href=permalink, rel="alternate", type="text/html")
     is_permalink = article.explicit_id is None and not article.original_path
     entry.guid(item_id(article, settings), permalink=is_permalink)
-    entry.published(article.date)
+    entry.published(_rss_date(article.date) if fmt == RSS else article.date)
     entry.updated(article.updated)
     entry.author([{"name": name} for name in article.authors])
     entry.category(

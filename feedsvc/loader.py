@@ -20,6 +20,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from . import editorial, urls
 from .feeds import item_id
+from .isolate import run_isolated
+from .limits import needs_isolation
 from .models import Article, ContentError, ContentWarning, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
@@ -215,10 +217,7 @@ def read_content_file(
             data = _read_bytes(path, root, stat.st_size)
             digest = hashlib.sha256(rel.encode() + b"\0" + data).digest()
             text = _decode(path, data)
-            if name == SECTION_INDEX:
-                result = parse_section_index(text, str(path), section)
-            else:
-                result = parse_article(text, str(path), section, name[: -len(".md")], context)
+            result = _parse(text, str(path), section, name, context)
             if isinstance(result, Article):
                 result = with_media_facts(replace(result, file_mtime=mtime), sizes)
             return FileState(rel, fingerprint, mtime, result, None, digest)
@@ -226,6 +225,19 @@ def read_content_file(
             problem = error
     kept = previous.result if previous is not None else None
     return FileState(rel, fingerprint, mtime, kept, problem, digest)
+
+
+def _parse(text: str, path: str, section: str, name: str, context: ParseContext):
+    """Parse here, or, for a file no normal article resembles, in a child that may fail."""
+    if needs_isolation(text):
+        return run_isolated(_parse_text, text, path, section, name, context, path=path)
+    return _parse_text(text, path, section, name, context)
+
+
+def _parse_text(text: str, path: str, section: str, name: str, context: ParseContext):
+    if name == SECTION_INDEX:
+        return parse_section_index(text, path, section)
+    return parse_article(text, path, section, name[: -len(".md")], context)
 
 
 def _read_bytes(path: Path, root: Path, size: int) -> bytes:
@@ -393,7 +405,7 @@ def _id_problems(articles: list[Article]) -> list[ContentError]:
             )
         else:
             continue
-        problems.append(ContentError(article.source_path, article.id_line, reason))
+        problems.append(ContentWarning(article.source_path, article.id_line, reason))
     return problems
 
 

@@ -32,18 +32,21 @@ _URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 _FEED_URL_SCHEMES = {"http", "https", "mailto", "tel", "sms", "ftp", "geo", "xmpp"}
 
 
-_PARAGRAPH = re.compile(r"<p\b[^>]*>(.*?)</p\s*>", re.DOTALL | re.IGNORECASE)
+# Paragraph tags, found one after the other (a lazy "<p>(.*?)</p>" rescans the rest of the
+# body from every unclosed "<p>": quadratic).
+_PARAGRAPH_START = re.compile(r"<p\b[^<>]*>", re.IGNORECASE)
+_PARAGRAPH_END = re.compile(r"</p\s*>", re.IGNORECASE)
 # Elements whose content a reader never sees as text.
 _HIDDEN_ELEMENTS = frozenset(
     {"script", "style", "template", "noscript", "textarea", "select", "svg", "math", "title"}
 )
 _HIDDEN_START = re.compile(rf"<(?:{'|'.join(sorted(_HIDDEN_ELEMENTS))})\b", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]*>")
+_TAG = re.compile(r"<[^<>]*>")  # not "<[^>]*>": quadratic on many "<"
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 # Elements that embed a file, and links; their URLs are checked against the media folder.
 _MEDIA_URL = re.compile(
-    r"""<(img|source|video|audio|track|a)\b[^>]*?\s(?:src|href|poster)\s*=\s*"""
-    r"""(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""",
+    r"""<(img|source|video|audio|track|a)\b[^<>]*?\s(?:src|href|poster)\s*=\s*"""
+    r"""(?:"([^"<]*)"|'([^'<]*)'|([^\s<>"']+))""",
     re.IGNORECASE,
 )
 
@@ -64,11 +67,22 @@ def first_text(body_html: str) -> str:
 
     What a reader sees first: an image, its alt text or a script is not a summary.
     """
-    for match in _PARAGRAPH.finditer(body_html):
-        text = visible_text(match.group(1))
+    for paragraph in _paragraphs(body_html):
+        text = visible_text(paragraph)
         if text:
             return text
     return visible_text(body_html)
+
+
+def _paragraphs(body_html: str):
+    """Yield the inner HTML of each closed paragraph, in one pass over the body."""
+    position = 0
+    while (start := _PARAGRAPH_START.search(body_html, position)) is not None:
+        end = _PARAGRAPH_END.search(body_html, start.end())
+        if end is None:
+            return
+        yield body_html[start.end() : end.start()]
+        position = end.end()
 
 
 def visible_text(fragment: str) -> str:

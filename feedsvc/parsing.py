@@ -16,6 +16,14 @@ from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
+from .limits import (
+    MAX_MEDIA_REFS,
+    check_body_html,
+    check_front_matter,
+    check_markdown,
+    contain_panic,
+    date_text_problem,
+)
 from .markup import (
     MISREAD_CHARS,
     XML_INVALID_CHARS,
@@ -124,8 +132,10 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     if closing is None:
         raise ContentError(path, 1, "front matter is not closed by a '---' line")
     header = text[opening_end + 1 : closing.start()].splitlines()
+    source = "\n".join(header)
+    check_front_matter(source, header, path)
     try:
-        fields = yaml.load("\n".join(header), Loader=_FrontMatterLoader)
+        fields = yaml.load(source, Loader=_FrontMatterLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 2
@@ -200,10 +210,12 @@ def _article(
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
-    body_html, first_text = render_markdown(context.markdown, body)
+    body_line = len(front.lines) + 3
+    check_markdown(body, path, body_line)
+    body_html, first_text = contain_panic(path, body_line, render_markdown, context.markdown, body)
+    check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     image = _image(front)
-    body_line = len(front.lines) + 3  # after the two fences
     aliases, alias_warnings = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
     takedown, takedown_date, takedown_warnings = parse_takedown(
         fields.get("takedown"), front.line_of("takedown"), path, context.timezone
@@ -285,7 +297,7 @@ def _media_refs(front: FrontMatter, image, body: str, body_html: str, body_line:
     refs = []
     if image is not None and not urlsplit(image.src).scheme and not image.src.startswith("//"):
         refs.append((image.src, front.line_of("image"), False))
-    for url, is_link in site_media_urls(body_html):
+    for url, is_link in site_media_urls(body_html)[:MAX_MEDIA_REFS]:
         if is_link and "media/" not in url:
             continue  # links to other pages are not media
         offset = body.find(url)
@@ -348,6 +360,9 @@ def _clean(value: object) -> str:
 def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
     if front.fields.get(name) is None:
         raise front.error(name, f"missing required field '{name}'")
+    too_long = date_text_problem(front.fields[name])
+    if too_long:
+        raise front.error(name, too_long)
     try:
         return to_datetime(front.fields[name], timezone)
     except DateError as exc:

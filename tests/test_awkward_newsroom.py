@@ -90,6 +90,13 @@ def newsroom(content_dir, write_article, write_section, write_media, backdate):
     )
     write_article(
         "culture",
+        "kathmandu",
+        "Reported at quarter to six, local time.",
+        title="Letter from Kathmandu",
+        date="2026-03-05 17:45 Asia/Kathmandu",
+    )
+    write_article(
+        "culture",
         "legacy-story",
         "Imported from the old system.",
         title="A legacy story",
@@ -193,7 +200,7 @@ def test_json_pages_hold_every_article_once(newsroom, serve):
     for url in json_pages(f"{served}/feed.json"):
         ids += [item["id"] for item in json.loads(fetch(url))["items"]]
     assert len(ids) == len(set(ids))
-    assert len(ids) == 13  # every article of the tree
+    assert len(ids) == 14  # every article of the tree
 
 
 def test_media_urls_are_percent_encoded_and_served(served):
@@ -266,6 +273,14 @@ def test_dates_compare_and_publish_as_instants(served):
     )
 
 
+def test_offsets_of_quarter_hours_are_written_in_utc_for_rss(served):
+    rss = ET.fromstring(fetch(f"{served}/culture.xml"))
+    item = next(i for i in rss.iter("item") if i.findtext("title") == "Letter from Kathmandu")
+    assert item.findtext("pubDate") == "Thu, 05 Mar 2026 12:00:00 +0000"
+    atom = fetch(f"{served}/culture.atom").decode()
+    assert "<published>2026-03-05T17:45:00+05:45</published>" in atom  # RFC 3339 holds it
+
+
 def test_ids_are_valid_and_bylines_hold_no_address(served):
     tree = ET.fromstring(fetch(f"{served}/culture.atom"))
     ns = {"a": "http://www.w3.org/2005/Atom"}
@@ -310,7 +325,7 @@ def test_empty_section_feed_ignores_other_sections(newsroom, client_factory, wri
 
 def test_check_reports_what_content_could_fix(newsroom, make_app):
     result = make_app().test_cli_runner().invoke(args=["check"])
-    assert result.exit_code == 1
+    assert result.exit_code == 0  # every article is published: all of these are warnings
     lines = result.output.splitlines()
     culture = newsroom / "culture"
     for name, hint in (
@@ -321,4 +336,5 @@ def test_check_reports_what_content_could_fix(newsroom, make_app):
         ("colon-id.md", "post:43"),
     ):
         reported = [line for line in lines if line.startswith(f"{culture / name}:")]
+        assert all(": warning: " in line for line in reported), reported
         assert any(hint in line for line in reported), (name, hint, result.output)

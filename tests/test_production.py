@@ -75,6 +75,7 @@ def production(request, content_dir, write_article, tmp_path):
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
         log.close()
 
 

@@ -322,6 +322,8 @@ def _rfc822(value: str | None) -> list[str]:
         return []
     if not RFC822.match(value):
         return [f"InvalidRFC2822Date: {value!r}"]
+    if value[-4:].isdigit() and value[-2:] not in ("00", "30"):  # the validator's [03]0
+        return [f"ProblematicalRFC822Date: offset {value[-5:]} in {value!r}"]
     moment = parsedate_to_datetime(value)
     if moment.strftime("%a") != value[:3]:
         return [f"IncorrectDOW: {value!r}"]
