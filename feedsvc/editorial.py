@@ -152,7 +152,7 @@ def with_original_paths(articles: Iterable[Article], sections: Mapping[str, Sect
 # Redirects and removals.
 
 
-def build_routes(site: Site, now: datetime) -> Routes:
+def build_routes(site: Site, now: datetime, reserved: Iterable[str] = ()) -> Routes:
     """Work out which old addresses redirect where, and which answer 410, at `now`.
 
     A live address always wins over an alias (`check` reports the collision); an alias
@@ -161,6 +161,7 @@ def build_routes(site: Site, now: datetime) -> Routes:
     removed = [a for a in site.articles if a.takedown is not None and a.is_removed(now)]
     gone = {a.path for a in removed} | {alias for a in removed for alias in a.aliases}
     movers = sorted((a for a in site.articles if a.aliases), key=lambda a: a.source_path)
+    reserved = frozenset(reserved)
     redirects: dict[str, str] = {}
     if movers:  # a site with no aliases pays for none of this on a 10,000-article site
         keys = {a.key for a in site.articles}
@@ -171,12 +172,12 @@ def build_routes(site: Site, now: datetime) -> Routes:
             for alias in article.aliases:
                 match = ARTICLE_PATH.match(alias)
                 taken = alias in gone or alias in pages or bool(match and match.groups() in keys)
-                if not taken:
+                if not taken and alias.split("/")[1].split(".")[0] not in reserved:
                     redirects.setdefault(alias, article.path)
     moved: dict[str, str] = {}
     for section in site.sections.values():
         for alias in section.aliases:
-            if alias not in site.sections:
+            if alias not in site.sections and alias not in reserved:
                 moved.setdefault(alias, section.slug)
     return Routes(redirects, moved, frozenset(gone))
 
@@ -243,7 +244,7 @@ def _article_alias_problem(article, alias, pages, sections, reserved, claimed) -
         )
     if alias in sections:
         return f"alias {alias} is the page of section {sections[alias].slug}; it is ignored"
-    if first_segment in reserved or alias == "/" + first_segment.split(".")[0] + ".opml":
+    if first_segment.split(".")[0] in reserved:  # /media/…, /tags/…, /feed.xml, /feeds.opml
         return f"alias {alias} lies under a fixed address of the site (/{first_segment}); ignored"
     if alias in claimed:
         other = claimed[alias]

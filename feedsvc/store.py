@@ -34,6 +34,7 @@ from .editorial import Routes, build_routes
 from .feeds import FeedSpec
 from .loader import (
     MEDIA_DIR,
+    RESERVED_SLUGS,
     FileState,
     assemble_site,
     media_sizes,
@@ -121,7 +122,7 @@ class Snapshot:
     @functools.cached_property
     def routes(self) -> Routes:
         """Return where old and removed addresses lead, worked out on the first miss."""
-        return build_routes(self.site, self.as_of)
+        return build_routes(self.site, self.as_of, RESERVED_SLUGS)
 
     def lookup(self, path: str) -> Representation | None:
         """Return the precomputed response for a URL path: a feed, a document or a page."""

