@@ -10,7 +10,8 @@ SITE_TITLE = "The Northbridge Review"
 SITE_DESCRIPTION = "News, culture and science from the town of Northbridge."
 # Author of articles that name none.
 SITE_AUTHOR = "The Northbridge Review"
-LANGUAGE = "en"
+# Language of pages and feeds, with its locale (Apple News asks for one): en-US, fr-FR, pt-BR.
+LANGUAGE = "en-US"
 # Time zone of dates written without an offset (IANA name, e.g. "Europe/Paris").
 TIMEZONE = "UTC"
 # Items in each feed, newest first.
@@ -27,3 +28,12 @@ LOG_LEVEL = "INFO"
 PREVIEW_SECRET = None
 # Days Atom feeds announce a takedown with an RFC 6721 tombstone (0: never).
 TOMBSTONE_DAYS = 30
+# Branding (a site path such as "/media/icon.png", or an https:// URL; None: none):
+# a square icon (favicon, Atom icon, JSON icon), a wide logo (RSS image, Atom logo) and a
+# cover picture (Feedly), and the accent colour Feedly shows (six hex digits, "00a0e0").
+SITE_ICON = None
+SITE_LOGO = None
+SITE_COVER = None
+ACCENT_COLOR = None
+# Largest feed document in bytes (0: no cap): past it, older items carry summaries only.
+FEED_MAX_BYTES = 0

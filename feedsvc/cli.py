@@ -6,7 +6,8 @@ import contextlib
 import json
 import os
 import sys
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from .freeze import freeze_command, stderr_is_terminal
 from .loader import RESERVED_SLUGS, load_site
 from .models import ContentError, ContentWarning, Site
 from .parsing import SLUG
+from .partners import PROFILES, check_partner
 from .preview import preview_path
 from .settings import Settings
 from .slugs import slugify
@@ -37,10 +39,25 @@ def init_app(app: Flask) -> None:
 
 @click.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option(
+    "--for",
+    "partners",
+    multiple=True,
+    type=click.Choice(sorted(PROFILES)),
+    help="Also apply an aggregator's published feed rules (warnings citing the rule's source).",
+)
 @with_appcontext
-def check_command(as_json: bool) -> None:
+def check_command(as_json: bool, partners: tuple[str, ...]) -> None:
     """Parse the whole content tree as it is now and report every problem (exit 1 if any)."""
-    site, files = load_with_progress(current_app.extensions["feedsvc"].settings)
+    settings = current_app.extensions["feedsvc"].settings
+    site, files = load_with_progress(settings)
+    problems = list(site.problems)
+    now = datetime.now(UTC)
+    for name in partners:
+        problems += [
+            miss.as_warning(name) for miss in check_partner(PROFILES[name], site, settings, now)
+        ]
+    site = replace(site, problems=tuple(problems))
     if as_json:
         click.echo(json.dumps(check_report(site, files), ensure_ascii=False, indent=2))
     else:

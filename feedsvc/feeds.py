@@ -9,9 +9,10 @@ image travels as media:content instead of an enclosure link.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import escape
 
@@ -20,9 +21,11 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from . import urls
-from .markup import feed_safe_html
+from .markup import feed_safe_html, with_image_sizes
 from .models import Article, Image, Section
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 RSS = "rss"
 ATOM = "atom"
@@ -40,6 +43,8 @@ DCTERMS_NS = "http://purl.org/dc/terms/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
+# Feedly's branding elements (icon, logo, cover, accentColor): https://blog.feedly.com/10-ways-to-optimize-your-feed-for-feedly/
+WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
 FEED_STYLESHEET = "/static/feed.css"
 # RSS elements that hold plain text, and the short HTML description (the same characters).
@@ -73,6 +78,9 @@ class FeedSpec:
     json_next: str | None = None  # path stem of that next page
     # Articles taken down lately that this feed carried: Atom announces each (RFC 6721).
     tombstones: tuple[Article, ...] = ()
+    # How many of the newest items carry their full text (None: all); the rest carry their
+    # summary, so that the document stays under FEED_MAX_BYTES.
+    full_items: int | None = None
 
 
 def feed_links(spec: FeedSpec, fmt: str, settings: Settings) -> list[tuple[str, str]]:
@@ -106,9 +114,51 @@ def item_id(article: Article, settings: Settings) -> str:
 
 def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     """Render a feed document as UTF-8 bytes that depend only on content and settings."""
+    return fit_to_cap(lambda s: _render_feed(s, fmt, settings), spec, settings.feed_max_bytes)
+
+
+def fit_to_cap(render: Callable[[FeedSpec], bytes], spec: FeedSpec, cap: int) -> bytes:
+    """Render `spec` within `cap` bytes: full text for as many of the newest items as fit.
+
+    The rest carry their summary and a link. Should even summaries not fit, the oldest
+    items are left out (and logged): aggregators drop an oversize feed altogether.
+    """
+    document = render(spec)
+    if not cap or len(document) <= cap:
+        return document
+    items = len(spec.articles) + len(spec.json_more)
+    fitted = _largest_fitting(lambda n: render(replace(spec, full_items=n)), items - 1, cap)
+    if fitted is not None:
+        return fitted
+    fewer = _largest_fitting(
+        lambda n: render(replace(spec, articles=spec.articles[:n], json_more=(), full_items=0)),
+        len(spec.articles) - 1,
+        cap,
+    )
+    log.warning(
+        "feed %s: summaries of every item exceed %d bytes; left out older items", spec.name, cap
+    )
+    return fewer if fewer is not None else document
+
+
+def _largest_fitting(render: Callable[[int], bytes], most: int, cap: int) -> bytes | None:
+    """Return the document of the largest n in 0..most whose rendering fits in cap bytes."""
+    low, high, best = 0, most, None
+    while low <= high:
+        middle = (low + high) // 2
+        document = render(middle)
+        if len(document) <= cap:
+            best, low = document, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
     generator = _new_generator(spec, fmt, settings)
-    for article in spec.articles:
-        _add_item(generator, article, spec.sections[article.section], settings, fmt)
+    for index, article in enumerate(spec.articles):
+        full = spec.full_items is None or index < spec.full_items
+        _add_item(generator, article, spec.sections[article.section], settings, fmt, full)
     if fmt == RSS:
         document = _rss_profile_text(generator.rss_str(pretty=True))
     else:
@@ -176,13 +226,45 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
         generator.tombstones.set(
             tuple((item_id(a, settings), a.removed_at.isoformat()) for a in spec.tombstones)
         )
+    _add_branding(generator, spec, settings)
     # Added last on purpose: feedgen makes the last link the RSS channel <link>.
     generator.link(href=settings.absolute(spec.page_path), rel="alternate", type="text/html")
     return generator
 
 
+def branding_urls(settings: Settings) -> dict[str, str]:
+    """Return the absolute URLs of the icon, logo and cover that are set, by name."""
+    pictures = (
+        ("icon", settings.site_icon),
+        ("logo", settings.site_logo),
+        ("cover", settings.site_cover),
+    )
+    home = settings.site_url + "/"
+    return {
+        name: urls.absolute_url(value, settings.site_url, home) for name, value in pictures if value
+    }
+
+
+def _add_branding(generator: FeedGenerator, spec: FeedSpec, settings: Settings) -> None:
+    """Name the site's pictures: RSS <image>, Atom icon and logo, and Feedly's webfeeds."""
+    pictures = branding_urls(settings)
+    picture = pictures.get("logo") or pictures.get("icon")
+    if picture:  # RSS <image> must repeat the channel's title and link
+        generator.image(picture, title=spec.title, link=settings.absolute(spec.page_path))
+    if "icon" in pictures:
+        generator.icon(pictures["icon"])
+    if pictures or settings.accent_color:
+        generator.register_extension("webfeeds", _WebFeeds)
+        generator.webfeeds.set(pictures, settings.accent_color)
+
+
 def _add_item(
-    generator: FeedGenerator, article: Article, section: Section, settings: Settings, fmt: str
+    generator: FeedGenerator,
+    article: Article,
+    section: Section,
+    settings: Settings,
+    fmt: str,
+    full: bool = True,
 ):
     permalink = settings.absolute(article.path)
     entry = generator.add_entry(order="append")
@@ -205,7 +287,7 @@ def _add_item(
         entry.summary(escape(article.summary or article.title, quote=False))
     elif article.summary:
         entry.summary(article.summary)
-    entry.content(article_html(article, settings), type="html")
+    entry.content(article_html(article, settings, full), type="html")
     image_url = image_url_of(article, settings)
     entry.rss_extras.set(article.authors, article.updated, article.image, image_url)
     if article.image is not None:
@@ -219,18 +301,23 @@ def image_url_of(article: Article, settings: Settings) -> str:
     return urls.absolute_url(article.image.src, settings.site_url, settings.absolute(article.path))
 
 
-def article_html(article: Article, settings: Settings) -> str:
+def article_html(article: Article, settings: Settings, full: bool = True) -> str:
     """Return the full article as feed HTML: dek, lead image with credit, body, related links.
 
     Many readers show only this HTML, not the summary, so a dek written by the author
-    leads it; a summary cut from the body is not repeated.
+    leads it; a summary cut from the body is not repeated. Not `full`: the summary and a
+    link to the article stand in for the body (a feed kept under its byte cap).
     """
     parts = []
-    if article.dek:
-        parts.append(f"<p><strong>{escape(article.dek)}</strong></p>")
+    if article.dek or not full:
+        parts.append(f"<p><strong>{escape(article.dek or article.summary)}</strong></p>")
     if article.image is not None:
         parts.append(_figure_html(article.image))
-    parts.append(article.body_html)
+    if full:
+        parts.append(with_image_sizes(article.body_html, article.image_sizes))
+    else:
+        link = escape(settings.absolute(article.path))
+        parts.append(f'<p><a href="{link}">Read the whole article</a></p>')
     if article.related:
         links = "".join(
             f'<li><a href="{escape(link.url)}">{escape(link.title)}</a></li>'
@@ -246,7 +333,9 @@ def _figure_html(image: Image) -> str:
     alt = escape(image.alt)
     # Terminal readers (newsboat) show an image's title, not its alt text.
     title = f' title="{alt}"' if alt else ""
-    return f'<figure><img src="{escape(image.src)}" alt="{alt}"{title}>{caption}</figure>'
+    size = f' width="{image.width}" height="{image.height}"' if image.width and image.height else ""
+    src = escape(image.src)
+    return f'<figure><img src="{src}" alt="{alt}"{title}{size}>{caption}</figure>'
 
 
 class _ChannelLinks(BaseExtension):
@@ -299,6 +388,37 @@ class _Tombstones(BaseExtension):
     def extend_atom(self, atom_feed):
         for ref, when in self.deleted:
             xml_elem(f"{{{TOMBSTONES_NS}}}deleted-entry", atom_feed, ref=ref, when=when)
+
+
+class _WebFeeds(BaseExtension):
+    """Feedly's branding elements, which it reads in RSS and Atom alike."""
+
+    def __init__(self):
+        self.pictures: dict[str, str] = {}
+        self.accent_color = ""
+
+    def extend_ns(self):
+        return {"webfeeds": WEBFEEDS_NS}
+
+    def set(self, pictures: dict[str, str], accent_color: str):
+        """Record the absolute picture URLs by name, and the colour (hex digits)."""
+        self.pictures, self.accent_color = pictures, accent_color
+
+    def _extend(self, parent):
+        for name in ("icon", "logo"):
+            if name in self.pictures:
+                xml_elem(f"{{{WEBFEEDS_NS}}}{name}", parent).text = self.pictures[name]
+        if "cover" in self.pictures:
+            xml_elem(f"{{{WEBFEEDS_NS}}}cover", parent, image=self.pictures["cover"])
+        if self.accent_color:
+            xml_elem(f"{{{WEBFEEDS_NS}}}accentColor", parent).text = self.accent_color
+
+    def extend_rss(self, rss_feed):
+        self._extend(rss_feed[0])
+        return rss_feed
+
+    def extend_atom(self, atom_feed):
+        self._extend(atom_feed)
         return atom_feed
 
 
@@ -331,12 +451,20 @@ class _LeadImage(BaseEntryExtension):
             content.set("type", self.image.mime_type)
         if self.image.length:
             content.set("fileSize", str(self.image.length))
+        if self.image.width and self.image.height:
+            content.set("width", str(self.image.width))
+            content.set("height", str(self.image.height))
         if self.image.alt:
             # As HTML: plain text with "<b>" in it reads as undeclared markup to validators.
             description = xml_elem(f"{{{MEDIA_NS}}}description", content, type="html")
             description.text = escape(self.image.alt, quote=False)
         if self.image.credit:
             xml_elem(f"{{{MEDIA_NS}}}credit", content).text = self.image.credit
+        # Readers that build a card (Feedly, Flipboard, Inoreader) look for a thumbnail.
+        thumbnail = xml_elem(f"{{{MEDIA_NS}}}thumbnail", entry, url=self.url)
+        if self.image.width and self.image.height:
+            thumbnail.set("width", str(self.image.width))
+            thumbnail.set("height", str(self.image.height))
         return entry
 
     extend_rss = extend_atom

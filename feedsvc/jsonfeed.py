@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import json
 
-from .feeds import JSON, FeedSpec, article_html, document_path, feed_path, image_url_of, item_id
+from .feeds import (
+    JSON,
+    FeedSpec,
+    article_html,
+    branding_urls,
+    document_path,
+    feed_path,
+    fit_to_cap,
+    image_url_of,
+    item_id,
+)
 from .models import Article
 from .settings import Settings
 
@@ -17,6 +27,12 @@ VERSION = "https://jsonfeed.org/version/1.1"
 
 def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
     """Render a JSON Feed document as UTF-8 bytes that depend only on content and settings."""
+    return fit_to_cap(lambda s: _render(s, settings), spec, settings.feed_max_bytes)
+
+
+def _render(spec: FeedSpec, settings: Settings) -> bytes:
+    items = (*spec.articles, *spec.json_more)
+    full = len(items) if spec.full_items is None else spec.full_items
     document = {
         "version": VERSION,
         "title": spec.title,
@@ -25,8 +41,11 @@ def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
         "description": spec.description,
         "language": settings.language,
         "authors": [{"name": settings.site_author}] if settings.site_author else [],
-        "items": [_item(article, settings) for article in (*spec.articles, *spec.json_more)],
+        "items": [_item(article, settings, i < full) for i, article in enumerate(items)],
     }
+    icon = branding_urls(settings).get("icon")
+    if icon:  # a square picture serves as both
+        document["icon"] = document["favicon"] = icon
     if spec.hub:
         document["hubs"] = [{"type": "WebSub", "url": spec.hub}]
     if spec.json_next:  # JSON Feed pages through older items with next_url
@@ -36,13 +55,13 @@ def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
-def _item(article: Article, settings: Settings) -> dict:
+def _item(article: Article, settings: Settings, full: bool) -> dict:
     permalink = settings.absolute(article.path)
     item = {
         "id": item_id(article, settings),
         "url": permalink,
         "title": article.title,
-        "content_html": article_html(article, settings),
+        "content_html": article_html(article, settings, full),
         "summary": article.summary,
         "date_published": article.date.isoformat(),
         "date_modified": article.updated.isoformat(),
@@ -53,7 +72,9 @@ def _item(article: Article, settings: Settings) -> dict:
         item["image"] = image_url_of(article, settings)
     if not item["summary"]:  # a body with no text at all
         del item["summary"]
-    if not item["authors"]:
+    if item["authors"]:  # JSON Feed 1.0 readers know only `author`, one name
+        item["author"] = {"name": ", ".join(article.authors)}
+    else:
         del item["authors"]
     if not item["tags"]:
         del item["tags"]

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from . import editorial, urls
 from .feeds import item_id
+from .images import read_image_facts
 from .isolate import run_isolated
 from .limits import needs_isolation
 from .models import Article, ContentError, ContentWarning, Section, Site
@@ -219,7 +220,7 @@ def read_content_file(
             text = _decode(path, data)
             result = _parse(text, str(path), section, name, context)
             if isinstance(result, Article):
-                result = with_media_facts(replace(result, file_mtime=mtime), sizes)
+                result = with_media_facts(replace(result, file_mtime=mtime), sizes, root)
             return FileState(rel, fingerprint, mtime, result, None, digest)
         except ContentError as error:
             problem = error
@@ -311,20 +312,49 @@ def assemble_site(
     return replace(site, problems=site.problems + tuple(moves)) if moves else site
 
 
-def with_media_facts(article: Article, sizes: Mapping[str, int]) -> Article:
-    """Give the lead image its type and, for a file under media/, its length; flag missing files."""
+def with_media_facts(
+    article: Article, sizes: Mapping[str, int], root: Path | None = None
+) -> Article:
+    """Give the lead image its type, length and pixel size from its file; flag missing files.
+
+    The type is read from a local file's header (a PNG named .jpg is image/png), else
+    guessed from the name.
+    """
     warnings = missing_media(article, sizes)
     if warnings != article.media_warnings:
         article = replace(article, media_warnings=warnings)
+    image_sizes = body_image_sizes(article, sizes, root) if root is not None else ()
+    if image_sizes != article.image_sizes:
+        article = replace(article, image_sizes=image_sizes)
     if article.image is None:
         return article
     mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
     # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
-    length = sizes.get(article.image.src, sizes.get(unquote(article.image.src)))
-    if (mime_type, length) == (article.image.mime_type, article.image.length):
+    path = article.image.src if article.image.src in sizes else unquote(article.image.src)
+    length = sizes.get(path)
+    facts = read_image_facts(root / path.lstrip("/")) if length and root is not None else None
+    width = height = None
+    if facts is not None:
+        mime_type, width, height = facts.mime_type, facts.width, facts.height
+    found = (mime_type, length, width, height)
+    image = article.image
+    if found == (image.mime_type, image.length, image.width, image.height):
         return article
-    image = replace(article.image, mime_type=mime_type, length=length)
+    image = replace(image, mime_type=mime_type, length=length, width=width, height=height)
     return replace(article, image=image)
+
+
+def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> tuple:
+    """Read the pixel size of each local image the body shows, for width and height on <img>."""
+    found = []
+    for url, _line, is_link in article.media_refs:
+        path = unquote(urlsplit(urljoin(article.path, url)).path)
+        if is_link or path not in sizes:
+            continue
+        facts = read_image_facts(root / path.lstrip("/"))
+        if facts is not None:
+            found.append((url, facts.width, facts.height))
+    return tuple(found)
 
 
 def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:
@@ -347,11 +377,13 @@ def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWa
     return tuple(warnings)
 
 
-def with_new_media(state: FileState, sizes: Mapping[str, int]) -> FileState:
+def with_new_media(
+    state: FileState, sizes: Mapping[str, int], root: Path | None = None
+) -> FileState:
     """Return `state` with its article's lead-image facts updated after a media change."""
     if not isinstance(state.result, Article):
         return state
-    article = with_media_facts(state.result, sizes)
+    article = with_media_facts(state.result, sizes, root)
     return state if article is state.result else replace(state, result=article)
 
 

@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import nh3
 from markdown_it_pyrs import MarkdownIt
 
+from .embeds import degrade_embeds
 from .urls import absolute_url
 
 EXCERPT_LENGTH = 280
@@ -26,10 +27,27 @@ _WINDOWS_1252 = {
     code: bytes([code]).decode("cp1252", "ignore") or None for code in range(0x80, 0xA0)
 } | {0xFFFD: None}
 
-# Attributes that hold a URL; relative values are resolved against the article's URL.
-_URL_ATTRIBUTES = {"href", "src", "cite", "poster"}
 # Link schemes kept in feeds; any other (javascript:, data:, …) loses its link.
 _FEED_URL_SCHEMES = {"http", "https", "mailto", "tel", "sms", "ftp", "geo", "xmpp"}
+# Beyond the sanitiser's defaults: media elements and responsive images, which feed
+# readers show and the W3C Feed Validator counts as safe (not controls that run scripts).
+_FEED_TAGS = nh3.ALLOWED_TAGS | {"video", "audio", "source", "track", "picture"}
+_FEED_ATTRIBUTES = {
+    **nh3.ALLOWED_ATTRIBUTES,
+    "img": nh3.ALLOWED_ATTRIBUTES["img"] | {"srcset", "sizes", "title"},
+    "video": {"src", "poster", "controls", "width", "height", "preload"},
+    "audio": {"src", "controls", "preload"},
+    "source": {"src", "srcset", "type", "media", "sizes"},
+    "track": {"src", "label"},
+}
+# Built once: configuring a sanitiser costs more than cleaning a typical body with it.
+_FEED_CLEANER = nh3.Cleaner(
+    tags=_FEED_TAGS, attributes=_FEED_ATTRIBUTES, url_schemes=_FEED_URL_SCHEMES, link_rel=None
+)
+# In the sanitiser's output every "<" of text is escaped and every value double-quoted, so
+# these find exactly the tags, and the URLs in them, to make absolute.
+_CLEAN_TAG = re.compile(r"""<[a-zA-Z][^\s/>]*(?:\s+[^\s="/>]+(?:="[^"]*")?)*\s*/?>""")
+_URL_VALUE = re.compile(r'(\s(href|src|cite|poster|srcset)=")([^"]*)"')
 
 
 # Paragraph tags, found one after the other (a lazy "<p>(.*?)</p>" rescans the rest of the
@@ -161,17 +179,54 @@ def strip_xml_invalid(text: str) -> str:
     return XML_INVALID_CHARS.sub("", text)
 
 
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_SRC = re.compile(r"""\ssrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
+_SIZED = re.compile(r"\s(?:width|height)\s*=", re.IGNORECASE)
+
+
+def with_image_sizes(body_html: str, sizes: tuple[tuple[str, int, int], ...]) -> str:
+    """Give each <img> whose size is known width and height, so no layout shifts as it loads."""
+    if not sizes:
+        return body_html
+    known = {url: (width, height) for url, width, height in sizes}
+
+    def sized(match: re.Match) -> str:
+        tag = match.group(0)
+        src = _SRC.search(tag)
+        url = html.unescape("".join(src.groups(""))) if src else ""
+        if url not in known or _SIZED.search(tag):
+            return tag
+        width, height = known[url]
+        end = len(tag) - (2 if tag.endswith("/>") else 1)
+        return f'{tag[:end].rstrip()} width="{width}" height="{height}"{tag[end:]}'
+
+    return _IMG_TAG.sub(sized, body_html)
+
+
 def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
     """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
-    return nh3.clean(
-        html,
-        attribute_filter=partial(_absolute_url_attribute, site_url, base_url),
-        url_schemes=_FEED_URL_SCHEMES,
-        link_rel=None,
-    )
+    clean = _FEED_CLEANER.clean(degrade_embeds(html))
+    return _CLEAN_TAG.sub(partial(_absolute_tag, site_url, base_url), clean)
 
 
-def _absolute_url_attribute(site_url: str, base_url: str, _tag: str, name: str, value: str):
-    if name in _URL_ATTRIBUTES:
-        return absolute_url(value, site_url, base_url)
-    return value
+def _absolute_tag(site_url: str, base_url: str, tag: re.Match) -> str:
+    def absolute(match: re.Match) -> str:
+        value = html.unescape(match.group(3))
+        if match.group(2) == "srcset":
+            value = absolute_srcset(value, site_url, base_url)
+        else:
+            value = absolute_url(value, site_url, base_url)
+        return f'{match.group(1)}{html.escape(value, quote=True)}"'
+
+    return _URL_VALUE.sub(absolute, tag.group(0))
+
+
+def absolute_srcset(srcset: str, site_url: str, base_url: str) -> str:
+    """Make each image candidate of a `srcset` absolute, keeping its width or density."""
+    candidates = []
+    for candidate in srcset.split(","):
+        url, _, descriptor = candidate.strip().partition(" ")
+        if url:
+            url = absolute_url(url, site_url, base_url)
+            candidates.append(f"{url} {descriptor.strip()}".strip())
+    return ", ".join(candidates)

@@ -73,6 +73,9 @@ class Image:
     credit: str = ""
     mime_type: str | None = None
     length: int | None = None
+    # Pixel size read from a local file (images.py); None for a web image.
+    width: int | None = None
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class Article:
     file_mtime: float = field(default=0.0, compare=False, repr=False)
     # Local files the article uses, as (URL as written, file line, is a link), for checks.
     media_refs: tuple[tuple[str, int, bool], ...] = field(default=(), compare=False, repr=False)
+    # Pixel sizes of the local images the body shows, as (URL as written, width, height).
+    image_sizes: tuple[tuple[str, int, int], ...] = field(default=(), compare=False, repr=False)
     # Media it uses that nothing serves; recomputed when the media folder changes.
     media_warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
     # Old addresses (site paths, oldest first), each answering 301 to this article.

@@ -16,6 +16,7 @@ from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
+from .embeds import lost_in_feeds
 from .limits import (
     MAX_MEDIA_REFS,
     check_body_html,
@@ -240,6 +241,7 @@ def _article(
         id_line=front.line_of("id") if "id" in fields else None,
         warnings=_character_warnings(front)
         + _update_warnings(front, date, updated, context.now)
+        + _feed_loss_warnings(path, body, body_html, body_line)
         + editorial_warnings,
         extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
         media_refs=_media_refs(front, image, body, body_html, body_line),
@@ -290,6 +292,18 @@ def _update_warnings(
         " publication date until then (a typo?)"
     )
     return (ContentWarning(front.path, front.line_of("updated"), reason),)
+
+
+def _feed_loss_warnings(
+    path: str, body: str, body_html: str, body_line: int
+) -> tuple[ContentWarning, ...]:
+    """Report what the page shows but feeds must leave out (a script, a plug-in), with why."""
+    found = []
+    for loss in lost_in_feeds(body_html):
+        offset = body.find(loss.needle)
+        line = body_line + (body.count("\n", 0, offset) if offset >= 0 else 0)
+        found.append(ContentWarning(path, line, f"<{loss.what}> left out of feeds: {loss.why}"))
+    return tuple(found)
 
 
 def _media_refs(front: FrontMatter, image, body: str, body_html: str, body_line: int) -> tuple:

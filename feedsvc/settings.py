@@ -23,6 +23,8 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # A preview secret shorter than this could be guessed from the links it signs.
 MIN_PREVIEW_SECRET = 16
 SECRET_KEYS = frozenset({"PREVIEW_SECRET"})
+# A byte cap below this leaves no room for even a channel and a few summaries.
+MIN_FEED_BYTES = 10_000
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
 
 
@@ -52,6 +54,14 @@ class Settings:
     log_level: str = "INFO"
     preview_secret: str = ""
     tombstone_days: int = 30
+    # Branding: a square icon, a wide logo and a cover picture (site paths or web URLs),
+    # and the colour readers such as Feedly give the feed's title.
+    site_icon: str = ""
+    site_logo: str = ""
+    site_cover: str = ""
+    accent_color: str = ""
+    # Largest feed document in bytes (0: no cap); older items then carry their summary only.
+    feed_max_bytes: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -80,6 +90,11 @@ class Settings:
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
             preview_secret=get("PREVIEW_SECRET", _secret, ""),
             tombstone_days=get("TOMBSTONE_DAYS", _at_least(0), 30),
+            site_icon=get("SITE_ICON", _picture, ""),
+            site_logo=get("SITE_LOGO", _picture, ""),
+            site_cover=get("SITE_COVER", _picture, ""),
+            accent_color=get("ACCENT_COLOR", _color, ""),
+            feed_max_bytes=get("FEED_MAX_BYTES", _byte_cap, 0),
         )
 
     def absolute(self, path: str) -> str:
@@ -134,6 +149,34 @@ def _secret(value: object) -> str:
     if len(_text(value)) < MIN_PREVIEW_SECRET:
         raise ValueError(f"unset, or a random secret of at least {MIN_PREVIEW_SECRET} characters")
     return str(value)
+
+
+def _picture(value: object) -> str:
+    if value in (None, ""):
+        return ""
+    text = _text(value).strip()
+    if text.startswith("/") and not text.startswith("//"):
+        return text
+    try:
+        return _http_url(text)
+    except ValueError:
+        raise ValueError("a site path such as /media/logo.png, or an https:// URL") from None
+
+
+def _color(value: object) -> str:
+    if value in (None, ""):
+        return ""
+    text = _text(value).strip().lstrip("#")
+    if not re.fullmatch(r"[0-9A-Fa-f]{6}", text):
+        raise ValueError("a colour as six hexadecimal digits, e.g. 00a0e0")
+    return text.lower()
+
+
+def _byte_cap(value: object) -> int:
+    cap = _at_least(0)(value)
+    if 0 < cap < MIN_FEED_BYTES:
+        raise ValueError(f"0 (no cap) or a number of bytes of at least {MIN_FEED_BYTES}")
+    return cap
 
 
 def _language(value: object) -> str:

@@ -245,7 +245,7 @@ class ContentStore:
             sizes = media_sizes(root)
             if sizes != self._sizes:
                 self._sizes = sizes
-                states = {rel: with_new_media(state, sizes) for rel, state in states.items()}
+                states = {rel: with_new_media(state, sizes, root) for rel, state in states.items()}
         states.update(read_content_files(root, dirty, self.settings, self._sizes, self._states))
         self._states = states
         return assemble_site(tree, states, self._sizes, self.settings)

@@ -31,6 +31,7 @@ from .editorial import resolve
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .health import assess
 from .loader import MEDIA_DIR
+from .markup import with_image_sizes
 from .models import Article, Section
 from .opml import OPML_PATH
 from .preview import KEY_PARAMETER, PREVIEW_PREFIX, key_matches, read_preview
@@ -136,6 +137,12 @@ def site_path_filter(url: str) -> str:
     if url.startswith("/") and not url.startswith("//"):
         return request.script_root + url
     return url
+
+
+@bp.app_template_filter("sized_images")
+def sized_images_filter(html: str, sizes: tuple) -> str:
+    """Give the body's local images their width and height (no layout shift)."""
+    return with_image_sizes(html, sizes)
 
 
 @bp.app_template_filter("site_links")

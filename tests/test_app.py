@@ -15,7 +15,7 @@ def test_config_defaults_come_from_config_py(monkeypatch):
     settings = create_app().extensions["feedsvc"].settings
     assert settings.content_dir == PROJECT_ROOT / "content"
     assert settings.site_url == "http://127.0.0.1:5000"
-    assert (settings.feed_items, settings.feed_max_age, settings.language) == (50, 300, "en")
+    assert (settings.feed_items, settings.feed_max_age, settings.language) == (50, 300, "en-US")
 
 
 def test_environment_overrides_defaults_and_test_config_overrides_both(monkeypatch, content_dir):

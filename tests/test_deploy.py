@@ -126,7 +126,8 @@ def test_export_recipe_feeds_read_as_a_page_in_a_browser(site, make_app, tmp_pat
         browser.close()
     assert facts["sheets"] == [f"{site_url}/static/feed.css"]
     assert "This is a web feed" in facts["before"]
-    assert problems == []
+    # An XML document cannot name an icon, so the browser may ask for /favicon.ico on its own.
+    assert [p for p in problems if not p.endswith("/favicon.ico")] == []
 
 
 def crawl(server: tuple[str, int], site_url: str) -> dict[str, int]:

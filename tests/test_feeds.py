@@ -158,7 +158,7 @@ def test_rss_channel_link_is_the_page_not_the_feed(newsroom, client):
     assert channel.findtext("link") == f"{SITE_URL}/culture/"
     assert channel.findtext("title") == "Culture — Test Gazette"
     assert channel.findtext("description") == "Arts, ideas and the people behind them."
-    assert channel.findtext("language") == "en"
+    assert channel.findtext("language") == "en-US"
 
 
 def test_plain_text_summary_is_escaped_html_in_rss_and_text_in_atom(write_article, client_factory):
