@@ -428,6 +428,18 @@ def test_a_future_takedown_date_keeps_the_article_until_then(write_article, make
     assert b"/culture/later/" in client.get("/culture.xml").data
 
 
+def test_a_takedown_comes_into_effect_on_time_without_an_edit(write_article, make_app):
+    when = datetime.now(UTC) + timedelta(seconds=2)
+    write_article("culture", "libel", takedown=when.isoformat(), **WRONG)
+    write_article("culture", "quiet", title="Quiet", feeds=False, takedown="Legal")
+    client = make_app().test_client()
+    assert client.get("/culture/libel/").status_code == 200
+    wait_until(lambda: client.get("/culture/libel/").status_code == 410, "the takedown's time")
+    stones = etree.fromstring(client.get("/culture.atom").data).findall(TOMBSTONE)
+    # The article that was in no feed has no tombstone either.
+    assert [s.get("ref") for s in stones] == ["tag:example.org,2026:libel"]
+
+
 def test_aliases_of_a_removed_article_answer_410_too(write_article, make_app):
     write_article("culture", "libel", takedown=True, aliases=["/culture/old-libel/"], **WRONG)
     client = make_app().test_client()
