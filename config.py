@@ -24,6 +24,10 @@ WATCH_CONTENT = True
 WEBSUB_HUB = None
 # Least severe log messages written: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# Secret signing draft preview links (`flask preview`); None: no previews. Keep it private.
+PREVIEW_SECRET = None
+# Days Atom feeds announce a takedown with an RFC 6721 tombstone (0: never).
+TOMBSTONE_DAYS = 30
 # Branding (a site path such as "/media/icon.png", or an https:// URL; None: none):
 # a square icon (favicon, Atom icon, JSON icon), a wide logo (RSS image, Atom logo) and a
 # cover picture (Feedly), and the accent colour Feedly shows (six hex digits, "00a0e0").
