@@ -28,6 +28,10 @@ LOG_LEVEL = "INFO"
 # shared by every worker serving the same content; None: a folder per content folder
 # under the system's temporary folder. Use a persistent one in production.
 STATE_DIR = None
+# Secret signing draft preview links (`flask preview`); None: no previews. Keep it private.
+PREVIEW_SECRET = None
+# Days Atom feeds announce a takedown with an RFC 6721 tombstone (0: never).
+TOMBSTONE_DAYS = 30
 # Branding (a site path such as "/media/icon.png", or an https:// URL; None: none):
 # a square icon (favicon, Atom icon, JSON icon), a wide logo (RSS image, Atom logo) and a
 # cover picture (Feedly), and the accent colour Feedly shows (six hex digits, "00a0e0").

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from . import editorial
 from .feeds import ATOM, JSON, RSS, FeedSpec, document_path, media_type, render_feed
 from .jsonfeed import render_json_feed
 from .models import Article, Site
@@ -242,9 +243,16 @@ def feed_specs(
     """Describe every feed document: subscription feeds, their archives, tag and author feeds."""
     hub = settings.websub_hub or None
     specs = {}
+    tombstones = _tombstones_by_feed(site, now, settings)
+    groups = {**groups, **_emptied_groups(tombstones, groups)}
     for name, group in groups.items():
         title, description = _title_and_description(site, group, settings)
-        latest = group.articles[: settings.feed_items]
+        in_feeds = tuple(a for a in group.articles if a.in_feeds)  # `feeds: false` left out
+        latest = in_feeds[: settings.feed_items]
+        stones = tombstones.get(name, ())
+        updated = _newest_update(latest) if latest else _folder_update(site, name)
+        if stones:  # readers see the feed change when it announces a removal
+            updated = max(updated, stones[0].removed_at)
         base = FeedSpec(
             name=name,
             title=title,
@@ -253,14 +261,45 @@ def feed_specs(
             articles=latest,
             sections=site.sections,
             # An empty feed is as new as its section folder: no other section's news moves it.
-            updated=_newest_update(latest) if latest else _folder_update(site, name),
+            updated=updated,
             hub=hub,
+            tombstones=stones,
         )
         if name.startswith((TAGS + "/", AUTHORS + "/")):
             specs[name] = base
         else:
-            specs.update(_with_archives(base, group.articles, settings.feed_items))
+            specs.update(_with_archives(base, in_feeds, settings.feed_items))
     return specs
+
+
+def feed_names(article: Article) -> list[str]:
+    """Return the names of the feeds an article is in: the site's, its section's, tags, authors."""
+    names = [SITE_FEED, article.section]
+    names += [f"{TAGS}/{name_slug(tag)}" for tag in article.tags]
+    names += [f"{AUTHORS}/{name_slug(author)}" for author in article.authors]
+    return names
+
+
+def _emptied_groups(tombstones: Mapping[str, tuple], groups: Mapping[str, Listing]) -> dict:
+    """Keep the feed of a tag or author whose every article was taken down, to announce it."""
+    emptied = {}
+    for name, stones in tombstones.items():
+        kind, _, slug = name.partition("/")
+        if name in groups or kind not in (TAGS, AUTHORS) or not slug:
+            continue
+        names = stones[0].tags if kind == TAGS else stones[0].authors
+        label = next((n for n in names if name_slug(n) == slug), slug)
+        emptied[name] = Listing(name, label, f"/{name}/", ())
+    return emptied
+
+
+def _tombstones_by_feed(site: Site, now: datetime, settings: Settings) -> dict[str, tuple]:
+    """Group the takedowns feeds announce now by the feeds that carried the articles."""
+    stones: dict[str, list[Article]] = {}
+    for article in editorial.due_tombstones(site, now, settings.tombstone_period):
+        for name in feed_names(article):
+            stones.setdefault(name, []).append(article)
+    return {name: tuple(articles) for name, articles in stones.items()}
 
 
 def _title_and_description(site: Site, group: Listing, settings: Settings) -> tuple[str, str]:
@@ -296,6 +335,7 @@ def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> 
             base,
             articles=page,
             updated=_newest_update(page),
+            tombstones=(),
             archive_links=tuple(links),
             archive=True,
             path_stem=f"{stem}/{number}",
@@ -313,19 +353,23 @@ def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> 
     return {base.name: base, **specs}
 
 
-def next_releases(site: Site, now: datetime) -> dict[str, float]:
-    """Return, per feed name, when its next scheduled article or update goes live (POSIX time)."""
+def next_releases(site: Site, now: datetime, settings: Settings | None = None) -> dict[str, float]:
+    """Return, per feed name, when its next scheduled article or update goes live (POSIX time).
+
+    With `settings`, a takedown coming into effect and a tombstone's end count too.
+    """
     releases: dict[str, float] = {}
+    changes = []
     for article in site.articles:
         # A scheduled article goes live, or a published one's future `updated` comes due.
         moment = article.date if article.date > now else article.updated
         if moment > now:
-            moment = moment.timestamp()
-            names = [SITE_FEED, article.section]
-            names += [f"{TAGS}/{name_slug(tag)}" for tag in article.tags]
-            names += [f"{AUTHORS}/{name_slug(author)}" for author in article.authors]
-            for name in names:
-                releases[name] = min(releases.get(name, math.inf), moment)
+            changes.append((article, moment))
+    if settings is not None:
+        changes += editorial.coming_changes(site, now, settings.tombstone_period)
+    for article, moment in changes:
+        for name in feed_names(article):
+            releases[name] = min(releases.get(name, math.inf), moment.timestamp())
     return releases
 
 

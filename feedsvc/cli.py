@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import yaml
@@ -20,6 +21,7 @@ from .loader import RESERVED_SLUGS, load_site
 from .models import ContentError, ContentWarning, Site
 from .parsing import SLUG
 from .partners import PROFILES, check_partner
+from .preview import preview_path
 from .settings import Settings
 from .slugs import slugify
 
@@ -32,6 +34,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(check_command)
     app.cli.add_command(new_command)
     app.cli.add_command(freeze_command)
+    app.cli.add_command(preview_command)
 
 
 @click.command("check")
@@ -169,6 +172,42 @@ def new_command(section: str, title: str, new_section: bool) -> None:
     click.echo("It is a draft: remove 'draft: true' (or set it to false) to publish it.")
 
 
+@click.command("preview")
+@click.argument("path")
+@with_appcontext
+def preview_command(path: str) -> None:
+    """Print the signed preview link of the article at PATH, draft or scheduled.
+
+    PATH is the article's address (/culture/slug/) or its file (content/culture/slug.md).
+    """
+    settings = current_app.extensions["feedsvc"].settings
+    if not settings.preview_secret:
+        raise click.ClickException(
+            "previews are off: set FEEDSVC_PREVIEW_SECRET to a long random secret"
+        )
+    section, slug = article_of(path, settings.content_dir)
+    if not (settings.content_dir / section / f"{slug}.md").is_file():
+        raise click.ClickException(f"no article file {section}/{slug}.md in the content folder")
+    click.echo(settings.absolute(preview_path(settings.preview_secret, section, slug)))
+
+
+def article_of(path: str, content_dir: Path) -> tuple[str, str]:
+    """Return (section, slug) for an article address or the path of its file."""
+    if path.endswith(".md"):
+        file = Path(os.path.abspath(path))
+        parts = (file.parent.name, file.stem)
+        if file.parent.parent != Path(os.path.abspath(content_dir)):
+            raise click.BadParameter("the file is not in the content folder", param_hint="PATH")
+    else:
+        parts = tuple(part for part in urlsplit(path).path.split("/") if part)
+        parts = parts[-2:] if len(parts) >= 2 else parts
+    if len(parts) != 2 or not all(SLUG.match(part) for part in parts):
+        raise click.BadParameter(
+            "expected /section/slug/ or content/section/slug.md", param_hint="PATH"
+        )
+    return parts[0], parts[1]
+
+
 def check_section_name(section: str) -> None:
     """Refuse a section the loader would refuse, before writing anything."""
     if not SLUG.match(section):
@@ -223,6 +262,13 @@ related:
   #   url: ""
 # A stable identifier for feeds, kept even if the file is renamed; empty uses the URL.
 id:
+# Old addresses of this article, oldest first; each answers 301 to its address.
+# aliases: [/culture/old-name/]
+# false: on the site, but in no feed.
+# feeds: false
+# Removes the article: its page answers 410 Gone and Atom feeds announce the removal.
+# A reason (never shown), a date, or both: {{reason: "", date: 2026-12-01T09:00:00Z}}
+# takedown: ""
 draft: true
 ---
 

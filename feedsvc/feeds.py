@@ -42,6 +42,7 @@ DC_NS = "http://purl.org/dc/elements/1.1/"
 DCTERMS_NS = "http://purl.org/dc/terms/"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 # Feedly's branding elements (icon, logo, cover, accentColor): https://blog.feedly.com/10-ways-to-optimize-your-feed-for-feedly/
 WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
@@ -75,6 +76,8 @@ class FeedSpec:
     # JSON runs on with these older items to where the archive page it names ends.
     json_more: tuple[Article, ...] = ()
     json_next: str | None = None  # path stem of that next page
+    # Articles taken down lately that this feed carried: Atom announces each (RFC 6721).
+    tombstones: tuple[Article, ...] = ()
     # How many of the newest items carry their full text (None: all); the rest carry their
     # summary, so that the document stays under FEED_MAX_BYTES.
     full_items: int | None = None
@@ -105,7 +108,7 @@ def media_type(fmt: str) -> str:
 def item_id(article: Article, settings: Settings) -> str:
     """Return the item's permanent GUID / Atom id: the permalink, or the author's `id`."""
     if article.explicit_id is None:
-        return settings.absolute(article.path)
+        return settings.absolute(article.id_path)  # a moved article keeps its first address
     return urls.item_id(article.explicit_id)
 
 
@@ -218,6 +221,11 @@ def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerato
         generator.channel_links.set(tuple(links), spec.archive)
     if fmt == ATOM and spec.archive:
         generator.register_extension("archive_marker", _ArchiveMarker, rss=False)
+    if fmt == ATOM and spec.tombstones:
+        generator.register_extension("tombstones", _Tombstones, rss=False)
+        generator.tombstones.set(
+            tuple((item_id(a, settings), a.removed_at.isoformat()) for a in spec.tombstones)
+        )
     _add_branding(generator, spec, settings)
     # Added last on purpose: feedgen makes the last link the RSS channel <link>.
     generator.link(href=settings.absolute(spec.page_path), rel="alternate", type="text/html")
@@ -262,7 +270,8 @@ def _add_item(
     entry = generator.add_entry(order="append")
     entry.title(article.title)
     entry.link(href=permalink, rel="alternate", type="text/html")
-    entry.guid(item_id(article, settings), permalink=article.explicit_id is None)
+    is_permalink = article.explicit_id is None and not article.original_path
+    entry.guid(item_id(article, settings), permalink=is_permalink)
     entry.published(_rss_date(article.date) if fmt == RSS else article.date)
     entry.updated(article.updated)
     entry.author([{"name": name} for name in article.authors])
@@ -361,6 +370,24 @@ class _ArchiveMarker(BaseExtension):
     def extend_atom(self, atom_feed):
         xml_elem(f"{{{HISTORY_NS}}}archive", atom_feed)
         return atom_feed
+
+
+class _Tombstones(BaseExtension):
+    """RFC 6721 at:deleted-entry elements: readers drop the entries they hold with these ids."""
+
+    def __init__(self):
+        self.deleted: tuple[tuple[str, str], ...] = ()
+
+    def extend_ns(self):
+        return {"at": TOMBSTONES_NS}
+
+    def set(self, deleted: tuple[tuple[str, str], ...]):
+        """Record (item id, RFC 3339 time of removal) pairs."""
+        self.deleted = deleted
+
+    def extend_atom(self, atom_feed):
+        for ref, when in self.deleted:
+            xml_elem(f"{{{TOMBSTONES_NS}}}deleted-entry", atom_feed, ref=ref, when=when)
 
 
 class _WebFeeds(BaseExtension):

@@ -36,6 +36,7 @@ from werkzeug.test import Client, TestResponse
 
 from .loader import media_sizes
 from .opml import OPML_PATH
+from .redirectmap import MAP_FILE, render_map
 from .responses import parse_http_date
 from .store import Snapshot
 
@@ -45,6 +46,8 @@ KEEP_BUILDS = 2
 # Files are compressed once per export, not per request: the smallest output is worth it.
 GZIP_LEVEL = 9
 NOT_FOUND_PATH = "/404.html"
+# The notice of an article taken down, for the web server's error_page 410.
+GONE_PATH = "/410.html"
 # No route answers this path: its answer is the site's own "not found" page.
 MISSING_PATH = "/.freeze-not-found/"
 BUILD_MARK = ".build-"
@@ -176,8 +179,11 @@ def check_content(snapshot: Snapshot, output: Path, allow_problems: bool) -> Non
 def check_size(snapshot: Snapshot, output: Path, allow_shrink: bool, content_dir: Path) -> None:
     """Refuse an export with no articles, or fewer than the live export, unless told to."""
     new = len(snapshot.published())
-    live = count_article_pages(output) if output.is_dir() else 0
-    if allow_shrink or (new and new >= live):
+    pages = article_pages(output) if output.is_dir() else []
+    live = len(pages)
+    # A takedown shrinks the export on purpose: its article's page now answers 410.
+    removed = len(set(pages) & snapshot.routes.gone)
+    if allow_shrink or (new and new + removed >= live):
         return
     where = f"the live export holds {live}" if live else "there is no live export"
     raise FreezeError(
@@ -189,9 +195,16 @@ def check_size(snapshot: Snapshot, output: Path, allow_shrink: bool, content_dir
 
 def count_article_pages(root: Path) -> int:
     """Count the article pages of an export: <section>/<slug>/index.html."""
-    return sum(
-        1 for page in root.glob("*/*/index.html") if page.parent.parent.name not in LISTING_FOLDERS
-    )
+    return len(article_pages(root))
+
+
+def article_pages(root: Path) -> list[str]:
+    """Return the site paths of an export's article pages (/<section>/<slug>/)."""
+    return [
+        f"/{page.parent.parent.name}/{page.parent.name}/"
+        for page in root.glob("*/*/index.html")
+        if page.parent.parent.name not in LISTING_FOLDERS
+    ]
 
 
 def _siblings(output: Path, mark: str) -> list[Path]:
@@ -274,11 +287,15 @@ def export_site(app: Flask, root: Path, report: Report = lambda done, known: Non
     client = app.test_client()
     export = Export()
 
+    exported = []
+
     def save(path: str, response: TestResponse) -> None:
+        exported.append(path)
         save_response(client, root, path, response, export)
 
     crawl(client, seed_paths(app, snapshot), store.settings.site_url, save, report)
     save_not_found_page(client, root, export)
+    save_moves(client, root, snapshot, exported, export)
     if store.snapshot().site.version != snapshot.site.version:
         raise FreezeError("the content changed during the export; run freeze again")
     return export
@@ -512,3 +529,23 @@ def save_not_found_page(client: Client, root: Path, export: Export) -> None:
             save_response(client, root, NOT_FOUND_PATH, response, export)
         else:
             log.warning("no 404 page exported: %s answered %d", MISSING_PATH, response.status_code)
+
+
+def save_moves(
+    client: Client, root: Path, snapshot: Snapshot, exported: list[str], export: Export
+) -> None:
+    """Write the old addresses nginx answers 301 or 410 for, and the page of a 410.
+
+    A site with none gets no map file: nginx's include pattern then matches nothing.
+    """
+    routes = snapshot.routes
+    if routes.redirects or routes.moved_sections or routes.gone:
+        export.add(write_file(root / MAP_FILE, render_map(routes, exported), None))
+    if not routes.gone:
+        return
+    probe = normal_path(min(routes.gone))
+    with contextlib.closing(client.get(probe)) as response:
+        if response.status_code == 410:
+            save_response(client, root, GONE_PATH, response, export)
+        else:
+            log.warning("no 410 page exported: %s answered %d", probe, response.status_code)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from . import urls
+from . import editorial, urls
 from .feeds import item_id
 from .images import read_image_facts
 from .isolate import run_isolated
@@ -303,10 +303,13 @@ def assemble_site(
     for site_path, size in sorted(sizes.items()):
         version.update(f"{site_path}\0{size}\0".encode())
     version.update("\0".join(sections).encode())  # a new, empty section shows too
+    articles = editorial.with_original_paths(articles, sections)
     articles = _drop_duplicate_ids(articles, problems, settings)
     problems += _id_problems(articles)
     problems += _shared_slugs(articles)
-    return Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
+    site = Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
+    moves = editorial.alias_problems(site, RESERVED_SLUGS)
+    return replace(site, problems=site.problems + tuple(moves)) if moves else site
 
 
 def with_media_facts(
@@ -395,7 +398,7 @@ def _drop_duplicate_ids(
     claimed = [a for a in articles if a.explicit_id is not None]
     if not claimed:
         return articles
-    owners = {settings.absolute(a.path): a for a in articles if a.explicit_id is None}
+    owners = {settings.absolute(a.id_path): a for a in articles if a.explicit_id is None}
     dropped = set()
     for article in sorted(claimed, key=lambda a: a.source_path):
         guid = item_id(article, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from .dates import announced_update
@@ -120,6 +120,33 @@ class Article:
     image_sizes: tuple[tuple[str, int, int], ...] = field(default=(), compare=False, repr=False)
     # Media it uses that nothing serves; recomputed when the media folder changes.
     media_warnings: tuple[ContentError, ...] = field(default=(), compare=False, repr=False)
+    # Old addresses (site paths, oldest first), each answering 301 to this article.
+    aliases: tuple[str, ...] = ()
+    aliases_line: int | None = field(default=None, compare=False, repr=False)
+    # `feeds: false`: on the site, in no feed.
+    in_feeds: bool = True
+    # `takedown:` given: the reason (private, "" if none) and the date written, if any.
+    takedown: str | None = None
+    takedown_date: datetime | None = None
+    # Where the article was first published, when it moved: its item id stays that URL.
+    original_path: str = ""
+
+    @property
+    def removed_at(self) -> datetime | None:
+        """Return when a takedown takes effect: its date, else when the file was last changed."""
+        if self.takedown is None:
+            return None
+        return self.takedown_date or datetime.fromtimestamp(int(self.file_mtime), UTC)
+
+    def is_removed(self, now: datetime) -> bool:
+        """Tell whether a takedown has taken the article off the site at `now`."""
+        removed_at = self.removed_at
+        return removed_at is not None and removed_at <= now
+
+    @property
+    def id_path(self) -> str:
+        """Return the site path its default item id is made of: where it was first published."""
+        return self.original_path or self.path
 
     @property
     def body_html(self) -> str:
@@ -151,6 +178,10 @@ class Section:
     description: str = ""
     # Newest change of the folder or its _index.md: deletions show up here.
     file_mtime: float = field(default=0.0, compare=False, repr=False)
+    # Former folder names (oldest first), whose pages and feeds answer 301 to this section.
+    aliases: tuple[str, ...] = ()
+    source_path: str = field(default="", compare=False, repr=False)
+    aliases_line: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def path(self) -> str:
@@ -183,10 +214,14 @@ class Site:
         return [
             a if a.updated <= now else a.as_of(now)
             for a in self.articles
-            if a.date <= now and (section is None or a.section == section)
+            if a.date <= now
+            and (section is None or a.section == section)
+            and (a.takedown is None or not a.is_removed(now))
         ]
 
     def find(self, section: str, slug: str, now: datetime) -> Article | None:
         """Return the article at /section/slug/ if it is published at `now`."""
         article = self._by_key.get((section, slug))
-        return article.as_of(now) if article is not None and article.date <= now else None
+        if article is None or article.date > now or article.is_removed(now):
+            return None
+        return article.as_of(now)

@@ -15,6 +15,7 @@ import yaml
 from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
+from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
 from .embeds import lost_in_feeds
 from .limits import (
     MAX_MEDIA_REFS,
@@ -49,6 +50,8 @@ SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
 _CLOSING_FENCE = re.compile(r"^[ \t]*---[ \t]*\r?$", re.MULTILINE)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# The date of an article taken down whose own date cannot be read: before any feed.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -66,6 +69,7 @@ class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 KNOWN_FIELDS = frozenset(
     {"title", "date", "updated", "author", "summary", "image", "tags", "related", "id", "draft"}
+    | {"aliases", "takedown", "feeds"}
 )
 
 
@@ -78,6 +82,8 @@ class ParseContext:
     markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
     # When the files are read: an `updated` later than this is reported.
     now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
+    # Read a draft too, for its signed preview page.
+    preview: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,56 @@ def parse_article(
         raise ContentError(path, None, f"article slug {slug!r} must match [a-z0-9-]+")
     front, body = split_front_matter(text, path)
     fields = front.fields
-    if str(fields.get("draft")).lower() in ("true", "yes"):
+    if str(fields.get("draft")).lower() in ("true", "yes") and not context.preview:
         return None
+    try:
+        return _article(front, body, section, slug, context)
+    except ContentError as error:
+        if fields.get("takedown") in (None, False, ""):
+            raise
+        return _taken_down_anyway(front, section, slug, context, error)
+
+
+def _taken_down_anyway(
+    front: FrontMatter, section: str, slug: str, context: ParseContext, error: ContentError
+) -> Article:
+    """Take down an article whose file has another problem: a typo must not keep it online."""
+    path = front.path
+    takedown, when, warnings = parse_takedown(
+        front.fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    )
+    aliases, _ = parse_aliases(front.fields.get("aliases"), front.line_of("aliases"), path)
+    reason = f"{error.reason}; the article is taken down all the same"
+    known = {}
+    for name, read in (("id", _optional_text), ("tags", _string_list), ("author", _string_list)):
+        try:
+            known[name] = read(front, name)
+        except ContentError:
+            known[name] = None
+    return Article(
+        section=section,
+        slug=slug,
+        title=slug,
+        date=_EPOCH,
+        updated=_EPOCH,
+        authors=known["author"] or (context.default_author,),
+        summary="",
+        packed_body=pack_html(""),
+        tags=known["tags"] or (),
+        explicit_id=known["id"] or None,
+        source_path=path,
+        warnings=(ContentWarning(path, error.line, reason), *warnings),
+        aliases=aliases,
+        takedown=takedown,
+        takedown_date=when,
+    )
+
+
+def _article(
+    front: FrontMatter, body: str, section: str, slug: str, context: ParseContext
+) -> Article:
+    """Parse the fields of an article that is not a draft."""
+    path, fields = front.path, front.fields
     title = _required_text(front, "title")
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
@@ -163,6 +217,12 @@ def parse_article(
     check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     image = _image(front)
+    aliases, alias_warnings = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
+    takedown, takedown_date, takedown_warnings = parse_takedown(
+        fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    )
+    in_feeds, feeds_warnings = parse_feeds_flag(fields.get("feeds"), front.line_of("feeds"), path)
+    editorial_warnings = alias_warnings + takedown_warnings + feeds_warnings
     return Article(
         section=section,
         slug=slug,
@@ -181,9 +241,15 @@ def parse_article(
         id_line=front.line_of("id") if "id" in fields else None,
         warnings=_character_warnings(front)
         + _update_warnings(front, date, updated, context.now)
-        + _feed_loss_warnings(path, body, body_html, body_line),
+        + _feed_loss_warnings(path, body, body_html, body_line)
+        + editorial_warnings,
         extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
         media_refs=_media_refs(front, image, body, body_html, body_line),
+        aliases=aliases,
+        aliases_line=front.line_of("aliases") if aliases else None,
+        in_feeds=in_feeds,
+        takedown=takedown,
+        takedown_date=takedown_date,
     )
 
 
@@ -270,7 +336,16 @@ def parse_section_index(text: str, path: str, slug: str) -> Section:
     """Parse a section's _index.md into its title and description."""
     front, _ = split_front_matter(text, path)
     title = _optional_text(front, "title") or slug.replace("-", " ").title()
-    return Section(slug=slug, title=title, description=_optional_text(front, "description"))
+    line = front.line_of("aliases")
+    aliases = parse_section_aliases(front.fields.get("aliases"), line, path, slug)
+    return Section(
+        slug=slug,
+        title=title,
+        description=_optional_text(front, "description"),
+        aliases=aliases,
+        source_path=path,
+        aliases_line=line if aliases else None,
+    )
 
 
 def _required_text(front: FrontMatter, name: str) -> str:

@@ -12,7 +12,7 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +23,9 @@ ENV_PREFIX = "FEEDSVC_"
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
 _FALSE = frozenset({"0", "false", "no", "off", "n", "f"})
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A preview secret shorter than this could be guessed from the links it signs.
+MIN_PREVIEW_SECRET = 16
+SECRET_KEYS = frozenset({"PREVIEW_SECRET"})
 # A byte cap below this leaves no room for even a channel and a few summaries.
 MIN_FEED_BYTES = 10_000
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
@@ -54,6 +57,8 @@ class Settings:
     log_level: str = "INFO"
     # Where the persistent index and validators live (see index.py); never inside content.
     state_dir: Path = Path()
+    preview_secret: str = ""
+    tombstone_days: int = 30
     # Branding: a square icon, a wide logo and a cover picture (site paths or web URLs),
     # and the colour readers such as Feedly give the feed's title.
     site_icon: str = ""
@@ -72,7 +77,8 @@ class Settings:
             try:
                 return convert(value)
             except (TypeError, ValueError, DateError) as exc:
-                raise SettingsError(key, value, str(exc)) from None
+                shown = "(hidden)" if key in SECRET_KEYS else value  # logs must not hold it
+                raise SettingsError(key, shown, str(exc)) from None
 
         content_dir = get("CONTENT_DIR", _folder)
         return cls(
@@ -89,6 +95,8 @@ class Settings:
             websub_hub=get("WEBSUB_HUB", _hub_url),
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
             state_dir=get("STATE_DIR", lambda value: _state_dir(value, content_dir)),
+            preview_secret=get("PREVIEW_SECRET", _secret, ""),
+            tombstone_days=get("TOMBSTONE_DAYS", _at_least(0), 30),
             site_icon=get("SITE_ICON", _picture, ""),
             site_logo=get("SITE_LOGO", _picture, ""),
             site_cover=get("SITE_COVER", _picture, ""),
@@ -99,6 +107,11 @@ class Settings:
     def absolute(self, path: str) -> str:
         """Return the absolute, encoded URL of a site path; never derived from a request's Host."""
         return encode_uri(self.site_url + path)
+
+    @property
+    def tombstone_period(self) -> timedelta:
+        """Return how long Atom feeds announce a takedown (RFC 6721 at:deleted-entry)."""
+        return timedelta(days=self.tombstone_days)
 
     @property
     def path_prefix(self) -> str:
@@ -160,6 +173,14 @@ def _site_url(value: object) -> str:
 
 def _hub_url(value: object) -> str:
     return _http_url(value) if value not in (None, "") else ""
+
+
+def _secret(value: object) -> str:
+    if value in (None, ""):
+        return ""
+    if len(_text(value)) < MIN_PREVIEW_SECRET:
+        raise ValueError(f"unset, or a random secret of at least {MIN_PREVIEW_SECRET} characters")
+    return str(value)
 
 
 def _picture(value: object) -> str:

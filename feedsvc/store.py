@@ -6,6 +6,7 @@ next snapshot aside and swaps it in with one assignment.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -30,10 +31,12 @@ from .catalog import (
     listings,
     next_releases,
 )
+from .editorial import Routes, build_routes
 from .feeds import FeedSpec
 from .index import ContentIndex
 from .loader import (
     MEDIA_DIR,
+    RESERVED_SLUGS,
     FileState,
     assemble_site,
     media_sizes,
@@ -121,6 +124,11 @@ class Snapshot:
         """Return the feed document at a URL path, rendering it on first use."""
         entry = self._feed_paths.get(path)
         return entry[0].representation(entry[1]) if entry is not None else None
+
+    @functools.cached_property
+    def routes(self) -> Routes:
+        """Return where old and removed addresses lead, worked out on the first miss."""
+        return build_routes(self.site, self.as_of, RESERVED_SLUGS)
 
     def lookup(self, path: str) -> Representation | None:
         """Return the precomputed response for a URL path: a feed, a document or a page."""
@@ -302,7 +310,7 @@ class ContentStore:
         now = datetime.now(UTC)
         groups = listings(site, site.published(now))
         specs = feed_specs(site, groups, now, self.settings)
-        releases = next_releases(site, now)
+        releases = next_releases(site, now, self.settings)
         previous = before.editions if before is not None else {}
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders

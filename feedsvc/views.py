@@ -27,12 +27,14 @@ from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
 from .catalog import SITE_FEED, modified_time
+from .editorial import resolve
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .health import assess
 from .loader import MEDIA_DIR
 from .markup import with_image_sizes
-from .models import Article
+from .models import Article, Section
 from .opml import OPML_PATH
+from .preview import KEY_PARAMETER, PREVIEW_PREFIX, key_matches, read_preview
 from .responses import Representation, build_representation, respond
 from .slugs import name_slug
 from .store import ContentStore, Snapshot
@@ -66,6 +68,8 @@ SECTION_PAGE_SIZE = 50
 PAGE_MAX_AGE = 60
 MEDIA_MAX_AGE = 3600
 MAX_NAME_LENGTH = 255
+# Moves are permanent, but an admin's mistake should not stay in browsers for ever.
+REDIRECT_MAX_AGE = 3600
 HTML = "text/html; charset=utf-8"
 
 
@@ -246,6 +250,22 @@ def article_page(section: str, slug: str):
     return _page(html, [article])
 
 
+@bp.get(f"{PREVIEW_PREFIX}/<slug:section>/<slug:slug>/")
+def preview_page(section: str, slug: str):
+    """Show a draft or scheduled article to the holder of its signed link; else 404."""
+    settings = get_store().settings
+    key = request.args.get(KEY_PARAMETER, "")
+    if not key_matches(settings.preview_secret, section, slug, key):
+        abort(404)
+    article = read_preview(settings, section, slug) or abort(404)
+    info = get_snapshot().site.sections.get(section) or Section(section, section.title())
+    html = render_template(
+        "article.html", article=article, section=info, feeds=[], preview=True, noindex=True
+    )
+    headers = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex, nofollow"}
+    return html, 200, headers
+
+
 @bp.get("/<path:name>.xml", defaults={"fmt": RSS})
 @bp.get("/<path:name>.atom", defaults={"fmt": ATOM})
 @bp.get("/<path:name>.json", defaults={"fmt": JSON})
@@ -288,7 +308,7 @@ def healthz():
         "reasons": list(health.reasons),
         "sections": len(site.sections),
         "articles": published,
-        "scheduled": len(site.articles) - published,
+        "scheduled": sum(1 for article in site.articles if article.date > snapshot.as_of),
         "version": site.version,
         "problems": [problem.as_dict() for problem in site.problems],
     }
@@ -309,9 +329,31 @@ def keep_host_out_of_redirects(response: Response) -> Response:
 @bp.app_errorhandler(404)
 @bp.app_errorhandler(405)
 def error_page(error):
-    """Answer errors with a small page, never a stack trace."""
+    """Answer errors with a small page, never a stack trace; moved and removed pages first."""
+    if error.code == 404 and request.method in ("GET", "HEAD"):
+        found = resolve(get_snapshot().routes, request.path)
+        if found is not None and found[0] == 301:
+            return _moved(found[1])
+        if found is not None:
+            return _gone()
     html = render_template("error.html", error=error, feeds=feed_links(SITE_FEED, "All articles"))
     return html, error.code
+
+
+def _moved(path: str) -> Response:
+    """Answer 301 to a page or feed's current address, keeping the query."""
+    location = request.script_root + encode_uri(path)
+    if request.query_string:
+        location += "?" + request.query_string.decode("latin-1")
+    headers = {"Location": location, "Cache-Control": f"public, max-age={REDIRECT_MAX_AGE}"}
+    return Response(status=301, headers=headers)
+
+
+def _gone() -> Response:
+    """Answer 410 with a short notice that says nothing of what the article held."""
+    html = render_template("gone.html", feeds=feed_links(SITE_FEED, "All articles"))
+    headers = {"Cache-Control": f"public, max-age={PAGE_MAX_AGE}"}
+    return Response(html, status=410, headers=headers, mimetype="text/html")
 
 
 @bp.get("/feeds.opml")

@@ -47,6 +47,11 @@ def recipe(name: str, work: Path, port: int, changes: dict[str, str]) -> str:
         "user www-data;": "user root;",
         **changes,
     }
+    root = changes.get("root /srv/feedsvc/site;")
+    if root is not None:  # the export's redirect map is included from its root
+        every["include /srv/feedsvc/site/.redirects*.map;"] = (
+            f"include {root.removeprefix('root ').removesuffix(';')}/.redirects*.map;"
+        )
     for old, new in every.items():
         assert text.count(old) == 1, f"deploy/{name} no longer has {old!r} once"
         text = text.replace(old, new)

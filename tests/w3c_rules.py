@@ -20,6 +20,8 @@ CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
 DC = "{http://purl.org/dc/elements/1.1/}"
 DCTERMS_MODIFIED = "{http://purl.org/dc/terms/}modified"
 MEDIA_CONTENT = "{http://search.yahoo.com/mrss/}content"
+TOMBSTONES = "{http://purl.org/atompub/tombstones/1.0}"
+DELETED_ENTRY = f"{TOMBSTONES}deleted-entry"
 
 # Elements and attributes the validator accepts in HTML content; others are "security risks".
 SAFE_ELEMENTS = set(
@@ -95,7 +97,7 @@ def feed_problems(document: bytes) -> list[str]:
         hex_lines = [b"&#x" in line for line in document.split(b"\n")]
         return _bad_characters(root) + _rss_problems(root, hex_lines)
     if root.tag == f"{ATOM}feed":
-        return _bad_characters(root) + _atom_problems(root)
+        return _bad_characters(root) + _atom_problems(root) + _tombstone_problems(root)
     return [f"UnknownFeedType: root element {root.tag}"]
 
 
@@ -214,6 +216,38 @@ def _atom_problems(feed) -> list[str]:
             problems.append("NotBlank: author name is empty")
         if ANGLE_EMAIL.search(name.text or ""):
             problems.append(f"ContainsEmail: author name {name.text!r}")
+    return problems
+
+
+def _tombstone_problems(feed) -> list[str]:
+    """Check RFC 6721 at:deleted-entry elements.
+
+    The validator knows no RFC 6721 rule: it warns UnknownNamespace once for the
+    tombstones namespace, as for any extension it has not heard of, then checks only the
+    characters of the element's attributes (BadCharacters, checked above). That one
+    warning is expected of a feed announcing a removal; the RFC's own rules are
+    checked here: ref is an IRI (the removed entry's id), when an RFC 3339 date-time,
+    the element a child of atom:feed, at most one at:by and at:comment, and no entry
+    still carrying the removed id.
+    """
+    problems = []
+    entry_ids = {entry.findtext(f"{ATOM}id") for entry in feed.findall(f"{ATOM}entry")}
+    for stone in feed.iter(DELETED_ENTRY):
+        if stone.getparent() is not feed:
+            problems.append("MisplacedTombstone: at:deleted-entry is not a child of atom:feed")
+        ref, when = stone.get("ref"), stone.get("when")
+        if not ref:
+            problems.append("MissingAttribute: at:deleted-entry has no ref")
+        elif not urlsplit(ref).scheme:
+            problems.append(f"InvalidFullLink: tombstone ref {ref!r} is not an absolute IRI")
+        else:
+            problems += uri_problems("InvalidFullLink", ref)
+        if ref in entry_ids:
+            problems.append(f"DuplicateEntries: an entry and a tombstone share the id {ref}")
+        problems += _rfc3339(when) if when else ["MissingAttribute: at:deleted-entry has no when"]
+        for name in ("by", "comment"):
+            if len(stone.findall(f"{TOMBSTONES}{name}")) > 1:
+                problems.append(f"DuplicateElement: more than one at:{name} in a tombstone")
     return problems
 
 
