@@ -24,6 +24,10 @@ WATCH_CONTENT = True
 WEBSUB_HUB = None
 # Least severe log messages written: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL = "INFO"
+# Folder for the persistent index of parsed content and the feeds' Last-Modified history,
+# shared by every worker serving the same content; None: a folder per content folder
+# under the system's temporary folder. Use a persistent one in production.
+STATE_DIR = None
 # Secret signing draft preview links (`flask preview`); None: no previews. Keep it private.
 PREVIEW_SECRET = None
 # Days Atom feeds announce a takedown with an RFC 6721 tombstone (0: never).

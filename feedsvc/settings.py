@@ -6,7 +6,10 @@ the value and what is expected, instead of a traceback or a site with broken lin
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta, tzinfo
@@ -52,6 +55,8 @@ class Settings:
     watch_content: bool = True
     websub_hub: str = ""
     log_level: str = "INFO"
+    # Where the persistent index and validators live (see index.py); never inside content.
+    state_dir: Path = Path()
     preview_secret: str = ""
     tombstone_days: int = 30
     # Branding: a square icon, a wide logo and a cover picture (site paths or web URLs),
@@ -75,8 +80,9 @@ class Settings:
                 shown = "(hidden)" if key in SECRET_KEYS else value  # logs must not hold it
                 raise SettingsError(key, shown, str(exc)) from None
 
+        content_dir = get("CONTENT_DIR", _folder)
         return cls(
-            content_dir=get("CONTENT_DIR", _folder),
+            content_dir=content_dir,
             site_url=get("SITE_URL", _site_url),
             site_title=get("SITE_TITLE", _text),
             site_description=get("SITE_DESCRIPTION", _text),
@@ -88,6 +94,7 @@ class Settings:
             watch_content=get("WATCH_CONTENT", parse_bool, True),
             websub_hub=get("WEBSUB_HUB", _hub_url),
             log_level=get("LOG_LEVEL", _log_level, "INFO"),
+            state_dir=get("STATE_DIR", lambda value: _state_dir(value, content_dir)),
             preview_secret=get("PREVIEW_SECRET", _secret, ""),
             tombstone_days=get("TOMBSTONE_DAYS", _at_least(0), 30),
             site_icon=get("SITE_ICON", _picture, ""),
@@ -125,6 +132,31 @@ def _folder(value: object) -> Path:
     if not _text(value).strip():
         raise ValueError("the path of the content folder")
     return Path(str(value))
+
+
+def default_state_dir(content_dir: Path) -> Path:
+    """Return the state folder used when STATE_DIR is unset: one per content folder.
+
+    Under systemd with `StateDirectory=`, inside that folder ($STATE_DIRECTORY); else
+    under the system's temporary folder, per user.
+    """
+    key = hashlib.sha256(os.fsencode(os.path.abspath(content_dir))).hexdigest()[:16]
+    systemd = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return Path(systemd) / key
+    return Path(tempfile.gettempdir()) / f"feedsvc-{os.getuid()}" / key
+
+
+def _state_dir(value: object, content_dir: Path) -> Path:
+    if value in (None, ""):
+        return default_state_dir(content_dir)
+    text = _text(value).strip()
+    path = Path(text).absolute() if text else None
+    if path is None or (path.exists() and not path.is_dir()):
+        raise ValueError("the path of a folder feedsvc may write its index in")
+    if path.resolve().is_relative_to(content_dir.resolve()):
+        raise ValueError("a folder outside the content folder")
+    return path
 
 
 def _http_url(value: object) -> str:

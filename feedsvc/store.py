@@ -21,6 +21,7 @@ from .catalog import (
     SITE_FEED,
     FeedEdition,
     Listing,
+    RenderCache,
     ValidatorHistory,
     build_editions,
     changed_feeds,
@@ -32,6 +33,7 @@ from .catalog import (
 )
 from .editorial import Routes, build_routes
 from .feeds import FeedSpec
+from .index import ContentIndex
 from .loader import (
     MEDIA_DIR,
     RESERVED_SLUGS,
@@ -44,6 +46,7 @@ from .loader import (
 )
 from .models import Article, ContentError, Site
 from .opml import OPML_PATH, OPML_TYPE, render_opml
+from .publisher import PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
 
@@ -51,6 +54,9 @@ log = logging.getLogger(__name__)
 
 # A refresh running longer than this means the publisher is stuck (/healthz: failing).
 STUCK_REFRESH_SECONDS = 300.0
+# An index entry saved less than this after its file changed is checked again: a second
+# write within the file system's timestamp grain would not change the file's identity.
+RACY_SECONDS = 2.0
 # Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
 PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
@@ -135,6 +141,12 @@ class ContentStore:
     def __init__(self, settings: Settings, watcher_factory: Callable | None = None, notifier=None):
         self.settings = settings
         self._history = ValidatorHistory()
+        # Tag, author and archive feeds as rendered, shared by snapshots, bounded in bytes.
+        self._renders = RenderCache()
+        # Held by the one process (of those serving this content) that pings the hub.
+        self._publisher = PublisherLock(settings.state_dir)
+        # The persistent index, opened by the first refresh of the process that serves.
+        self._index: ContentIndex | None = None
         self._notifier = notifier
         self._refresh_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -187,6 +199,9 @@ class ContentStore:
             self._watcher = None
         if self._notifier is not None:
             self._notifier.close()
+        if self._index is not None:
+            self._index.close()
+        self._publisher.release()
 
     def refresh(self, changed: Iterable[str] | None = None) -> Snapshot:
         """Re-read `changed` paths (relative to the content folder; None: check every file)."""
@@ -222,15 +237,19 @@ class ContentStore:
         snapshot = self._publish(site, before)
         _log_problem_changes(before.site.problems if before else (), site.problems)
         self._snapshot = snapshot
-        # Pinged only after the swap, so the hub fetches the new bytes.
-        if before is not None and self._notifier is not None:
+        # Pinged only after the swap, so the hub fetches the new bytes; by one process only.
+        if before is not None and self._notifier is not None and self._publisher.held():
             self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
         return snapshot
 
     def _read(self, changed: Iterable[str] | None) -> Site:
         root = self.settings.content_dir
+        suspect: set[str] = set()
+        if self._index is None:
+            suspect = self._load_index()
         tree = scan_tree(root)
         dirty = set(tree.files) - self._states.keys()
+        dirty.update(suspect.intersection(tree.files))
         media_changed = changed is None
         if changed is None:
             dirty.update(
@@ -240,15 +259,44 @@ class ContentStore:
             changed = set(changed)
             dirty.update(changed.intersection(tree.files))
             media_changed = any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
-        states = {rel: self._states[rel] for rel in tree.files if rel not in dirty}
+        before = self._states
+        states = {rel: before[rel] for rel in tree.files if rel not in dirty}
         if media_changed:
             sizes = media_sizes(root)
             if sizes != self._sizes:
                 self._sizes = sizes
                 states = {rel: with_new_media(state, sizes, root) for rel, state in states.items()}
-        states.update(read_content_files(root, dirty, self.settings, self._sizes, self._states))
+        states.update(read_content_files(root, dirty, self.settings, self._sizes, before))
         self._states = states
+        self._index.save(
+            {rel: state for rel, state in states.items() if before.get(rel) is not state},
+            before.keys() - states.keys(),
+            self._sizes,
+        )
         return assemble_site(tree, states, self._sizes, self.settings)
+
+    def _load_index(self) -> set[str]:
+        """Take the file states a previous run saved; return those worth reading again.
+
+        Every entry is checked against its file before use (see _changed_on_disk); an
+        entry saved right after its file changed, or holding an `updated` that was in
+        the future then and is past now (its warning is stale), is read again.
+        """
+        self._index = ContentIndex.for_settings(self.settings)
+        self._history = ValidatorHistory(self._index)
+        entries, sizes = self._index.load()
+        now = time.time()
+        suspect = set()
+        for rel, (state, saved_at) in entries.items():
+            self._states[rel] = state
+            result = state.result
+            if saved_at - state.fingerprint[0] / 1e9 < RACY_SECONDS or (
+                isinstance(result, Article) and saved_at < result.updated.timestamp() <= now
+            ):
+                suspect.add(rel)
+        if sizes is not None:
+            self._sizes = sizes
+        return suspect
 
     def _changed_on_disk(self, root: Path, rel: str) -> bool:
         try:
@@ -264,7 +312,9 @@ class ContentStore:
         specs = feed_specs(site, groups, now, self.settings)
         releases = next_releases(site, now, self.settings)
         previous = before.editions if before is not None else {}
-        editions = build_editions(specs, previous, releases, self.settings, self._history)
+        editions = build_editions(
+            specs, previous, releases, self.settings, self._history, self._renders
+        )
         eager = [
             edition.representation(fmt)
             for name, edition in editions.items()

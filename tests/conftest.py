@@ -115,6 +115,7 @@ def make_app(content_dir: Path):
         settings = {
             "TESTING": True,
             "CONTENT_DIR": str(content_dir),
+            "STATE_DIR": str(content_dir.parent / "state"),
             "SITE_URL": SITE_URL,
             "SITE_TITLE": "Test Gazette",
             "SITE_DESCRIPTION": "A site made by a test.",

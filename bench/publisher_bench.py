@@ -1,0 +1,230 @@
+"""Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
+
+    python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
+
+For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
+and each worker count, with a fresh state folder:
+
+1. **cold start**: granian started, no index; the clock runs until every site and section
+   feed (RSS and Atom) has answered 200, each on a fresh connection.
+2. **warm start**: the same server stopped and started again on the index it wrote.
+3. **edit → visible**: an article of the busiest section is retitled in place, and the
+   clock runs until its section feed shows the new title on `2 × workers` fresh
+   connections in a row (so every worker, with high probability); median and max.
+4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
+   after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
+   format (tag and author feeds included), if asked.
+
+Servers listen on 127.0.0.1 only; every process started here is stopped here, by pid.
+On a shared 2-core machine the numbers are noisy: the header prints the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.content_bench import (
+    HOST,
+    ROOT,
+    SECTION,
+    Server,
+    child_env,
+    copy_site,
+    descendants,
+    ensure_site,
+    feed_names,
+    free_port,
+    median,
+    memory_kb,
+    stop_server,
+)
+
+log = logging.getLogger("publisher_bench")
+START_TIMEOUT = 600.0
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    """GET on a fresh connection (so the kernel may pick any worker)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=120)
+    try:
+        conn.request("GET", path, headers={"Accept-Encoding": "identity"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def granian(content: Path, state: Path, workers: int, logs: Path):
+    """Start granian as the README's production command does, with `workers` workers."""
+    port = free_port()
+    env = child_env(
+        FEEDSVC_CONTENT_DIR=str(content),
+        FEEDSVC_STATE_DIR=str(state),
+        FEEDSVC_SITE_URL=f"http://{HOST}:{port}",
+    )
+    command = [
+        sys.executable,
+        *("-m", "granian", "--interface", "wsgi", "--workers", str(workers)),
+        *("--blocking-threads", "1", "--runtime-threads", "2", "--http", "1", "--no-ws"),
+        *("--log-level", "warning", "--no-access-log", "--respawn-failed-workers"),
+        *("--host", HOST, "--port", str(port), "wsgi:app"),
+    ]
+    log_path = logs / f"granian-{content.name}-{workers}.log"
+    started = time.monotonic()
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file)
+    server = Server("granian", proc, port, log_path)
+    try:
+        yield server, started
+    finally:
+        stop_server(server)
+
+
+def serve_every_feed(server: Server, started: float, content: Path) -> float:
+    """Return the seconds from the process start until every feed answered 200."""
+    pending = feed_names(content)
+    deadline = started + START_TIMEOUT
+    while pending and time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(server.log_path.read_text()[-2000:])
+        try:
+            if get(server.port, pending[0])[0] == 200:
+                pending.pop(0)
+                continue
+        except OSError:
+            pass
+        time.sleep(0.02)
+    if pending:
+        raise RuntimeError(f"not served within {START_TIMEOUT} s: {pending[:3]}")
+    return time.monotonic() - started
+
+
+def memory(server: Server) -> tuple[int, int]:
+    return memory_kb([server.proc.pid, *descendants(server.proc.pid)])
+
+
+def edit_times(server: Server, content: Path, workers: int, edits: int) -> list[float]:
+    """Retitle one article `edits` times; return each edit's time until seen everywhere."""
+    _, feed = get(server.port, f"/{SECTION}.xml")
+    slug = re.search(rb"<item>.*?<link>[^<]*/([^/<]+)/</link>", feed, re.S).group(1).decode()
+    path = content / SECTION / f"{slug}.md"  # the newest article: in the feed, edited
+    times = []
+    for n in range(edits):
+        text = path.read_text(encoding="utf-8")
+        title = f"Edited {os.getpid()}-{n}-{time.time_ns()}"
+        text = re.sub(r"(?m)^title: .*$", f'title: "{title}"', text, count=1)
+        time.sleep(1.1)  # past the second: the previous version's Last-Modified is behind us
+        start = time.monotonic()
+        path.write_text(text, encoding="utf-8")
+        streak = 0
+        while streak < 2 * workers:
+            if time.monotonic() - start > 60:
+                raise RuntimeError(f"edit {n} not visible within 60 s")
+            streak = streak + 1 if title.encode() in get(server.port, f"/{SECTION}.xml")[1] else 0
+            if not streak:
+                time.sleep(0.005)
+        times.append(time.monotonic() - start)
+    return times
+
+
+def crawl(server: Server, content: Path) -> int:
+    """Fetch every feed /feeds.opml lists and every archive page, in every format."""
+    _, opml = get(server.port, "/feeds.opml")
+    urls = re.findall(rb'xmlUrl="([^"]+)"', opml)
+    paths = set()
+    for url in urls:
+        path = url.decode().split(str(server.port), 1)[1]
+        stem = path.rsplit(".", 1)[0]
+        paths.update(f"{stem}.{ext}" for ext in ("xml", "atom", "json"))
+    stems = {path.rsplit(".", 1)[0] for path in feed_names(content)}  # site and sections
+    for stem in sorted(stems):
+        _, feed = get(server.port, f"{stem}.atom")
+        link = re.search(rb'<link[^>]*"prev-archive"[^>]*>', feed)
+        newest = re.search(rb"/archive/([0-9]+)\.atom", link.group(0)) if link else None
+        for number in range(1, int(newest.group(1)) + 1 if newest else 1):
+            paths.update(f"{stem}/archive/{number}.{ext}" for ext in ("xml", "atom", "json"))
+    for path in sorted(paths):
+        get(server.port, path)
+    return len(paths)
+
+
+def measure(size: int, workers: int, args, workdir: Path) -> dict:
+    content = copy_site(ensure_site(size), workdir, f"site-{size}-{workers}")
+    state = workdir / f"state-{size}-{workers}"
+    result: dict = {"size": size, "workers": workers}
+    with granian(content, state, workers, workdir) as (server, started):
+        result["cold"] = serve_every_feed(server, started, content)
+        result["cold_mem"] = memory(server)
+    with granian(content, state, workers, workdir) as (server, started):
+        result["warm"] = serve_every_feed(server, started, content)
+        time.sleep(1)
+        result["warm_mem"] = memory(server)
+        times = edit_times(server, content, workers, args.edits)
+        result["edit_p50"], result["edit_max"] = median(times), max(times)
+        if args.crawl:
+            result["crawled"] = crawl(server, content)
+            result["crawl_mem"] = memory(server)
+    log.info("%s", result)
+    return result
+
+
+def mb(pair: tuple[int, int] | None) -> str:
+    return "—" if pair is None else f"{pair[0] / 1024:.0f} / {pair[1] / 1024:.0f}"
+
+
+def report(results: list[dict]) -> str:
+    head = ["articles", "workers", "cold start", "warm start", "edit p50", "edit max"]
+    head += ["RSS/PSS MB warm", "RSS/PSS MB after crawl"]
+    rows = [
+        [
+            f"{r['size']:,}",
+            str(r["workers"]),
+            f"{r['cold']:.2f} s",
+            f"{r['warm']:.2f} s",
+            f"{r['edit_p50'] * 1000:.0f} ms",
+            f"{r['edit_max'] * 1000:.0f} ms",
+            mb(r["warm_mem"]),
+            mb(r.get("crawl_mem")) + (f" ({r['crawled']} feeds)" if "crawled" in r else ""),
+        ]
+        for r in results
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="article counts, comma-separated")
+    parser.add_argument("--workers", default="1,2,4", help="granian worker counts")
+    parser.add_argument("--edits", type=int, default=5, help="edits timed per server")
+    parser.add_argument("--crawl", action="store_true", help="fetch every feed, then memory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    load = os.getloadavg()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for workers in (int(w) for w in args.workers.split(",")):
+                results.append(measure(size, workers, args, Path(tmp)))
+    end = os.getloadavg()[0]
+    print(f"load average at start {load[0]:.2f}, at end {end:.2f}; CPUs {os.cpu_count()}")
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

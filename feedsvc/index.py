@@ -1,0 +1,371 @@
+"""The persistent index: parsed file states and validators kept in SQLite across restarts.
+
+A restart re-parses only the files that changed while the server was down. The index is
+a cache, never a source of truth: an entry counts only while its file's identity (size,
+mtime in ns, inode) is unchanged, and the whole file table only for the parser code and
+the settings that wrote it. A missing, corrupt or foreign index is rebuilt, with a log
+line. The Last-Modified history (validators) lives here too, shared by every process
+serving the same content, so workers and restarts agree on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+
+from .loader import FileState, parse_context
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = "index.sqlite3"
+# Bump when the tables change shape; an index of another format is rebuilt.
+INDEX_FORMAT = "2"
+# Libraries whose output ends up in a parsed file state.
+_PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, saved_at REAL NOT NULL,"
+    " state BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS validators (path TEXT PRIMARY KEY, digest BLOB NOT NULL,"
+    " moment INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, key BLOB NOT NULL,"
+    " rep BLOB NOT NULL)",
+)
+
+
+def parser_version() -> str:
+    """Return a digest of the code and libraries that turn a file into a file state.
+
+    Any change of feedsvc's own modules counts: an upgrade never reuses entries that an
+    older parser wrote.
+    """
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name in _PARSING_LIBRARIES:
+        try:
+            digest.update(f"{name}={metadata.version(name)}\0".encode())
+        except metadata.PackageNotFoundError:
+            digest.update(f"{name}=\0".encode())
+    return digest.hexdigest()[:32]
+
+
+def parsing_settings(settings: Settings) -> str:
+    """Return a digest of the settings that shape a parsed file (the parse context)."""
+    context = parse_context(settings)
+    shaping = [
+        (field.name, repr(getattr(context, field.name)))
+        for field in dataclasses.fields(context)
+        if field.compare
+    ]
+    return hashlib.sha256(repr(shaping).encode()).hexdigest()[:32]
+
+
+class ContentIndex:
+    """One process's handle on the index of a content folder; safe across threads and forks.
+
+    Every failure to read or write it is logged once and costs only the cache: the
+    store then parses and serves as if there were no index.
+    """
+
+    def __init__(self, state_dir: Path, content_dir: Path, identity: Mapping[str, str]):
+        self.path = state_dir / INDEX_NAME
+        self._content_dir = os.path.abspath(content_dir)
+        self._identity = dict(identity)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._broken = False
+        self._orphans: list = []
+        self._render_salt = b""
+        # A connection must not cross a fork: the child opens its own on first use.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_connection(ref))
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ContentIndex:
+        """Return the index of the settings' content folder, in their state folder."""
+        identity = {
+            "format": INDEX_FORMAT,
+            "parser": parser_version(),
+            "settings": parsing_settings(settings),
+        }
+        index = cls(settings.state_dir, settings.content_dir, identity)
+        # Rendered documents depend on every setting, and on the code as parsing does.
+        index._render_salt = (identity["parser"] + repr(settings)).encode()
+        return index
+
+    def load(self) -> tuple[dict[str, tuple[FileState, float]], dict[str, int] | None]:
+        """Return the stored file states with when each was saved, and the media sizes.
+
+        Nothing (and a rebuilt index) when the index is missing, corrupt or foreign.
+        """
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return {}, None
+            try:
+                rows = conn.execute("SELECT rel, saved_at, state FROM files").fetchall()
+                entries = {}
+                for rel, saved_at, blob in rows:
+                    state = pickle.loads(blob)
+                    if not isinstance(state, FileState) or state.rel != rel:
+                        raise ValueError(f"entry {rel!r} holds something else")
+                    entries[rel] = (state, saved_at)
+                media = conn.execute("SELECT value FROM meta WHERE key = 'media'").fetchone()
+                sizes = json.loads(media[0]) if media else None
+            except sqlite3.OperationalError as exc:  # locked, unreadable: not its content
+                self._give_up(exc)
+                return {}, None
+            except Exception as exc:  # a damaged page, a truncated blob: never trusted
+                self._rebuild(f"it cannot be read ({exc})")
+                return {}, None
+            return entries, sizes
+
+    def save(
+        self, changed: Mapping[str, FileState], removed: Iterable[str], sizes: Mapping[str, int]
+    ) -> None:
+        """Record the file states that changed, forget removed files, keep the media sizes."""
+        now = time.time()
+        rows = [
+            (rel, now, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+            for rel, state in changed.items()
+        ]
+        gone = [(rel,) for rel in removed]
+        self._write(
+            lambda conn: (
+                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", rows),
+                conn.executemany("DELETE FROM files WHERE rel = ?", gone),
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('media', ?)",
+                    (json.dumps(dict(sizes), sort_keys=True),),
+                ),
+            )
+        )
+
+    def validator(self, path: str) -> tuple[bytes, int] | None:
+        """Return the body digest and Last-Modified last recorded for a document path."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            try:
+                row = conn.execute(
+                    "SELECT digest, moment FROM validators WHERE path = ?", (path,)
+                ).fetchone()
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+                return None
+        return (bytes(row[0]), int(row[1])) if row else None
+
+    def record_validator(self, path: str, digest: bytes, moment: int) -> None:
+        """Record the Last-Modified of a document's body, for other processes and restarts."""
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO validators VALUES (?, ?, ?)", (path, digest, moment)
+            )
+        )
+
+    def document_key(self, path: str, spec: object) -> bytes:
+        """Return what identifies a rendering of `spec` at `path`: equal keys, equal bytes.
+
+        The key digests everything the rendering reads (the spec, every setting, the code):
+        two specs that pickle differently only miss the cache, never hit a stale entry.
+        """
+        fields = [
+            (field.name, getattr(spec, field.name))
+            for field in dataclasses.fields(spec)
+            if field.name != "sections"
+        ]
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True  # no memo: equal values give equal bytes, shared or not
+        pickler.dump((path, fields, dict(spec.sections)))
+        return hashlib.sha256(self._render_salt + buffer.getvalue()).digest()
+
+    def document(self, path: str, key: bytes) -> tuple | None:
+        """Return the rendering stored for `path` under `key`, as store_document took it."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            try:
+                # Only the key first: after an edit, the stored rendering is the old one.
+                found = conn.execute("SELECT key FROM documents WHERE path = ?", (path,))
+                row = found.fetchone()
+                if row is None or bytes(row[0]) != key:
+                    return None
+                found = conn.execute(
+                    "SELECT rep FROM documents WHERE path = ? AND key = ?", (path, key)
+                )
+                row = found.fetchone()  # None if another process replaced it meanwhile
+                return pickle.loads(row[0]) if row is not None else None
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+            except Exception:  # a damaged entry is only a miss
+                return None
+        return None
+
+    def store_document(self, path: str, key: bytes, parts: tuple) -> None:
+        """Keep the newest rendering of `path` (plain values), for restarts and other workers."""
+        blob = pickle.dumps(parts, pickle.HIGHEST_PROTOCOL)
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (path, key, blob)
+            )
+        )
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _write(self, work) -> None:
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return
+            try:
+                with _immediate(conn):
+                    work(conn)
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+
+    def _connect(self) -> sqlite3.Connection | None:
+        """Open the index once per process, rebuilding what cannot be trusted."""
+        if self._conn is not None or self._broken:
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._open()
+        except (OSError, sqlite3.Error) as exc:
+            damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.OperationalError
+            )
+            if damaged and self.path.is_file():
+                self._rebuild(f"it cannot be opened ({exc})")
+            else:
+                self._give_up(exc)
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        # Processes open the index one at a time (an flock beside it): switching a new
+        # database to WAL and checking its identity must not interleave.
+        with _exclusive(self.path.with_name(INDEX_NAME + ".lock")):
+            conn = sqlite3.connect(
+                self.path, timeout=5, check_same_thread=False, isolation_level=None
+            )
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                with _immediate(conn):
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+                    self._check_identity(conn, stored)
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def _check_identity(self, conn: sqlite3.Connection, stored: Mapping[str, str]) -> None:
+        """Empty what another parser, settings or content folder wrote."""
+        reason = self._mismatch(stored)
+        if reason is None:
+            return
+        same_folder = stored.get("content_dir") == self._content_dir
+        keep_validators = same_folder and stored.get("format") == self._identity["format"]
+        if stored:
+            log.info("content index %s: %s; re-reading every file", self.path, reason)
+        conn.execute("DELETE FROM files")
+        conn.execute("DELETE FROM documents")
+        conn.execute("DELETE FROM meta")
+        if not keep_validators:
+            conn.execute("DELETE FROM validators")
+        conn.executemany(
+            "INSERT INTO meta VALUES (?, ?)",
+            [*self._identity.items(), ("content_dir", self._content_dir)],
+        )
+
+    def _mismatch(self, stored: Mapping[str, str]) -> str | None:
+        if not stored:
+            return "new index"
+        if stored.get("content_dir") != self._content_dir:
+            return f"it belongs to another content folder ({stored.get('content_dir')!r})"
+        for key, value in self._identity.items():
+            if stored.get(key) != value:
+                return f"it was written by another {key} version"
+        return None
+
+    def _rebuild(self, reason: str) -> None:
+        """Move a damaged index aside and start a new one (called with the lock held)."""
+        log.warning("content index %s is not usable: %s; rebuilding it", self.path, reason)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        try:
+            os.replace(self.path, self.path.with_name(INDEX_NAME + ".corrupt"))
+            for suffix in ("-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            self._conn = self._open()
+        except (OSError, sqlite3.Error) as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: Exception) -> None:
+        """Stop using the index in this process; serving goes on without it."""
+        if not self._broken:
+            log.warning("content index %s: %s; going on without it", self.path, exc)
+        self._broken = True
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection):
+    """Run a write transaction that takes the write lock at once, so it never deadlocks."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an flock on `path` (created if missing) for the duration of the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _forget_connection(ref: weakref.ref) -> None:
+    """In a forked child, drop the parent's connection without touching its file."""
+    index = ref()
+    if index is not None:
+        index._lock = threading.Lock()
+        index._orphans.append(index._conn)
+        index._conn = None
