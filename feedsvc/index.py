@@ -20,6 +20,7 @@ import logging
 import os
 import pickle
 import sqlite3
+import stat
 import threading
 import time
 import weakref
@@ -253,7 +254,7 @@ class ContentIndex:
         if self._conn is not None or self._broken:
             return self._conn
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_folder(self.path.parent)
             self._conn = self._open()
         except (OSError, sqlite3.Error) as exc:
             damaged = isinstance(exc, sqlite3.DatabaseError) and not isinstance(
@@ -369,3 +370,19 @@ def _forget_connection(ref: weakref.ref) -> None:
         index._lock = threading.Lock()
         index._orphans.append(index._conn)
         index._conn = None
+
+
+def _make_private_folder(folder: Path) -> None:
+    """Create the state folder for this user; refuse one another user could write into.
+
+    The index holds pickled data: whoever can write it can make feedsvc run code, so a
+    folder (or a parent, such as a pre-made /tmp/feedsvc-<uid>) that belongs to someone
+    else, or that others may write without the sticky bit of /tmp, is never used.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (folder, *folder.parents):
+        info = path.stat()
+        if info.st_uid not in (os.getuid(), 0):
+            raise PermissionError(f"{path} belongs to another user")
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            raise PermissionError(f"{path} may be written by other users")

@@ -454,7 +454,9 @@ def test_granian_worker_survives_nasty_files_and_keeps_publishing(content_dir, t
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-ws", "wsgi:app"]
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+        server = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -475,11 +477,11 @@ def test_granian_worker_survives_nasty_files_and_keeps_publishing(content_dir, t
         _wait_for_title(base + "/feed.xml", "Edited Under Granian")
         assert server.poll() is None, log_path.read_text()
     finally:
-        server.send_signal(signal.SIGTERM)
+        os.killpg(server.pid, signal.SIGTERM)  # the worker too
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
 
 

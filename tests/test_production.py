@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import os
@@ -56,7 +57,12 @@ def production(request, content_dir, write_article, tmp_path):
     }
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, *args, "wsgi:app"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, *args, "wsgi:app"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # its workers too are stopped by process group
     )
     try:
         deadline = time.monotonic() + 30
@@ -70,12 +76,16 @@ def production(request, content_dir, write_article, tmp_path):
                 time.sleep(0.1)
         yield port
     finally:
-        server.send_signal(signal.SIGTERM)
+        # A worker still starting when the server is told to stop may never stop (granian):
+        # the whole process group goes, so no worker outlives the test.
+        os.killpg(server.pid, signal.SIGTERM)
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
         log.close()
 
 

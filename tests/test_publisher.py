@@ -207,6 +207,18 @@ def test_an_unwritable_state_dir_only_costs_the_cache(write_article, make_app, t
     assert any("going on without it" in r.getMessage() for r in caplog.records)
 
 
+def test_a_state_dir_others_may_write_is_never_trusted(write_article, make_app, tmp_path, caplog):
+    # The index holds pickled data: a folder another user can write could make us run code.
+    write_article("culture", "story", title="Story")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="feedsvc.index"):
+        assert titles(make_app(STATE_DIR=str(shared / "state"))) == ["Story"]
+    assert any("may be written by other users" in r.getMessage() for r in caplog.records)
+    assert not (shared / "state" / INDEX_NAME).exists()
+
+
 # Through real servers: granian with two worker processes, stopped and started again.
 
 GRANIAN = ["-m", "granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1"]
