@@ -6,7 +6,9 @@ import os
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -173,3 +175,30 @@ def serve(make_app):
 def live_server(serve):
     """Serve an app built on the test's content on 127.0.0.1; yield its base URL."""
     return serve()
+
+
+class _StandInHub(BaseHTTPRequestHandler):
+    """Record each publish ping; the server's `pings` list is shared with the test."""
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        form = parse_qs(self.rfile.read(length).decode())
+        self.server.pings.append((form.get("hub.mode"), form.get("hub.url")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub():
+    """A stand-in WebSub hub on 127.0.0.1; yields (URL, received pings as (modes, urls))."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandInHub)
+    server.pings = []
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hub", server.pings
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

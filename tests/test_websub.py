@@ -3,44 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
 
 import feedparser
 import pytest
 from lxml import etree
 
 ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
-
-
-class _Hub(BaseHTTPRequestHandler):
-    """Record each publish ping; the server's `pings` list is shared with the test."""
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", 0))
-        form = parse_qs(self.rfile.read(length).decode())
-        self.server.pings.append((form.get("hub.mode"), form.get("hub.url")))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def hub():
-    """A stand-in WebSub hub on 127.0.0.1; yields (URL, list of received pings)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
-    server.pings = []
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hub", server.pings
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 @pytest.fixture
