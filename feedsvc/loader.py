@@ -348,7 +348,7 @@ def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> 
     """Read the pixel size of each local image the body shows, for width and height on <img>."""
     found = []
     for url, _line, is_link in article.media_refs:
-        path = unquote(urlsplit(urljoin(article.path, url)).path)
+        path = _served_path(article, url)
         if is_link or path not in sizes:
             continue
         facts = read_image_facts(root / path.lstrip("/"))
@@ -357,11 +357,16 @@ def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> 
     return tuple(found)
 
 
+def _served_path(article: Article, url: str) -> str:
+    """Return the site path a body URL names, resolved beside the article's page."""
+    return unquote(urlsplit(urljoin(article.path, url)).path)
+
+
 def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:
     """Report the files an article uses that nothing serves: readers would see a 404."""
     warnings = []
     for url, line, is_link in article.media_refs:
-        path = unquote(urlsplit(urljoin(article.path, url)).path)
+        path = _served_path(article, url)
         if path.startswith(MEDIA_PREFIX):
             if path in sizes:
                 continue

@@ -11,7 +11,7 @@ import nh3
 from markdown_it_pyrs import MarkdownIt
 
 from .embeds import degrade_embeds
-from .urls import absolute_url
+from .urls import absolute_url, scheme_of
 
 EXCERPT_LENGTH = 280
 
@@ -60,7 +60,6 @@ _HIDDEN_ELEMENTS = frozenset(
 )
 _HIDDEN_START = re.compile(rf"<(?:{'|'.join(sorted(_HIDDEN_ELEMENTS))})\b", re.IGNORECASE)
 _TAG = re.compile(r"<[^<>]*>")  # not "<[^>]*>": quadratic on many "<"
-_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 # Elements that embed a file, and links; their URLs are checked against the media folder.
 _MEDIA_URL = re.compile(
     r"""<(img|source|video|audio|track|a)\b[^<>]*?\s(?:src|href|poster)\s*=\s*"""
@@ -145,7 +144,7 @@ def site_media_urls(body_html: str) -> list[tuple[str, bool]]:
     found = []
     for tag, *values in _MEDIA_URL.findall(body_html):
         url = "".join(values).strip()
-        if url and not url.startswith(("#", "//")) and not _SCHEME.match(url):
+        if url and not url.startswith(("#", "//")) and not scheme_of(url):
             found.append((html.unescape(url) if "&" in url else url, tag.lower() == "a"))
     return found
 
