@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +42,23 @@ def wait_until(check, what: str, deadline: float = 10.0, interval: float = 0.05)
             return result
         time.sleep(interval)
     pytest.fail(f"not seen within {deadline} s: {what}")
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a server started with start_new_session=True, with every worker it forked.
+
+    granian never stops a worker that is still starting when told to stop; signalling the
+    whole group, then killing what is left, means no worker outlives its test.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

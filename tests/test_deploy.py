@@ -7,7 +7,6 @@ import contextlib
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 from collections import deque
@@ -18,7 +17,7 @@ import pytest
 
 from feedsvc import PROJECT_ROOT, freeze, views
 from tests.browser import CHROMIUM, Browser
-from tests.conftest import wait_until
+from tests.conftest import stop_process_group, wait_until
 from tests.nginx import DEPLOY, NGINX, fetch, free_port, needs_nginx, recipe, running_nginx
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -277,9 +276,4 @@ def running(command: list[str], cwd, env: dict):
     try:
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)

@@ -31,6 +31,7 @@ from feedsvc.loader import read_content_file
 from feedsvc.markup import feed_safe_html, new_markdown, render_markdown
 from feedsvc.models import Article, ContentError
 from feedsvc.parsing import ParseContext, parse_article
+from tests.conftest import stop_process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATE = "2026-03-01T09:00:00+00:00"
@@ -477,12 +478,7 @@ def test_granian_worker_survives_nasty_files_and_keeps_publishing(content_dir, t
         _wait_for_title(base + "/feed.xml", "Edited Under Granian")
         assert server.poll() is None, log_path.read_text()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the worker too
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_process_group(server)
 
 
 def test_isolated_parse_runs_here_when_no_child_can_start(monkeypatch, caplog):

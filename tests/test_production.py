@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +13,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
+
+from tests.conftest import stop_process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {
@@ -76,16 +76,7 @@ def production(request, content_dir, write_article, tmp_path):
                 time.sleep(0.1)
         yield port
     finally:
-        # A worker still starting when the server is told to stop may never stop (granian):
-        # the whole process group goes, so no worker outlives the test.
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_process_group(server)
         log.close()
 
 

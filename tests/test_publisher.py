@@ -21,7 +21,7 @@ import pytest
 
 from feedsvc import SettingsError, store
 from feedsvc.index import INDEX_NAME
-from tests.conftest import wait_until
+from tests.conftest import stop_process_group, wait_until
 from tests.test_websub_notifier import hub  # noqa: F401  (a fixture)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -242,6 +242,7 @@ def granian(port, content_dir, state_dir, log_path, *options, **settings):
             env=env,
             stdout=log,
             stderr=log,
+            start_new_session=True,
         )
         try:
             wait_until(lambda: answers(port, server), "the server answering", deadline=30)
@@ -253,16 +254,7 @@ def granian(port, content_dir, state_dir, log_path, *options, **settings):
             )
             yield port, server
         finally:
-            workers = children(server.pid)
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # a worker still starting when told to stop
-                for pid in workers:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
-                server.kill()
-                server.wait()
+            stop_process_group(server)
 
 
 def children(pid: int) -> list[int]:
