@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from test_pathological import NASTY, _file  # noqa: E402
 
 from bench.content_bench import ensure_site  # noqa: E402
-from feedsvc import loader, markup, parsing  # noqa: E402
+from feedsvc import loader, parsing  # noqa: E402
 from feedsvc.loader import load_site, read_content_file, scan_tree  # noqa: E402
 from feedsvc.parsing import ParseContext  # noqa: E402
 from feedsvc.settings import Settings  # noqa: E402
@@ -154,7 +154,6 @@ def unguarded():
             stack.enter_context(mock.patch.object(parsing, name, nothing))
         stack.enter_context(mock.patch.object(parsing, "contain_panic", direct))
         stack.enter_context(mock.patch.object(parsing, "date_text_problem", nothing))
-        stack.enter_context(mock.patch.object(markup, "closes_paragraph", lambda _html: True))
         stack.enter_context(mock.patch.object(loader, "_parse", in_process))
         yield
 
