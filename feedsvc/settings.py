@@ -56,7 +56,8 @@ class Settings:
     websub_hub: str = ""
     log_level: str = "INFO"
     # Where the persistent index and validators live (see index.py); never inside content.
-    state_dir: Path = Path()
+    # Unset: the per-content-folder default, never the working directory.
+    state_dir: Path | None = None
     preview_secret: str = ""
     tombstone_days: int = 30
     # Branding: a square icon, a wide logo and a cover picture (site paths or web URLs),
@@ -67,6 +68,10 @@ class Settings:
     accent_color: str = ""
     # Largest feed document in bytes (0: no cap); older items then carry their summary only.
     feed_max_bytes: int = 0
+
+    def __post_init__(self):
+        if self.state_dir is None:
+            object.__setattr__(self, "state_dir", default_state_dir(self.content_dir))
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
