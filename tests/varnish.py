@@ -26,7 +26,7 @@ def missing() -> str:
     if not os.access(VARNISHD, os.X_OK):
         return "varnishd is not installed (apt-get install varnish; .ci/run installs it)"
     if not glob.glob("/usr/lib/*/varnish/vmods/libvmod_xkey.so"):
-        return "the xkey vmod is not installed (apt-get install varnish-modules)"
+        return "the xkey vmod is not installed (apt-get install varnish-modules; .ci/run does)"
     return ""
 
 
