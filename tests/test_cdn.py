@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import shutil
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -28,18 +27,13 @@ from feedsvc.purge import Invalidation, invalidations
 from feedsvc.settings import SettingsError
 from tests import varnish
 from tests.conftest import stop_process_group, wait_until
+from tests.nginx import free_port
 
 needs_varnish = pytest.mark.skipif(bool(varnish.missing()), reason=varnish.missing() or "-")
 
 NEWSBOAT = shutil.which("newsboat")
 HOURS = 3 * 3600
 GZIP = {"Accept-Encoding": "gzip"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -499,3 +493,17 @@ def test_newsboat_gets_304s_from_the_edge(story, edge, tmp_path):
             "Story",
         ]
     assert feedparser.parse(cdn.get("/culture.atom")[2]).bozo == 0
+
+
+@needs_varnish
+@pytest.mark.parametrize("settings", [{"EDGE_MAX_AGE": 1}, {"EDGE_MAX_AGE": 0, "FEED_MAX_AGE": 1}])
+def test_an_expired_copy_is_revalidated_by_304(story, edge, settings):
+    cdn = edge(**settings)
+    headers = cdn.get("/culture.xml", **GZIP)[1]
+    for _ in range(3):
+        time.sleep(1.5)
+        cdn.get("/culture.xml", **GZIP)
+    time.sleep(0.5)
+    seen = cdn.origin.statuses("/culture.xml")
+    assert seen[0] == (200, "")
+    assert set(seen[1:]) == {(304, headers["ETag"])}, seen
