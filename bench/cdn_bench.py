@@ -162,34 +162,40 @@ def poll(args, procs: Processes, corpus: Path, workdir: Path, purge: bool) -> di
             if reply.status == 200:
                 etags[poller, url] = reply.headers.get("etag", "")
 
-    def publish_and_watch(stop: float) -> None:
-        count = 0
-        while time.monotonic() + args.edit_every < stop:
-            time.sleep(args.edit_every)
-            count += 1
-            slug = f"bench-edit-{count}"
-            section = SECTIONS[count % len(SECTIONS)]
-            now = datetime.now(UTC).isoformat(timespec="seconds")
-            (site / section / f"{slug}.md").write_text(
-                f'---\ntitle: "Bench edit {count}"\ndate: {now}\n---\nNew.\n'
-            )
-            published[slug] = time.monotonic()
-            needle = f"Bench edit {count}".encode()
-            while time.monotonic() < stop + args.max_age + 5 and slug not in seen_late:
-                if slug not in origin_late and needle in fetch(origin_port, "/feed.xml").body:
-                    origin_late[slug] = time.monotonic() - published[slug]
-                if needle in fetch(edge_port, "/feed.xml").body:
-                    seen_late[slug] = time.monotonic() - published[slug]
-                time.sleep(0.02)
+    def watch(slug: str, needle: bytes, until: float) -> None:
+        """Record when the new article shows at the origin and through the edge."""
+        while time.monotonic() < until and slug not in seen_late:
+            if slug not in origin_late and needle in fetch(origin_port, "/feed.xml").body:
+                origin_late[slug] = time.monotonic() - published[slug]
+            if needle in fetch(edge_port, "/feed.xml").body:
+                seen_late[slug] = time.monotonic() - published[slug]
+            time.sleep(0.02)
+
+    def publish(count: int, due: float) -> None:
+        """Write a new article at `due`, in the next section, and watch for it."""
+        time.sleep(max(0.0, due - time.monotonic()))
+        slug, section = f"bench-edit-{count}", SECTIONS[count % len(SECTIONS)]
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        (site / section / f"{slug}.md").write_text(
+            f'---\ntitle: "Bench edit {count}"\ndate: {now}\n---\nNew.\n'
+        )
+        published[slug] = time.monotonic()
+        watch(slug, f"Bench edit {count}".encode(), stop + args.max_age + 5)
 
     started = time.monotonic()
     stop = started + args.poll_seconds
-    watcher = threading.Thread(target=publish_and_watch, args=(stop,), daemon=True)
-    watcher.start()
+    edits = int(args.poll_seconds // args.edit_every) - 1
+    watchers = [
+        threading.Thread(target=publish, args=(n, started + n * args.edit_every), daemon=True)
+        for n in range(1, edits + 1)
+    ]
+    for watcher in watchers:
+        watcher.start()
     interval = args.poll_seconds / args.polls
     with ThreadPoolExecutor(POLL_THREADS) as pool:
         list(pool.map(lambda n: one_poll(n, started + n * interval), range(args.polls)))
-    watcher.join(timeout=args.max_age + 30)
+    for watcher in watchers:
+        watcher.join(timeout=args.max_age + 30)
     time.sleep(1.0)  # varnishncsa writes its last lines
     procs.stop(ncsa)
     procs.stop(edge)
