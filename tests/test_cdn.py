@@ -445,6 +445,10 @@ def test_a_page_is_purged_by_its_key(story, edge):
     assert [cdn.origin.count(path) for path in pages] == [2, 1, 1, 1, 1]
 
 
+def log_text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 @needs_varnish
 @pytest.mark.skipif(NEWSBOAT is None, reason="newsboat is not installed (apt-get install newsboat)")
 def test_newsboat_gets_304s_from_the_edge(story, edge, tmp_path):
@@ -463,7 +467,12 @@ def test_newsboat_gets_304s_from_the_edge(story, edge, tmp_path):
         start_new_session=True,
     )
     try:
-        time.sleep(0.5)  # varnishncsa attaches to the running instance
+        # varnishncsa attaches to the running instance: wait until it logs a request.
+        wait_until(
+            lambda: cdn.get("/ncsa-ready") and "/ncsa-ready" in log_text(log_path),
+            "varnishncsa logging",
+            interval=0.2,
+        )
         (tmp_path / "urls").write_text(f"{cdn.url}/culture.atom\n")
         cache = tmp_path / "cache.db"
         for _ in range(3):
@@ -473,14 +482,12 @@ def test_newsboat_gets_304s_from_the_edge(story, edge, tmp_path):
                 timeout=60,
                 capture_output=True,
             )
-        answers = wait_until(
-            lambda: (
-                [line.split(" ", 3) for line in log_path.read_text().splitlines()][:3]
-                if log_path.read_text().count("/culture.atom") >= 3
-                else None
-            ),
-            "the edge's log of three reloads",
-        )
+
+        def reloads() -> list[list[str]]:
+            lines = log_text(log_path).splitlines()
+            return [line.split(" ", 3) for line in lines if "/culture.atom" in line]
+
+        answers = wait_until(lambda: len(reloads()) >= 3 and reloads(), "the log of 3 reloads")
     finally:
         stop_process_group(ncsa)
     # newsboat keeps the validators from its second reload on; the edge answers them.
