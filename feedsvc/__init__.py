@@ -36,8 +36,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     settings = Settings.from_config(app.config)
-    notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
     purger = Purger(settings) if settings.purge_urls else None
+    notifier = None
+    if settings.websub_hub:
+        notifier = HubNotifier(settings.websub_hub, after=purger and purger.wait_idle)
     watcher = ContentWatcher if settings.watch_content else None
     store = ContentStore(settings, watcher, notifier, purger)
     edge = EdgePolicy(settings.edge_max_age) if settings.edge_max_age else None

@@ -117,6 +117,19 @@ class Courier:
             if thread.is_alive():
                 c.log.warning("%s: a %s to %s is still on the wire", c.label, c.noun, c.target)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until nothing is waiting or on the wire, at most `timeout` s; tell if so."""
+        if self._pid != os.getpid():
+            return True  # a forked child's queue starts empty
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._sending is not None:
+                remaining = deadline - time.monotonic()
+                if self._closed or remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
     def _enqueue(self, messages: list[Hashable]) -> None:
         if self._pid != os.getpid():
             self._reset()
@@ -134,7 +147,7 @@ class Courier:
                     dropped += 1
                 else:
                     self._schedule(message, _Attempts(), now)
-            self._cond.notify()
+            self._cond.notify_all()  # the thread, and wait_idle callers, share the condition
             if messages and (self._thread is None or not self._thread.is_alive()):
                 name = self.channel.thread_name
                 self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -184,6 +197,7 @@ class Courier:
         """Record how a message went: done, due again after a backoff, or given up."""
         with self._cond:
             self._sending, again = None, self._again
+            self._cond.notify_all()
             if self._closed:
                 return
             if error is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PURGE = "PURGE"
 TIMEOUT = 10.0
+# A WebSub ping waits at most this long for the purges before it (a cache may be down).
+IDLE_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class Purger:
     def __init__(self, settings: Settings, **options):
         self.settings = settings
         self.host = urlsplit(settings.site_url).netloc
+        self._stalled = False  # the last wait_idle ran out of time
         self._couriers = [
             Courier(
                 _Endpoint(url, self.host).send,
@@ -120,6 +124,18 @@ class Purger:
             return
         for courier in self._couriers:
             courier.put(found)
+
+    def wait_idle(self) -> bool:
+        """Wait until every purge queued so far was sent or given up; tell if they were.
+
+        Waits at most IDLE_WAIT, and not again while that wait found a cache still busy
+        (one that is down must not hold back every ping by as long).
+        """
+        timeout = 0.0 if self._stalled else IDLE_WAIT
+        deadline = time.monotonic() + timeout
+        idle = all(c.wait_idle(max(0.0, deadline - time.monotonic())) for c in self._couriers)
+        self._stalled = not idle
+        return idle
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop every endpoint's thread."""

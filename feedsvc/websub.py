@@ -11,7 +11,7 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .delivery import MAX_PENDING, Channel, Courier, describe
 
@@ -40,6 +40,7 @@ class HubNotifier:
         timeout: float = 10.0,
         user_agent: str = "feedsvc",
         max_pending: int = MAX_PENDING,
+        after: Callable[[], object] | None = None,
     ):
         if urllib.parse.urlsplit(hub_url).scheme not in ("http", "https"):
             raise ValueError(f"WebSub hub must be an http or https URL, not {hub_url!r}")
@@ -48,6 +49,9 @@ class HubNotifier:
         self.hub_url = hub_url
         self.timeout = timeout
         self.user_agent = user_agent
+        # Called before each ping: the caches in front drop what changed before the hub
+        # fetches the feed through them (see Purger.wait_idle).
+        self.after = after
         self._opener = urllib.request.build_opener(_RefuseRedirects)
         channel = Channel("WebSub", "ping", hub_url, log, "feedsvc-websub")
         self._courier = Courier(
@@ -69,6 +73,8 @@ class HubNotifier:
 
     def _post(self, url: str) -> str | None:
         """Send one publish ping; return None on a 2xx answer, else what went wrong."""
+        if self.after is not None:
+            self.after()
         body = urllib.parse.urlencode({"hub.mode": "publish", "hub.url": url}).encode()
         headers = {"Content-Type": FORM_TYPE, "User-Agent": self.user_agent}
         request = urllib.request.Request(self.hub_url, data=body, headers=headers, method="POST")

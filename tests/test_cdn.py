@@ -23,6 +23,7 @@ import feedparser
 import pytest
 from werkzeug.serving import make_server
 
+from feedsvc import purge
 from feedsvc.purge import Invalidation, invalidations
 from feedsvc.settings import SettingsError
 from tests import varnish
@@ -245,6 +246,8 @@ class StandInCache:
     port: int = 0
     purges: list[tuple[str, str, str]] = field(default_factory=list)
     fail: int = 0
+    delay: float = 0.0
+    answered: list[float] = field(default_factory=list)  # time.monotonic() of each answer
 
     @property
     def url(self) -> str:
@@ -259,9 +262,11 @@ def stand_in_cache():
         def do_PURGE(self):
             cache.purges.append((self.path, self.headers.get("xkey", ""), self.headers["Host"]))
             failing = len(cache.purges) <= cache.fail
+            time.sleep(cache.delay)
             self.send_response(503 if failing else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            cache.answered.append(time.monotonic())
 
         def log_message(self, *args):
             pass
@@ -277,10 +282,11 @@ def stand_in_cache():
 
 
 def test_purges_go_to_every_endpoint_once_per_change(
-    story, write_article, make_app, stand_in_cache, hub
+    story, write_article, make_app, stand_in_cache, hub, monkeypatch
 ):
     first, second = stand_in_cache, StandInCache()
     second.port = free_port()  # nothing listens: its purges fail and are retried
+    monkeypatch.setattr(purge, "IDLE_WAIT", 0.2)  # how long pings wait for the purges
     endpoints = f"{first.url} {second.url}"
     apps = [make_app(PURGE_URLS=endpoints, WEBSUB_HUB=hub[0]) for _ in range(2)]
     stores = [app.extensions["feedsvc"] for app in apps]
@@ -296,6 +302,20 @@ def test_purges_go_to_every_endpoint_once_per_change(
     assert ("/culture.atom", "", "news.example.org") in first.purges
     assert ("/", "article:culture/story", "news.example.org") in first.purges
     wait_until(lambda: len(hub[1]) >= 12, "the hub pings")  # the same lock holder pings
+
+
+def test_the_hub_is_pinged_once_the_caches_dropped_the_old_feed(
+    story, write_article, make_app, stand_in_cache, hub
+):
+    stand_in_cache.delay = 0.05  # the hub would otherwise fetch the feed from the edge first
+    arrived = []
+    store = make_app(PURGE_URLS=stand_in_cache.url, WEBSUB_HUB=hub[0]).extensions["feedsvc"]
+    store.snapshot()
+    write_article("culture", "story", "The quartet played.", title="Edited", tags=["Music"])
+    store.refresh(["culture/story.md"])
+    wait_until(lambda: hub[1] and arrived.append(time.monotonic()) is None, "the first ping")
+    assert len(stand_in_cache.answered) == 17  # every purge was answered before any ping
+    assert max(stand_in_cache.answered) < arrived[0]
 
 
 def test_a_failed_purge_is_retried(story, write_article, make_app, stand_in_cache):
