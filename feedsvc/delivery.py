@@ -22,6 +22,9 @@ from dataclasses import dataclass
 MAX_PENDING = 10_000
 # A retry waits between (1 - JITTER) and 1 times its backoff, so workers drift out of step.
 JITTER = 0.2
+# How long a message may be held back by its gate (`Courier.ready`), and how often asked.
+HOLD_LIMIT = 5.0
+HOLD_POLL = 0.02
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Courier:
         self.max_delay = max_delay
         self.max_pending = max_pending
         self._random = random.Random()
+        # Asked before each send, for up to HOLD_LIMIT s: may the message go yet?
+        self.ready: Callable[[], bool] | None = None
         self._closed = False
         self._reset()
 
@@ -186,12 +191,21 @@ class Courier:
                 if self._due:
                     when, _, message = self._due[0]
                     wait = when - time.monotonic()
-                    if wait <= 0:
+                    if wait <= 0 and -wait < HOLD_LIMIT and not self._may_send():
+                        wait = HOLD_POLL  # a worker still serves what this message is about
+                    elif wait <= 0:
                         heapq.heappop(self._due)
                         self._sending, self._again = message, False
                         return message, self._pending.pop(message)
                 self._cond.wait(wait)
             return None
+
+    def _may_send(self) -> bool:
+        try:
+            return self.ready is None or bool(self.ready())
+        except Exception:  # the gate must never stop delivery
+            self.channel.log.exception("%s: could not tell whether to wait", self.channel.label)
+            return True
 
     def _settle(self, message: Hashable, attempts: _Attempts, error: str | None) -> None:
         """Record how a message went: done, due again after a backoff, or given up."""

@@ -9,6 +9,7 @@ and the next worker that asks takes over.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "publisher.lock"
 # Rewritten (atomically) after each publication: followers notice it with one stat(2).
 MARK_NAME = "published"
+# One file per following process, naming the publication it serves.
+FOLLOWERS_DIR = "following"
 
 
 class PublisherLock:
@@ -115,3 +118,61 @@ class PublishedMark:
             return int(generation), int(pid)
         except (OSError, ValueError):
             return None
+
+
+class FollowerAcks:
+    """Which publication each following process serves, one small file per process.
+
+    The publisher tells caches and the WebSub hub about a change only once every worker
+    serves it: a cache refetching from a worker still on the previous publication would
+    keep the old bytes for its whole lifetime.
+    """
+
+    def __init__(self, state_dir: Path):
+        self.folder = state_dir / FOLLOWERS_DIR
+
+    def record(self, generation: int) -> None:
+        """Say that this process now serves `generation`."""
+        path = self.folder / str(os.getpid())
+        spare = self.folder / f".{os.getpid()}"
+        try:
+            self.folder.mkdir(mode=0o700, exist_ok=True)
+            spare.write_text(f"{generation}\n")
+            os.replace(spare, path)
+        except OSError as exc:
+            log.warning("cannot record the publication followed in %s: %s", path, exc)
+
+    def forget(self) -> None:
+        """Say that this process no longer follows (it publishes, or it stops)."""
+        with contextlib.suppress(OSError):
+            (self.folder / str(os.getpid())).unlink()
+
+    def caught_up(self, generation: int) -> bool:
+        """Tell whether every live following process serves `generation` or a newer one."""
+        try:
+            entries = list(os.scandir(self.folder))
+        except OSError:
+            return True
+        for entry in entries:
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            if not _alive(int(entry.name)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                continue
+            try:
+                if int(Path(entry.path).read_text()) < generation:
+                    return False
+            except (OSError, ValueError):
+                continue
+        return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -137,6 +137,11 @@ class Purger:
         self._stalled = not idle
         return idle
 
+    def hold_until(self, ready) -> None:
+        """Send nothing until `ready()` (every worker serves the change), for a few seconds."""
+        for courier in self._couriers:
+            courier.ready = ready
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop every endpoint's thread."""
         for courier in self._couriers:

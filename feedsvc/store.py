@@ -47,7 +47,7 @@ from .loader import (
 )
 from .models import Article, ContentError, Site
 from .opml import OPML_PATH, OPML_TYPE, render_opml
-from .publisher import PublishedMark, PublisherLock
+from .publisher import FollowerAcks, PublishedMark, PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
 
@@ -168,6 +168,11 @@ class ContentStore:
         self._index: ContentIndex | None = None
         self._notifier = notifier
         self._purger = purger
+        # Caches and the hub hear of a publication once every following worker serves it.
+        self._acks = FollowerAcks(settings.state_dir)
+        for courier in (notifier, purger):
+            if courier is not None:
+                courier.hold_until(self._followers_caught_up)
         self._refresh_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._states: dict[str, FileState] = {}
@@ -261,11 +266,15 @@ class ContentStore:
         if self._following and self._publisher.held():
             log.info("process %s takes over publishing", os.getpid())
             self._following = False
+            self._acks.forget()
         return not self._following
 
     def publication_stamp(self) -> tuple | None:
         """Return what changes whenever the publisher publishes (one stat of a small file)."""
         return self._mark.stamp()
+
+    def _followers_caught_up(self) -> bool:
+        return self._acks.caught_up(self._publication[1])
 
     def follow(self) -> Snapshot | None:
         """Serve what the publisher published since this process last looked; parse nothing."""
@@ -293,6 +302,7 @@ class ContentStore:
             self._snapshot = self._publish(site, before)
             self._publication = (changes.epoch, changes.generation)
             self._recorded_epoch = changes.epoch
+            self._acks.record(changes.generation)
             if before is not None:
                 _log_problem_changes(before.site.problems, site.problems)
             return self._snapshot
@@ -305,6 +315,8 @@ class ContentStore:
         for courier in (self._notifier, self._purger):
             if courier is not None:
                 courier.close()
+        if self._following:
+            self._acks.forget()
         if self._index is not None:
             self._index.close()
         self._publisher.release()

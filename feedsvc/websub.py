@@ -63,6 +63,10 @@ class HubNotifier:
             max_pending=max_pending,
         )
 
+    def hold_until(self, ready) -> None:
+        """Ping nothing until `ready()` (every worker serves the change), for a few seconds."""
+        self._courier.ready = ready
+
     def notify(self, urls: Iterable[str]) -> None:
         """Queue a publish ping for each URL; never blocks, never raises."""
         self._courier.put(urls)

@@ -6,6 +6,8 @@ import json
 import os
 import signal
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -148,3 +150,44 @@ def test_workers_follow_one_publisher_and_the_next_takes_over(
         after = validators(port, "/culture.atom")
         assert after[0] != before[0]
         assert log.read_text().count("takes over publishing") <= 1
+
+
+def test_caches_hear_of_an_edit_only_once_every_worker_serves_it(
+    write_article, backdate, content_dir, tmp_path
+):
+    write_site(write_article, backdate)
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = probe.getsockname()[1]
+    seen_at_purge: list[bool] = []
+
+    class Cache(BaseHTTPRequestHandler):
+        """A cache that refetches what it is told to drop at once, from any worker."""
+
+        def do_PURGE(self):
+            if self.path == "/culture.atom":
+                seen_at_purge.extend(
+                    b"Story 1, corrected" in get(address, self.path)[2] for _ in range(8)
+                )
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    cache = ThreadingHTTPServer(("127.0.0.1", 0), Cache)
+    thread = threading.Thread(target=cache.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    purge_url = f"http://127.0.0.1:{cache.server_port}"
+    try:
+        with granian(address, content_dir, state, log, WATCH_CONTENT="true", PURGE_URLS=purge_url):
+            wait_until(lambda: len(publishing(address)) == 2, "both workers answering")
+            write_article("culture", "story-1", title="Story 1, corrected", date="2026-01-02")
+            wait_until(lambda: seen_at_purge, "the purge of /culture.atom")
+    finally:
+        cache.shutdown()
+        cache.server_close()
+        thread.join(timeout=5)
+    assert all(seen_at_purge), seen_at_purge
