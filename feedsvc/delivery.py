@@ -15,6 +15,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
@@ -74,10 +75,12 @@ class Courier:
         self.ready: Callable[[], bool] | None = None
         self._closed = False
         self._reset()
+        # A forked child has the parent's queue but not its thread: it starts empty.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset_in_child(ref))
 
     def _reset(self) -> None:
         """Start with an empty queue, a fresh lock and no thread, as a forked child must."""
-        self._pid = os.getpid()
         self._cond = threading.Condition()
         self._pending: dict[Hashable, _Attempts] = {}
         self._due: list[tuple[float, int, Hashable]] = []  # heap of (when, order, message)
@@ -97,8 +100,6 @@ class Courier:
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread (messages waiting are dropped; say so in a log line)."""
-        if self._pid != os.getpid():
-            self._reset()
         with self._cond:
             self._closed = True
             unsent = [str(message) for message in self._pending]
@@ -124,8 +125,6 @@ class Courier:
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is waiting or on the wire, at most `timeout` s; tell if so."""
-        if self._pid != os.getpid():
-            return True  # a forked child's queue starts empty
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._pending or self._sending is not None:
@@ -136,8 +135,6 @@ class Courier:
             return True
 
     def _enqueue(self, messages: list[Hashable]) -> None:
-        if self._pid != os.getpid():
-            self._reset()
         dropped = 0
         with self._cond:
             if self._closed:
@@ -262,6 +259,12 @@ class Courier:
         """Return the wait before the next attempt: doubling, capped, a little jittered."""
         delay = min(self.max_delay, self.first_delay * 2.0 ** min(failures - 1, 64))
         return delay * (1 - JITTER * self._random.random())
+
+
+def _reset_in_child(ref: weakref.ref) -> None:
+    courier = ref()
+    if courier is not None:
+        courier._reset()
 
 
 def describe(problem: object) -> str:
