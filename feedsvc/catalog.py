@@ -18,7 +18,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from . import editorial
-from .feeds import ATOM, JSON, RSS, FeedSpec, document_path, media_type, render_feed
+from .feeds import (
+    ATOM,
+    JSON,
+    RSS,
+    FeedSpec,
+    ItemHtmlMemo,
+    document_path,
+    media_type,
+    render_feed,
+)
 from .jsonfeed import render_json_feed
 from .models import Article, Site
 from .responses import IDENTITY, Representation, Variant, build_representation
@@ -95,6 +104,8 @@ class RenderCache:
         self._budget = RENDER_CACHE_BYTES if budget is None else budget
         self._used = 0
         self._lock = threading.Lock()
+        # Item HTML per article version, which every feed's render reuses.
+        self.items = ItemHtmlMemo()
 
     def get(self, key: tuple) -> Representation | None:
         """Return the representation kept under `key`, marking it recently used."""
@@ -133,8 +144,17 @@ class FeedEdition:
     the shared, bounded RenderCache under a token that editions with the same spec share.
     """
 
-    def __init__(self, spec: FeedSpec, max_age: int, expires_at: float | None, context, cache=None):
+    def __init__(
+        self,
+        spec: FeedSpec,
+        max_age: int,
+        expires_at: float | None,
+        context,
+        cache=None,
+        memo: ItemHtmlMemo | None = None,
+    ):
         self.spec = spec
+        self._memo = memo
         self.max_age = max_age
         self.expires_at = expires_at
         self._settings, self._history = context
@@ -192,7 +212,10 @@ class FeedEdition:
                 headers,
                 browser_type,
             )
-        body = render_json_feed(spec, settings) if fmt == JSON else render_feed(spec, fmt, settings)
+        if fmt == JSON:
+            body = render_json_feed(spec, settings, self._memo)
+        else:
+            body = render_feed(spec, fmt, settings, self._memo)
         last_modified = self._history.last_modified(path, body, content_last_modified(spec))
         headers = ()
         if spec.hub:
@@ -360,7 +383,7 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     """
     releases: dict[str, float] = {}
     changes = []
-    for article in site.articles:
+    for article in site.timely():
         # A scheduled article goes live, or a published one's future `updated` comes due.
         moment = article.date if article.date > now else article.updated
         if moment > now:
@@ -383,14 +406,16 @@ def build_editions(
 ) -> dict[str, FeedEdition]:
     """Make the snapshot's editions, keeping what an unchanged spec already rendered.
 
-    With a `cache`, feeds other than the subscription feeds keep their renders there.
+    With a `cache`, feeds other than the subscription feeds keep their renders there, and
+    every feed takes item HTML from the cache's memo of it.
     """
+    memo = cache.items if cache is not None else None
     editions = {}
     for name, spec in specs.items():
         max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
         expires_at = None if spec.archive else releases.get(name)
         shared = None if is_subscription(name) else cache
-        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared)
+        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
         before = previous.get(name)
         if before is not None and before.spec == spec:
             edition.inherit(before)

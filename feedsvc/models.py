@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -201,6 +202,9 @@ class Site:
     articles: tuple[Article, ...]
     problems: tuple[ContentError, ...] = ()
     version: str = ""
+    # The articles whose visibility may depend on the time (scheduled, a future `updated`,
+    # a takedown), when known: every other one is published as it is. None: any may.
+    timed: tuple[Article, ...] | None = field(default=None, repr=False, compare=False)
     _by_key: Mapping[tuple[str, str], Article] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -209,8 +213,37 @@ class Site:
         object.__setattr__(self, "articles", ordered)
         object.__setattr__(self, "_by_key", MappingProxyType({a.key: a for a in ordered}))
 
+    @classmethod
+    def from_ordered(
+        cls,
+        sections: Mapping[str, Section],
+        articles: tuple[Article, ...],
+        problems: tuple[ContentError, ...],
+        version: str,
+        by_key: Mapping[tuple[str, str], Article],
+        timed: tuple[Article, ...],
+    ) -> Site:
+        """Make a site of articles already newest first, with their lookup by key.
+
+        For an assembler that keeps them in order between changes: no sort of the archive.
+        """
+        site = object.__new__(cls)
+        object.__setattr__(site, "sections", MappingProxyType(dict(sections)))
+        object.__setattr__(site, "articles", articles)
+        object.__setattr__(site, "problems", problems)
+        object.__setattr__(site, "version", version)
+        object.__setattr__(site, "timed", timed)
+        object.__setattr__(site, "_by_key", MappingProxyType(dict(by_key)))
+        return site
+
+    def timely(self) -> tuple[Article, ...]:
+        """Return the articles whose visibility may depend on the time (all, if unknown)."""
+        return self.articles if self.timed is None else self.timed
+
     def published(self, now: datetime, section: str | None = None) -> list[Article]:
         """Return the articles visible at `now`, newest first, optionally of one section."""
+        if self.timed is not None and section is None:
+            return self._published_with_timed(now)
         return [
             a if a.updated <= now else a.as_of(now)
             for a in self.articles
@@ -218,6 +251,24 @@ class Site:
             and (section is None or a.section == section)
             and (a.takedown is None or not a.is_removed(now))
         ]
+
+    def _published_with_timed(self, now: datetime) -> list[Article]:
+        """Return published(now), looking at the timed articles only: the rest are as they are."""
+        published = list(self.articles)
+        places = sorted(
+            (
+                (bisect_left(self.articles, _newest_first(a), key=_newest_first), a)
+                for a in self.timed
+            ),
+            key=lambda place: place[0],
+            reverse=True,
+        )
+        for index, a in places:
+            if a.date > now or (a.takedown is not None and a.is_removed(now)):
+                del published[index]
+            elif a.updated > now:
+                published[index] = a.as_of(now)
+        return published
 
     def find(self, section: str, slug: str, now: datetime) -> Article | None:
         """Return the article at /section/slug/ if it is published at `now`."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .assembly import SiteAssembler
 from .catalog import (
     FEED_FORMATS,
     SITE_FEED,
@@ -38,7 +39,6 @@ from .loader import (
     MEDIA_DIR,
     RESERVED_SLUGS,
     FileState,
-    assemble_site,
     media_sizes,
     read_content_files,
     scan_tree,
@@ -261,19 +261,22 @@ class ContentStore:
             media_changed = any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
         before = self._states
         states = {rel: before[rel] for rel in tree.files if rel not in dirty}
+        every = changed is None  # the assembler looks at every file, not just the dirty ones
         if media_changed:
             sizes = media_sizes(root)
             if sizes != self._sizes:
                 self._sizes = sizes
                 states = {rel: with_new_media(state, sizes, root) for rel, state in states.items()}
+                every = True
         states.update(read_content_files(root, dirty, self.settings, self._sizes, before))
         self._states = states
-        self._index.save(
-            {rel: state for rel, state in states.items() if before.get(rel) is not state},
-            before.keys() - states.keys(),
-            self._sizes,
-        )
-        return assemble_site(tree, states, self._sizes, self.settings)
+        gone = before.keys() - states.keys()
+        if every:
+            saved = {rel: state for rel, state in states.items() if before.get(rel) is not state}
+        else:
+            saved = {rel: states[rel] for rel in dirty}
+        self._index.save(saved, gone, self._sizes)
+        return self._assembler.assemble(tree, states, self._sizes, None if every else dirty | gone)
 
     def _load_index(self) -> set[str]:
         """Take the file states a previous run saved; return those worth reading again.
@@ -284,6 +287,8 @@ class ContentStore:
         """
         self._index = ContentIndex.for_settings(self.settings)
         self._history = ValidatorHistory(self._index)
+        # Keeps what assembling derives, so a refresh costs what changed (first one: all).
+        self._assembler = SiteAssembler(self.settings)
         entries, sizes = self._index.load()
         now = time.time()
         suspect = set()

@@ -1,0 +1,61 @@
+"""One edit costs what it changed: counted work, not timed (speed targets are in bench/)."""
+
+from __future__ import annotations
+
+import feedparser
+
+from feedsvc import feeds
+
+
+def _count_sanitised(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    made = feeds._article_html
+
+    def counting(article, settings, full):
+        calls.append(article.slug)
+        return made(article, settings, full)
+
+    monkeypatch.setattr(feeds, "_article_html", counting)
+    return calls
+
+
+def test_one_edit_sanitises_only_the_edited_body(write_article, make_app, monkeypatch):
+    for day in range(1, 11):
+        write_article("culture", f"story-{day:02}", title=f"Story {day}", date=f"2026-01-{day:02}")
+    calls = _count_sanitised(monkeypatch)
+    app = make_app()
+    client = app.test_client()
+    for path in ("/feed.xml", "/feed.atom", "/feed.json", "/culture.xml"):
+        assert client.get(path).status_code == 200
+    assert sorted(set(calls)) == [f"story-{day:02}" for day in range(1, 11)]
+    assert len(calls) == 10  # once per article, whatever the feed or format
+    calls.clear()
+    path = write_article(
+        "culture", "story-03", "New body.", title="Story 3, edited", date="2026-01-03"
+    )
+    app.extensions["feedsvc"].refresh([str(path.relative_to(path.parent.parent))])
+    for path in ("/feed.xml", "/feed.atom", "/feed.json", "/culture.json"):
+        assert client.get(path).status_code == 200
+    assert calls == ["story-03"]
+    parsed = feedparser.parse(client.get("/culture.atom").data)
+    assert parsed.bozo == 0
+    assert "Story 3, edited" in [entry.title for entry in parsed.entries]
+    calls.clear()
+    path = write_article("culture", "story-03", "New body.", title="Retitled", date="2026-01-03")
+    app.extensions["feedsvc"].refresh([str(path.relative_to(path.parent.parent))])
+    assert client.get("/feed.xml").status_code == 200
+    assert calls == []  # a new title leaves the item HTML as it was
+
+
+def test_item_html_memo_stays_within_its_budget(write_article, make_app):
+    write_article("culture", "long", body="Words. " * 2000, title="Long")
+    write_article("culture", "short", title="Short")
+    settings = make_app().extensions["feedsvc"].settings
+    site = make_app().extensions["feedsvc"].site
+    memo = feeds.ItemHtmlMemo(budget=5000)
+    for article in site.articles:
+        assert memo.html(article, settings, True) == feeds.article_html(article, settings)
+    assert memo.misses == 2
+    for article in site.articles:
+        memo.html(article, settings, True)
+    assert memo.misses == 3  # the long body did not fit; the short one was kept
