@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from . import editorial
+from . import catalog, editorial
+from .catalog import SITE_FEED, Listing
 from .feeds import item_id
 from .loader import (
     RESERVED_SLUGS,
@@ -25,7 +26,7 @@ from .loader import (
     media_digest,
     site_version,
 )
-from .models import Article, ContentError, ContentWarning, Section, Site
+from .models import Article, ContentError, ContentWarning, Section, Site, published_among
 from .settings import Settings
 from .slugs import name_slug
 
@@ -76,6 +77,15 @@ class SiteAssembler:
         self._alias_problems: dict[str, tuple[_Placed, ...]] = {}
         self._timed: dict[str, Article] = {}
         self._section_pages: dict[str, Section] = {}
+        # Listings: each group's visible articles, newest first, and what was listed last.
+        self._groups: dict[str, list[Article]] = {}
+        self._touched: set[str] = set()
+        self._listed: dict[str, Listing] = {}
+        self._ranks: dict[str, tuple] = {}
+        self._listed_sections: tuple | None = None
+        # How each timed article looked at the last listing: (shown, its update shown).
+        self._appearances: dict[tuple[str, str], tuple] = {}
+        self._site: Site | None = None
 
     def assemble(
         self,
@@ -101,7 +111,7 @@ class SiteAssembler:
             self._media = (sizes, media_digest(sizes))
         version = site_version(self._files, self._media[1], sections)
         problems = self._problems(tree, sections)
-        return Site.from_ordered(
+        self._site = Site.from_ordered(
             sections,
             tuple(self._articles),
             problems,
@@ -109,6 +119,59 @@ class SiteAssembler:
             self._by_key,
             tuple(self._timed.values()),
         )
+        return self._site
+
+    def listings(self, site: Site, now: datetime) -> dict[str, Listing]:
+        """Return catalog.listings(site, site.published(now)), remaking only what changed.
+
+        A group keeps its Listing (the same object) unless one of its articles changed
+        or may look different at `now` (scheduled, updated later, taken down).
+        """
+        published = site.published(now)
+        if site is not self._site:
+            return catalog.listings(site, published)
+        timed_in: dict[str, list[Article]] = {}
+        redo = self._touched
+        appearances = {}
+        for article in site.timely():
+            names = tuple(_group_names(article))
+            for name in names:
+                timed_in.setdefault(name, []).append(article)
+            appearances[article.key] = (_appearance(article, now), names)
+            if self._appearances.get(article.key) != appearances[article.key]:
+                redo.update(names)  # it comes out, goes away, or shows its update now
+        for key, (_, names) in self._appearances.items():
+            if key not in appearances:
+                redo.update(names)
+        shape = tuple((slug, section.title) for slug, section in site.sections.items())
+        if shape != self._listed_sections:
+            self._listed, self._ranks = {}, {}
+            self._listed_sections = shape
+            redo = {*site.sections, *self._groups}
+        self._touched = set()
+        self._appearances = appearances
+        for name in redo:
+            self._list(name, site, timed_in.get(name), now)
+        groups = {SITE_FEED: Listing(SITE_FEED, "", "/", tuple(published))}
+        for slug in site.sections:
+            groups[slug] = self._listed[slug]
+        for name in sorted(self._ranks, key=self._ranks.__getitem__):
+            groups[name] = self._listed[name]
+        return groups
+
+    def _list(self, name: str, site: Site, timed: list[Article] | None, now: datetime) -> None:
+        members = self._groups.get(name, [])
+        articles = tuple(published_among(members, timed, now) if timed else members)
+        self._listed.pop(name, None)
+        self._ranks.pop(name, None)
+        if name in site.sections:
+            self._listed[name] = Listing(name, site.sections[name].title, f"/{name}/", articles)
+        elif articles:
+            kind, _, slug = name.partition("/")
+            names = getattr(articles[0], kind)
+            position = next(i for i, value in enumerate(names) if name_slug(value) == slug)
+            self._listed[name] = Listing(name, names[position], f"/{name}/", articles)
+            self._ranks[name] = (_order(articles[0]), _KINDS.index(kind), position)
 
     def _update(self, changed: set[str], states: Mapping[str, FileState], sections) -> None:
         now = datetime.now(UTC)
@@ -250,6 +313,16 @@ class SiteAssembler:
             self._nameless[rel] = tuple(nameless)
         elif not add:
             self._nameless.pop(rel, None)
+        for name in _group_names(article):
+            members = self._groups.setdefault(name, [])
+            index = bisect_left(members, _order(article), key=_order)
+            if add:
+                members.insert(index, article)
+            else:
+                del members[index]
+                if not members:
+                    del self._groups[name]
+            self._touched.add(name)
         if add:
             self._pages[article.path] = article
         else:
@@ -342,12 +415,29 @@ def _sections(tree: Tree, states: Mapping[str, FileState]) -> dict[str, Section]
     return sections
 
 
+def _group_names(article: Article) -> dict[str, None]:
+    """Return the listings an article is in besides the site's: section, tags, authors."""
+    names = {article.section: None}
+    for kind in _KINDS:
+        for value in getattr(article, kind):
+            slug = name_slug(value)
+            if slug:
+                names[f"{kind}/{slug}"] = None
+    return names
+
+
 def _state_problems(state: FileState) -> tuple[ContentError, ...]:
     if state.problem is not None:
         return (state.problem,)
     if isinstance(state.result, Article):
         return state.result.warnings + state.result.media_warnings
     return ()
+
+
+def _appearance(article: Article, now: datetime) -> tuple[bool, bool]:
+    """Return how a timed article shows at `now`: published or not, its `updated` or not."""
+    shown = article.date <= now and not article.is_removed(now)
+    return shown, article.updated <= now
 
 
 def _is_timed(article: Article, now: datetime) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import threading
 import time
 from collections import OrderedDict
@@ -261,18 +262,39 @@ def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
 
 
 def feed_specs(
-    site: Site, groups: Mapping[str, Listing], now: datetime, settings: Settings
+    site: Site,
+    groups: Mapping[str, Listing],
+    now: datetime,
+    settings: Settings,
+    previous: tuple[Mapping[str, Listing], Mapping[str, FeedSpec]] | None = None,
 ) -> dict[str, FeedSpec]:
-    """Describe every feed document: subscription feeds, their archives, tag and author feeds."""
+    """Describe every feed document: subscription feeds, their archives, tag and author feeds.
+
+    `previous`: the listings and specs of the snapshot before. A listing that is the very
+    same object keeps its specs, and an archive page whose items are the same keeps its
+    spec: one edit re-describes the feeds it is in, not every feed and page of the site.
+    """
     hub = settings.websub_hub or None
     specs = {}
     tombstones = _tombstones_by_feed(site, now, settings)
     groups = {**groups, **_emptied_groups(tombstones, groups)}
+    old_groups, old_specs = previous if previous is not None else ({}, {})
+    sections = _sections_change(old_specs, site)
+    if sections == "titles":
+        old_groups, old_specs = {}, {}
     for name, group in groups.items():
-        title, description = _title_and_description(site, group, settings)
-        in_feeds = tuple(a for a in group.articles if a.in_feeds)  # `feeds: false` left out
-        latest = in_feeds[: settings.feed_items]
+        before = old_specs.get(name)
         stones = tombstones.get(name, ())
+        if old_groups.get(name) is group and before is not None and before.tombstones == stones:
+            kept = [name, *(f"{name}/archive/{n}" for n in range(1, _archive_count(before) + 1))]
+            for kept_name in kept:
+                spec = old_specs[kept_name]
+                # A folder's new time (a file added or removed) counts for Last-Modified.
+                specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
+            continue
+        title, description = _title_and_description(site, group, settings)
+        in_feeds = tuple(filter(_in_feeds, group.articles))  # `feeds: false` left out
+        latest = in_feeds[: settings.feed_items]
         updated = _newest_update(latest) if latest else _folder_update(site, name)
         if stones:  # readers see the feed change when it announces a removal
             updated = max(updated, stones[0].removed_at)
@@ -291,8 +313,34 @@ def feed_specs(
         if name.startswith((TAGS + "/", AUTHORS + "/")):
             specs[name] = base
         else:
-            specs.update(_with_archives(base, in_feeds, settings.feed_items))
+            pages = _with_archives(base, in_feeds, settings.feed_items, old_specs, bool(sections))
+            specs.update(pages)
     return specs
+
+
+def _in_feeds(article: Article) -> bool:
+    return article.in_feeds
+
+
+def _sections_change(specs: Mapping[str, FeedSpec], site: Site) -> str:
+    """Say how the site's sections differ from the specs': "" (not), "times" or "titles"."""
+    if not specs:
+        return ""
+    spec = next(iter(specs.values()))
+    if spec.sections != site.sections:
+        return "titles"
+    same_times = all(
+        section.file_mtime == spec.sections[slug].file_mtime
+        for slug, section in site.sections.items()
+    )
+    return "" if same_times else "times"
+
+
+def _archive_count(spec: FeedSpec) -> int:
+    """Return how many archive pages a subscription feed's spec links to."""
+    if spec.archive or not spec.archive_links:
+        return 0
+    return int(spec.archive_links[0][1].rsplit("/", 1)[1])
 
 
 def feed_names(article: Article) -> list[str]:
@@ -337,29 +385,57 @@ def _title_and_description(site: Site, group: Listing, settings: Settings) -> tu
     return f"{group.label} — {settings.site_title}", f"Articles by {group.label}."
 
 
-def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> dict:
+def _with_archives(
+    base: FeedSpec,
+    articles: tuple[Article, ...],
+    size: int,
+    previous: Mapping[str, FeedSpec] | None = None,
+    resection: bool = False,
+) -> dict:
     """Split a feed's history into RFC 5005 archive pages of `size` items, oldest first.
 
     Only full pages are archives, so each keeps its items as newer articles arrive; the
     subscription feed holds the newest items, including those of the page still filling.
+    A page of `previous` holding the very same articles, with the same links, is kept
+    (`resection`: given the site's sections, whose folder times changed).
     """
-    full_pages = len(articles) // size if len(articles) > size else 0
-    oldest_first = articles[::-1]
+    count = len(articles)
+    full_pages = count // size if count > size else 0
     stem = f"{base.name}/archive"
+    before = (previous or {}).get(base.name)
+    same_feed = before is not None and (
+        before.title,
+        before.description,
+        before.page_path,
+        before.hub,
+    ) == (base.title, base.description, base.page_path, base.hub)
     specs = {}
     for number in range(1, full_pages + 1):
-        page = oldest_first[(number - 1) * size : number * size][::-1]
+        # Page n, newest first, holds the n-th `size` of the oldest articles.
+        page = articles[count - number * size : count - (number - 1) * size]
         links = [("current", base.name)]
         if number > 1:
             links.append(("prev-archive", f"{stem}/{number - 1}"))
         if number < full_pages:
             links.append(("next-archive", f"{stem}/{number + 1}"))
+        links = tuple(links)
+        kept = previous.get(f"{stem}/{number}") if same_feed else None
+        if (
+            kept is not None
+            and kept.archive_links == links
+            and len(kept.articles) == len(page)
+            and all(map(operator.is_, kept.articles, page))
+        ):
+            if resection:  # a folder's new time counts for Last-Modified
+                kept = replace(kept, sections=base.sections)
+            specs[f"{stem}/{number}"] = kept
+            continue
         specs[f"{stem}/{number}"] = replace(
             base,
             articles=page,
             updated=_newest_update(page),
             tombstones=(),
-            archive_links=tuple(links),
+            archive_links=links,
             archive=True,
             path_stem=f"{stem}/{number}",
             json_next=f"{stem}/{number - 1}" if number > 1 else None,
@@ -417,7 +493,7 @@ def build_editions(
         shared = None if is_subscription(name) else cache
         edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
         before = previous.get(name)
-        if before is not None and before.spec == spec:
+        if before is not None and (before.spec is spec or before.spec == spec):
             edition.inherit(before)
         editions[name] = edition
     return editions

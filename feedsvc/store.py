@@ -29,7 +29,6 @@ from .catalog import (
     content_last_modified,
     feed_specs,
     is_subscription,
-    listings,
     next_releases,
 )
 from .editorial import Routes, build_routes
@@ -313,10 +312,11 @@ class ContentStore:
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
         now = datetime.now(UTC)
-        groups = listings(site, site.published(now))
-        specs = feed_specs(site, groups, now, self.settings)
-        releases = next_releases(site, now, self.settings)
+        groups = self._assembler.listings(site, now)
         previous = before.editions if before is not None else {}
+        old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
+        specs = feed_specs(site, groups, now, self.settings, old)
+        releases = next_releases(site, now, self.settings)
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders
         )

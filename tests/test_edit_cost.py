@@ -59,3 +59,37 @@ def test_item_html_memo_stays_within_its_budget(write_article, make_app):
     for article in site.articles:
         memo.html(article, settings, True)
     assert memo.misses == 3  # the long body did not fit; the short one was kept
+
+
+def test_one_edit_describes_again_only_the_feeds_and_pages_holding_it(
+    write_article, make_app, backdate
+):
+    for day in range(1, 13):
+        for section in ("culture", "science"):
+            tags = ["Jazz"] if day % 2 else ["Folk"]
+            write_article(
+                section,
+                f"story-{day:02}",
+                title=f"{section} {day}",
+                date=f"2026-01-{day:02}",
+                tags=tags,
+            )
+    backdate()
+    store = make_app(FEED_ITEMS=3).extensions["feedsvc"]
+    before = store.snapshot()
+    assert "culture/archive/3" in before.editions
+    path = write_article(
+        "culture", "story-02", title="Edited", date="2026-01-02", tags=["Folk"]
+    )  # on the first archive page of the site feed and of culture
+    after = store.refresh(["culture/story-02.md"])
+    remade = {n for n, e in after.editions.items() if e.spec is not before.editions[n].spec}
+    assert remade <= {"feed", "culture", "tags/folk", "authors/gazette-staff"} | {
+        n for n in after.editions if n.startswith(("feed/archive/", "culture/archive/"))
+    }
+    # Pages after the one holding it keep their specs, and so their rendered documents.
+    assert "culture/archive/1" in remade and "culture/archive/4" not in remade
+    assert not {n for n in remade if n.startswith("science")}
+    assert after.listings["science"] is before.listings["science"]
+    assert after.listings["tags/jazz"] is before.listings["tags/jazz"]
+    assert [a.title for a in after.editions["culture/archive/1"].spec.articles].count("Edited") == 1
+    assert path.exists()
