@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import multiprocessing
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -173,6 +174,56 @@ def scan_tree(root: Path) -> Tree:
             continue
         files.extend(f"{entry.name}/{name}" for name in names if _is_content_name(name))
     return Tree(sections, tuple(files), tuple(problems))
+
+
+def update_tree(
+    root: Path, tree: Tree, changed: Iterable[str]
+) -> tuple[Tree, set[str], set[str]] | None:
+    """Return `tree` with only the changed paths looked at again, and its files now there
+    and gone among them; None where only a full scan_tree will do (a section folder made,
+    removed or renamed, or an unknown top-level entry).
+
+    A file of a known section costs a stat, and its folder another (its time shows deletions).
+    """
+    sections: dict[str, float] | None = None
+    files: list[str] = []
+    present: set[str] = set()
+    gone: set[str] = set()
+    for rel in changed:
+        top, _, rest = rel.partition("/")
+        if top == MEDIA_DIR or (top.startswith((".", "_")) and top not in (".", "..")):
+            continue  # never a section (scan_tree skips them)
+        if not rest or top not in tree.sections:
+            return None
+        if "/" in rest:
+            continue  # deeper than a section's own files: not content
+        if sections is None:
+            sections, files = dict(tree.sections), list(tree.files)
+        try:
+            sections[top] = os.stat(root / top).st_mtime
+        except OSError:
+            return None
+        if not _is_content_name(rest):
+            continue
+        index = bisect_left(files, (top, rest), key=_tree_order)
+        listed = index < len(files) and files[index] == rel
+        if os.path.lexists(root / rel):
+            present.add(rel)
+            if not listed:
+                files.insert(index, rel)
+        else:
+            gone.add(rel)
+            if listed:
+                del files[index]
+    if sections is None:
+        return tree, present, gone
+    return Tree(sections, tuple(files), tree.problems), present, gone
+
+
+def _tree_order(rel: str) -> tuple[str, str]:
+    """Order files as scan_tree lists them: by section folder, then by name."""
+    section, _, name = rel.partition("/")
+    return section, name
 
 
 def _is_content_name(name: str) -> bool:

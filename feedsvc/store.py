@@ -38,9 +38,11 @@ from .loader import (
     MEDIA_DIR,
     RESERVED_SLUGS,
     FileState,
+    Tree,
     media_sizes,
     read_content_files,
     scan_tree,
+    update_tree,
     with_new_media,
 )
 from .models import Article, ContentError, Site
@@ -246,20 +248,31 @@ class ContentStore:
         suspect: set[str] = set()
         if self._index is None:
             suspect = self._load_index()
-        tree = scan_tree(root)
-        dirty = set(tree.files) - self._states.keys()
-        dirty.update(suspect.intersection(tree.files))
-        media_changed = changed is None
-        if changed is None:
-            dirty.update(
-                rel for rel in tree.files if rel not in dirty and self._changed_on_disk(root, rel)
-            )
-        else:
-            changed = set(changed)
-            dirty.update(changed.intersection(tree.files))
-            media_changed = any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
         before = self._states
-        states = {rel: before[rel] for rel in tree.files if rel not in dirty}
+        update = None
+        if changed is not None:
+            changed = set(changed)
+            if self._tree is not None:  # a known folder: look at the changed paths only
+                update = update_tree(root, self._tree, changed)
+        if update is not None:
+            tree, dirty, gone = update
+            states = dict(before)
+            for rel in gone.intersection(states):
+                del states[rel]
+        else:
+            tree = scan_tree(root)
+            dirty = set(tree.files) - before.keys()
+            dirty.update(suspect.intersection(tree.files))
+            if changed is None:
+                dirty.update(
+                    rel
+                    for rel in tree.files
+                    if rel not in dirty and self._changed_on_disk(root, rel)
+                )
+            else:
+                dirty.update(changed.intersection(tree.files))
+            states = {rel: before[rel] for rel in tree.files if rel not in dirty}
+        media_changed = changed is None or any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
         every = changed is None  # the assembler looks at every file, not just the dirty ones
         if media_changed:
             sizes = media_sizes(root)
@@ -269,7 +282,8 @@ class ContentStore:
                 every = True
         states.update(read_content_files(root, dirty, self.settings, self._sizes, before))
         self._states = states
-        gone = before.keys() - states.keys()
+        self._tree = tree
+        gone = before.keys() - states.keys() if update is None else gone.intersection(before)
         if every:
             saved = {rel: state for rel, state in states.items() if before.get(rel) is not state}
         else:
@@ -288,6 +302,7 @@ class ContentStore:
         self._history = ValidatorHistory(self._index)
         # Keeps what assembling derives, so a refresh costs what changed (first one: all).
         self._assembler = SiteAssembler(self.settings)
+        self._tree: Tree | None = None  # the content folder's shape as last read
         entries, sizes = self._index.load()
         now = time.time()
         suspect = set()

@@ -12,7 +12,13 @@ import pytest
 from feedsvc import create_app
 from feedsvc.assembly import SiteAssembler
 from feedsvc.catalog import feed_specs, listings, next_releases
-from feedsvc.loader import assemble_site, media_sizes, read_content_files, scan_tree
+from feedsvc.loader import (
+    assemble_site,
+    media_sizes,
+    read_content_files,
+    scan_tree,
+    update_tree,
+)
 from feedsvc.models import Site
 from tests.conftest import SITE_URL, article_text
 
@@ -99,6 +105,10 @@ def _operate(rng: random.Random, content: Path) -> set[str]:
     return {rel}
 
 
+def _tree(tree):
+    return dict(tree.sections), tree.files, [p.key for p in tree.problems]
+
+
 def _comparable(site: Site, now: datetime):
     return (
         dict(site.sections),
@@ -124,9 +134,21 @@ def test_incremental_assembly_equals_assembling_from_scratch(tmp_path, seed):
     sizes: dict = {}
     published = None
     kept = 0
+    tree = None
+    incremental = 0
     for step in range(90):
         touched = _operate(rng, content)
+        before_tree = tree
         tree = scan_tree(content)
+        if before_tree is not None:  # what a watched refresh sees: the changed paths only
+            updated = update_tree(content, before_tree, touched)
+            if updated is not None:
+                incremental += 1
+                assert _tree(updated[0]) == _tree(tree)
+                assert updated[1] == {rel for rel in touched if rel in tree.files}
+                assert updated[2] == {rel for rel in touched if rel not in tree.files} - {
+                    "media/missing.png"
+                }
         if any(rel.startswith("media/") for rel in touched):
             sizes = media_sizes(content)
             states = {}  # media facts of every article may change: everything is read again
@@ -162,6 +184,7 @@ def test_incremental_assembly_equals_assembling_from_scratch(tmp_path, seed):
             assert site.find(article.section, article.slug, now) == reference.find(
                 article.section, article.slug, now
             )
+    assert incremental > 60
     assert kept > 10  # specs (archive pages above all) were carried over, not made again
     app.extensions["feedsvc"].close()
 
