@@ -83,7 +83,7 @@ class SiteAssembler:
         self._listed: dict[str, Listing] = {}
         self._ranks: dict[str, tuple] = {}
         self._listed_sections: tuple | None = None
-        # How each timed article looked at the last listing: (shown, its update shown).
+        # Each timed article at the last listing: (it, how it showed, its listings).
         self._appearances: dict[tuple[str, str], tuple] = {}
         self._site: Site | None = None
 
@@ -118,6 +118,7 @@ class SiteAssembler:
             version,
             self._by_key,
             tuple(self._timed.values()),
+            tuple(self._keys),
         )
         return self._site
 
@@ -134,13 +135,16 @@ class SiteAssembler:
         redo = self._touched
         appearances = {}
         for article in site.timely():
-            names = tuple(_group_names(article))
+            seen = self._appearances.get(article.key)
+            same = seen is not None and seen[0] is article
+            names = seen[2] if same else tuple(_group_names(article))
             for name in names:
                 timed_in.setdefault(name, []).append(article)
-            appearances[article.key] = (_appearance(article, now), names)
-            if self._appearances.get(article.key) != appearances[article.key]:
+            appearance = _appearance(article, now)
+            appearances[article.key] = (article, appearance, names)
+            if not same or seen[1] != appearance:
                 redo.update(names)  # it comes out, goes away, or shows its update now
-        for key, (_, names) in self._appearances.items():
+        for key, (_, _, names) in self._appearances.items():
             if key not in appearances:
                 redo.update(names)
         shape = tuple((slug, section.title) for slug, section in site.sections.items())

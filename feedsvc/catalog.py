@@ -46,6 +46,7 @@ ARCHIVE_MAX_AGE = 86400
 # Bytes of tag, author and archive feeds kept rendered; beyond this, the least recently
 # used are rendered again on demand (same bytes, so the same ETag and Last-Modified).
 RENDER_CACHE_BYTES = 64 * 1024 * 1024
+_IN_FEEDS = operator.attrgetter("in_feeds")
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -156,6 +157,7 @@ class FeedEdition:
     ):
         self.spec = spec
         self._memo = memo
+        self._paths: dict[str, str] | None = None
         self.max_age = max_age
         self.expires_at = expires_at
         self._settings, self._history = context
@@ -164,9 +166,24 @@ class FeedEdition:
         self._rendered: dict[str, Representation] = {}
         self._lock = threading.Lock()
 
+    def made_with(self, spec, max_age, expires_at, context, cache, memo) -> bool:
+        """Tell whether this edition was made of this very spec, with these same parts."""
+        settings, history = context
+        return (
+            self.spec is spec
+            and self.expires_at == expires_at
+            and self.max_age == max_age
+            and self._settings is settings
+            and self._history is history
+            and self._cache is cache
+            and self._memo is memo
+        )
+
     def paths(self) -> dict[str, str]:
-        """Map each format's URL path to the format."""
-        return {document_path(self.spec, fmt): fmt for fmt in FEED_FORMATS}
+        """Map each format's URL path to the format (the same dict each time: do not change it)."""
+        if self._paths is None:
+            self._paths = {document_path(self.spec, fmt): fmt for fmt in FEED_FORMATS}
+        return self._paths
 
     def inherit(self, previous: FeedEdition) -> None:
         """Reuse what an edition with the same spec already rendered."""
@@ -293,7 +310,7 @@ def feed_specs(
                 specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
             continue
         title, description = _title_and_description(site, group, settings)
-        in_feeds = tuple(filter(_in_feeds, group.articles))  # `feeds: false` left out
+        in_feeds = tuple(filter(_IN_FEEDS, group.articles))  # `feeds: false` left out
         latest = in_feeds[: settings.feed_items]
         updated = _newest_update(latest) if latest else _folder_update(site, name)
         if stones:  # readers see the feed change when it announces a removal
@@ -316,10 +333,6 @@ def feed_specs(
             pages = _with_archives(base, in_feeds, settings.feed_items, old_specs, bool(sections))
             specs.update(pages)
     return specs
-
-
-def _in_feeds(article: Article) -> bool:
-    return article.in_feeds
 
 
 def _sections_change(specs: Mapping[str, FeedSpec], site: Site) -> str:
@@ -491,8 +504,13 @@ def build_editions(
         max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
         expires_at = None if spec.archive else releases.get(name)
         shared = None if is_subscription(name) else cache
-        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
         before = previous.get(name)
+        if before is not None and before.made_with(
+            spec, max_age, expires_at, (settings, history), shared, memo
+        ):
+            editions[name] = before  # a spec carried over as it was: its edition too
+            continue
+        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
         if before is not None and (before.spec is spec or before.spec == spec):
             edition.inherit(before)
         editions[name] = edition

@@ -7,6 +7,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from types import MappingProxyType
 
 from .dates import announced_update
@@ -206,6 +207,8 @@ class Site:
     # a takedown), when known: every other one is published as it is. None: any may.
     timed: tuple[Article, ...] | None = field(default=None, repr=False, compare=False)
     _by_key: Mapping[tuple[str, str], Article] = field(init=False, repr=False, compare=False)
+    # The articles' sort keys, when an assembler kept them: finding one costs a bisection.
+    _keys: tuple[tuple, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         ordered = tuple(sorted(self.articles, key=_newest_first))
@@ -222,6 +225,7 @@ class Site:
         version: str,
         by_key: Mapping[tuple[str, str], Article],
         timed: tuple[Article, ...],
+        keys: tuple[tuple, ...] | None = None,
     ) -> Site:
         """Make a site of articles already newest first, with their lookup by key.
 
@@ -234,6 +238,7 @@ class Site:
         object.__setattr__(site, "version", version)
         object.__setattr__(site, "timed", timed)
         object.__setattr__(site, "_by_key", MappingProxyType(dict(by_key)))
+        object.__setattr__(site, "_keys", keys)
         return site
 
     def timely(self) -> tuple[Article, ...]:
@@ -254,7 +259,7 @@ class Site:
 
     def _published_with_timed(self, now: datetime) -> list[Article]:
         """Return published(now), looking at the timed articles only: the rest are as they are."""
-        return published_among(self.articles, self.timed, now)
+        return published_among(self.articles, self.timed, now, self._keys)
 
     def find(self, section: str, slug: str, now: datetime) -> Article | None:
         """Return the article at /section/slug/ if it is published at `now`."""
@@ -265,21 +270,27 @@ class Site:
 
 
 def published_among(
-    articles: Sequence[Article], timed: Iterable[Article], now: datetime
+    articles: Sequence[Article],
+    timed: Iterable[Article],
+    now: datetime,
+    keys: Sequence[tuple] | None = None,
 ) -> list[Article]:
     """Return `articles` (newest first) as published at `now`, where only `timed` may differ.
 
-    The timed ones are found by bisection: the cost is theirs, plus one copy of the list.
+    The timed ones are found by bisection (in `keys`, the articles' sort keys, if given),
+    so the cost is theirs plus copying the list once.
     """
-    published = list(articles)
-    places = sorted(
-        ((bisect_left(articles, _newest_first(a), key=_newest_first), a) for a in timed),
-        key=lambda place: place[0],
-        reverse=True,
-    )
-    for index, a in places:
-        if a.date > now or (a.takedown is not None and a.is_removed(now)):
-            del published[index]
-        elif a.updated > now:
-            published[index] = a.as_of(now)
+    if keys is None:
+        found = [(bisect_left(articles, _newest_first(a), key=_newest_first), a) for a in timed]
+    else:
+        found = [(bisect_left(keys, _newest_first(a)), a) for a in timed]
+    found.sort(key=itemgetter(0))
+    published: list[Article] = []
+    start = 0
+    for index, a in found:
+        published += articles[start:index]
+        start = index + 1
+        if a.date <= now and (a.takedown is None or not a.is_removed(now)):
+            published.append(a if a.updated <= now else a.as_of(now))
+    published += articles[start:]
     return published
