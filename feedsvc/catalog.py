@@ -422,35 +422,38 @@ def _with_archives(
         before.page_path,
         before.hub,
     ) == (base.title, base.description, base.page_path, base.hub)
+    # Pages kept from `previous` have the same links as now, but for the newest page
+    # when the number of pages changed (its next-archive link comes or goes).
+    kept_pages = _archive_count(before) if same_feed else 0
     specs = {}
     for number in range(1, full_pages + 1):
         # Page n, newest first, holds the n-th `size` of the oldest articles.
-        page = articles[count - number * size : count - (number - 1) * size]
+        start = count - number * size
+        page = articles[start : start + size]
+        path_stem = f"{stem}/{number}"
+        kept = previous.get(path_stem) if number <= kept_pages else None
+        if (
+            kept is not None
+            and (number < kept_pages) == (number < full_pages)
+            and all(map(operator.is_, kept.articles, page))
+        ):
+            if resection:  # a folder's new time counts for Last-Modified
+                kept = replace(kept, sections=base.sections)
+            specs[path_stem] = kept
+            continue
         links = [("current", base.name)]
         if number > 1:
             links.append(("prev-archive", f"{stem}/{number - 1}"))
         if number < full_pages:
             links.append(("next-archive", f"{stem}/{number + 1}"))
-        links = tuple(links)
-        kept = previous.get(f"{stem}/{number}") if same_feed else None
-        if (
-            kept is not None
-            and kept.archive_links == links
-            and len(kept.articles) == len(page)
-            and all(map(operator.is_, kept.articles, page))
-        ):
-            if resection:  # a folder's new time counts for Last-Modified
-                kept = replace(kept, sections=base.sections)
-            specs[f"{stem}/{number}"] = kept
-            continue
-        specs[f"{stem}/{number}"] = replace(
+        specs[path_stem] = replace(
             base,
             articles=page,
             updated=_newest_update(page),
             tombstones=(),
-            archive_links=links,
+            archive_links=tuple(links),
             archive=True,
-            path_stem=f"{stem}/{number}",
+            path_stem=path_stem,
             json_next=f"{stem}/{number - 1}" if number > 1 else None,
         )
     if full_pages:
