@@ -93,3 +93,30 @@ def test_one_edit_describes_again_only_the_feeds_and_pages_holding_it(
     assert after.listings["tags/jazz"] is before.listings["tags/jazz"]
     assert [a.title for a in after.editions["culture/archive/1"].spec.articles].count("Edited") == 1
     assert path.exists()
+
+
+def test_a_refresh_of_named_paths_sees_files_and_folders_come_and_go(
+    write_article, make_app, content_dir
+):
+    write_article("culture", "one", title="One", date="2026-01-01")
+    store = make_app().extensions["feedsvc"]
+    assert [a.slug for a in store.snapshot().published()] == ["one"]
+    write_article("culture", "two", title="Two", date="2026-01-02")
+    assert [a.slug for a in store.refresh(["culture/two.md"]).published()] == ["two", "one"]
+    (content_dir / "culture" / "one.md").unlink()
+    assert [a.slug for a in store.refresh(["culture/one.md"]).published()] == ["two"]
+    write_article("science", "three", title="Three", date="2026-01-03")  # a new section folder
+    snapshot = store.refresh(["science", "science/three.md"])
+    assert [a.slug for a in snapshot.published()] == ["three", "two"]
+    assert list(snapshot.site.sections) == ["culture", "science"]
+    write_article("culture", "deep/four", title="Four")  # below a section: not content
+    assert store.refresh(["culture/deep", "culture/deep/four.md"]).published("culture")[0].slug == (
+        "two"
+    )
+    (content_dir / "culture" / "two.md").rename(content_dir / "science" / "two.md")
+    snapshot = store.refresh(["culture/two.md", "science/two.md"])
+    assert [(a.section, a.slug) for a in snapshot.published()] == [
+        ("science", "three"),
+        ("science", "two"),
+    ]
+    assert store.refresh(None) is snapshot  # a full rescan finds nothing it missed
