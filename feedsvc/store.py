@@ -29,16 +29,18 @@ from .catalog import (
     content_last_modified,
     feed_specs,
     is_subscription,
+    listings,
     next_releases,
 )
 from .editorial import Routes, build_routes
 from .feeds import FeedSpec
-from .index import ContentIndex
+from .index import ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
     RESERVED_SLUGS,
     FileState,
     Tree,
+    assemble_site,
     media_sizes,
     read_content_files,
     scan_tree,
@@ -47,7 +49,7 @@ from .loader import (
 )
 from .models import Article, ContentError, Site
 from .opml import OPML_PATH, OPML_TYPE, render_opml
-from .publisher import PublisherLock
+from .publisher import PublishedMark, PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
 
@@ -58,6 +60,8 @@ STUCK_REFRESH_SECONDS = 300.0
 # An index entry saved less than this after its file changed is checked again: a second
 # write within the file system's timestamp grain would not change the file's identity.
 RACY_SECONDS = 2.0
+# How long a worker that follows waits between looks for the publisher's first publication.
+FOLLOW_WAIT_SECONDS = 0.05
 # Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
 PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
@@ -144,8 +148,18 @@ class ContentStore:
         self._history = ValidatorHistory()
         # Tag, author and archive feeds as rendered, shared by snapshots, bounded in bytes.
         self._renders = RenderCache()
-        # Held by the one process (of those serving this content) that pings the hub.
+        # Held by the one process (of those serving this content) that reads the files,
+        # writes the index and pings the hub; the others follow what it publishes.
         self._publisher = PublisherLock(settings.state_dir)
+        self._mark = PublishedMark(settings.state_dir)
+        self._following = False
+        # The publication this process serves: (index epoch, generation).
+        self._publication: tuple[str, int] = ("", 0)
+        # File states read but not yet recorded in the index, and the folder's shape.
+        self._unsaved: tuple[dict, set] = ({}, set())
+        self._shape: tuple = ({}, ())
+        # The index epoch this process's states were recorded in; another one needs them all.
+        self._recorded_epoch = ""
         # The persistent index, opened by the first refresh of the process that serves.
         self._index: ContentIndex | None = None
         self._notifier = notifier
@@ -187,11 +201,96 @@ class ContentStore:
         """
         with self._start_lock:
             if self._snapshot is None:
-                self.refresh()
-                if self._watcher_factory is not None:
-                    self._watcher = self._watcher_factory(self)
-                    self._watcher.start()
+                if self._watcher_factory is None:
+                    self.refresh()
+                else:
+                    self._serve_live()
         return self._snapshot
+
+    def _serve_live(self) -> None:
+        """Publish from here if no other process does; else serve what the publisher published.
+
+        A follower parses nothing: it takes the file states the publisher recorded in the
+        index, once the publisher holding the lock has published (not a previous run).
+        Then one background thread keeps this process current, as publisher or follower.
+        """
+        waiting = False
+        while True:
+            if self._publisher.held():
+                self._following = False
+                self.refresh()  # every file checked against the index: nothing is missed
+                break
+            mark = self._mark.read()
+            if mark is not None and mark[1] == self._publisher.holder():
+                if self._index is None:
+                    self._index = ContentIndex.for_settings(self.settings)
+                    self._history = ValidatorHistory(self._index)
+                self._following = True
+                if self.follow() is not None:
+                    break
+            if not waiting:
+                waiting = True
+                log.info("waiting for process %s to publish", self._publisher.holder())
+            time.sleep(FOLLOW_WAIT_SECONDS)
+        self._watcher = self._watcher_factory(self)
+        self._watcher.start()
+
+    def role(self) -> dict:
+        """Say, for /healthz, whether this process publishes and which publication it serves."""
+        return {
+            "role": "follower" if self._following else "publisher",
+            "pid": os.getpid(),
+            "generation": self._publication[1],
+        }
+
+    @property
+    def following(self) -> bool:
+        """Tell whether this process serves what another one publishes."""
+        return self._following
+
+    def take_over(self) -> bool:
+        """Become the publisher if the one there was is gone; tell whether this process now is.
+
+        The caller (the watcher) then watches the folder and refreshes it in full.
+        """
+        if self._following and self._publisher.held():
+            log.info("process %s takes over publishing", os.getpid())
+            self._following = False
+        return not self._following
+
+    def publication_stamp(self) -> tuple | None:
+        """Return what changes whenever the publisher publishes (one stat of a small file)."""
+        return self._mark.stamp()
+
+    def follow(self) -> Snapshot | None:
+        """Serve what the publisher published since this process last looked; parse nothing."""
+        with self._refresh_lock:
+            changes = self._index.changes_since(self._publication[1])
+            if changes is None or changes.shape is None:
+                return self._snapshot
+            if changes.epoch != self._publication[0]:  # a rebuilt index: take all of it
+                if self._publication[1]:
+                    changes = self._index.changes_since(0)
+                    if changes is None or changes.shape is None:
+                        return self._snapshot
+                self._states = {}
+            elif changes.generation <= self._publication[1]:
+                return self._snapshot
+            before = self._snapshot
+            for rel in changes.removed:
+                self._states.pop(rel, None)
+            self._states.update(changes.states)
+            self._sizes = dict(changes.sizes)
+            sections, problems = changes.shape
+            site = assemble_site(
+                Tree(sections, (), problems), self._states, self._sizes, self.settings
+            )
+            self._snapshot = self._publish(site, before)
+            self._publication = (changes.epoch, changes.generation)
+            self._recorded_epoch = changes.epoch
+            if before is not None:
+                _log_problem_changes(before.site.problems, site.problems)
+            return self._snapshot
 
     def close(self) -> None:
         """Stop watching the content folder and pinging the hub."""
@@ -234,26 +333,61 @@ class ContentStore:
         before = self._snapshot
         site = self._read(None if before is None else changed)
         if before is not None and changed != () and _same_content(site, before.site):
+            self._record(None)  # new file identities only
             return before  # a rescan or a touch: keep the snapshot and its rendered pages
         snapshot = self._publish(site, before)
         _log_problem_changes(before.site.problems if before else (), site.problems)
         self._snapshot = snapshot
+        self._record(snapshot)
         # Pinged only after the swap, so the hub fetches the new bytes; by one process only.
         if before is not None and self._notifier is not None and self._publisher.held():
             self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
         return snapshot
+
+    def _record(self, snapshot: Snapshot | None) -> None:
+        """Record the file states read in the index; with `snapshot`, as a new publication.
+
+        Written after the snapshot is built, in one transaction with its generation, so a
+        follower never takes up files of a publication that was not finished; a live
+        publisher then announces it (the mark followers look at).
+        """
+        changed, removed = self._unsaved
+        self._unsaved = ({}, set())
+        if self._index is None:
+            return
+        self._index.generation()  # (re)opens it: a new index file gets every state
+        if self._index.epoch != self._recorded_epoch:
+            self._recorded_epoch = self._index.epoch
+            changed, removed = dict(self._states), set()
+        if snapshot is None:
+            self._index.save(changed, removed, self._sizes)
+            return
+        epoch, generation = self._publication
+        if not generation:
+            generation = self._index.generation()
+        publication = Published(generation + 1, self._shape)
+        self._index.save(changed, removed, self._sizes, publication)
+        self._publication = (epoch, publication.generation)
+        if self._watcher_factory is not None and self._publisher.held():
+            self._mark.write(publication.generation)
 
     def _read(self, changed: Iterable[str] | None) -> Site:
         root = self.settings.content_dir
         suspect: set[str] = set()
         if self._index is None:
             suspect = self._load_index()
+            self._recorded_epoch = self._index.epoch
+        # Kept between refreshes, so a refresh costs what changed (the first one: all).
+        assembler = getattr(self, "_assembler", None)
+        if assembler is None:
+            assembler = self._assembler = SiteAssembler(self.settings)
+        known_tree = getattr(self, "_tree", None)  # the folder's shape as last read
         before = self._states
         update = None
         if changed is not None:
             changed = set(changed)
-            if self._tree is not None:  # a known folder: look at the changed paths only
-                update = update_tree(root, self._tree, changed)
+            if known_tree is not None:  # a known folder: look at the changed paths only
+                update = update_tree(root, known_tree, changed)
         if update is not None:
             tree, dirty, gone = update
             states = dict(before)
@@ -285,11 +419,18 @@ class ContentStore:
         self._tree = tree
         gone = before.keys() - states.keys() if update is None else gone.intersection(before)
         if every:
-            saved = {rel: state for rel, state in states.items() if before.get(rel) is not state}
+            fresh = {rel: state for rel, state in states.items() if before.get(rel) is not state}
         else:
-            saved = {rel: states[rel] for rel in dirty}
-        self._index.save(saved, gone, self._sizes)
-        return self._assembler.assemble(tree, states, self._sizes, None if every else dirty | gone)
+            fresh = {rel: states[rel] for rel in dirty}
+        # Kept until a publication records them (a failed one leaves them for the next).
+        pending, unsaved_gone = self._unsaved
+        pending.update(fresh)
+        for rel in gone:
+            pending.pop(rel, None)
+            unsaved_gone.add(rel)
+        unsaved_gone.difference_update(fresh)
+        self._shape = (dict(tree.sections), tree.problems)
+        return assembler.assemble(tree, states, self._sizes, None if every else dirty | gone)
 
     def _load_index(self) -> set[str]:
         """Take the file states a previous run saved; return those worth reading again.
@@ -300,9 +441,6 @@ class ContentStore:
         """
         self._index = ContentIndex.for_settings(self.settings)
         self._history = ValidatorHistory(self._index)
-        # Keeps what assembling derives, so a refresh costs what changed (first one: all).
-        self._assembler = SiteAssembler(self.settings)
-        self._tree: Tree | None = None  # the content folder's shape as last read
         entries, sizes = self._index.load()
         now = time.time()
         suspect = set()
@@ -327,7 +465,11 @@ class ContentStore:
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
         now = datetime.now(UTC)
-        groups = self._assembler.listings(site, now)
+        assembler = getattr(self, "_assembler", None)  # a follower assembles from the index
+        if assembler is not None:
+            groups = assembler.listings(site, now)
+        else:
+            groups = listings(site, site.published(now))
         previous = before.editions if before is not None else {}
         old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
         specs = feed_specs(site, groups, now, self.settings, old)
