@@ -78,7 +78,7 @@ class SiteAssembler:
         self._timed: dict[str, Article] = {}
         self._section_pages: dict[str, Section] = {}
         # Listings: each group's visible articles, newest first, and what was listed last.
-        self._groups: dict[str, list[Article]] = {}
+        self._groups: dict[str, tuple[list[tuple], list[Article]]] = {}  # sort keys, articles
         self._touched: set[str] = set()
         self._listed: dict[str, Listing] = {}
         self._ranks: dict[str, tuple] = {}
@@ -164,8 +164,8 @@ class SiteAssembler:
         return groups
 
     def _list(self, name: str, site: Site, timed: list[Article] | None, now: datetime) -> None:
-        members = self._groups.get(name, [])
-        articles = tuple(published_among(members, timed, now) if timed else members)
+        keys, members = self._groups.get(name, ([], []))
+        articles = tuple(published_among(members, timed, now, keys) if timed else members)
         self._listed.pop(name, None)
         self._ranks.pop(name, None)
         if name in site.sections:
@@ -201,17 +201,19 @@ class SiteAssembler:
             affected.update(self._settle_id(guid))
         dirty_slugs: set[tuple[str, str]] = set()
         dirty_aliases: set[str] = set()
+        shown = {}
         for rel in affected:
-            article = self._candidates.get(rel)
-            if rel in self._duplicates:
-                article = None
+            article = None if rel in self._duplicates else self._candidates.get(rel)
+            if self._visible.get(rel) is not article:
+                shown[rel] = article
+        keys = {rel: _order(article) for rel, article in shown.items() if article is not None}
+        # Newest first: assembling from scratch, each article goes at the end of its lists.
+        for rel in sorted(shown, key=lambda rel: keys.get(rel, ())):
             before = self._visible.get(rel)
-            if before is article:
-                continue
             if before is not None:
                 self._withdraw(rel, before, dirty_slugs, dirty_aliases)
-            if article is not None:
-                self._place(rel, article, dirty_slugs, dirty_aliases)
+            if shown[rel] is not None:
+                self._place(rel, shown[rel], keys[rel], dirty_slugs, dirty_aliases)
         for key in dirty_slugs:
             self._settle_slug(key)
         for alias in dirty_aliases:
@@ -266,9 +268,8 @@ class SiteAssembler:
 
     # The published articles, and what is derived from each.
 
-    def _place(self, rel: str, article: Article, slugs: set, aliases: set) -> None:
+    def _place(self, rel: str, article: Article, key: tuple, slugs: set, aliases: set) -> None:
         self._visible[rel] = article
-        key = _order(article)
         index = bisect_left(self._keys, key)
         self._keys.insert(index, key)
         self._articles.insert(index, article)
@@ -276,19 +277,22 @@ class SiteAssembler:
         problem = id_problem(article)
         if problem is not None:
             self._id_problems[rel] = problem
-        self._mark(rel, article, slugs, aliases, add=True)
+        self._mark(rel, article, key, slugs, aliases, add=True)
 
     def _withdraw(self, rel: str, article: Article, slugs: set, aliases: set) -> None:
         del self._visible[rel]
-        index = bisect_left(self._keys, _order(article))
+        key = _order(article)
+        index = bisect_left(self._keys, key)
         del self._keys[index]
         del self._articles[index]
         del self._by_key[article.key]
         self._id_problems.pop(rel, None)
         self._timed.pop(rel, None)
-        self._mark(rel, article, slugs, aliases, add=False)
+        self._mark(rel, article, key, slugs, aliases, add=False)
 
-    def _mark(self, rel: str, article: Article, slugs: set, aliases: set, add: bool) -> None:
+    def _mark(
+        self, rel: str, article: Article, key: tuple, slugs: set, aliases: set, add: bool
+    ) -> None:
         """Add (or take back) the article's tag and author spellings and alias claims."""
         nameless = []
         for kind_index, kind in enumerate(_KINDS):
@@ -318,11 +322,13 @@ class SiteAssembler:
         elif not add:
             self._nameless.pop(rel, None)
         for name in _group_names(article):
-            members = self._groups.setdefault(name, [])
-            index = bisect_left(members, _order(article), key=_order)
+            keys, members = self._groups.setdefault(name, ([], []))
+            index = bisect_left(keys, key)
             if add:
+                keys.insert(index, key)
                 members.insert(index, article)
             else:
+                del keys[index]
                 del members[index]
                 if not members:
                     del self._groups[name]
