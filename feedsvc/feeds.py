@@ -50,7 +50,8 @@ WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
 FEED_STYLESHEET = "/static/feed.css"
 # Characters of item HTML an ItemHtmlMemo keeps; beyond this the least recently used go.
-ITEM_HTML_MEMO_CHARS = 32 * 1024 * 1024
+# The items of every subscription feed fit many times over (50 items of 10 kB: 0.5 MB each).
+ITEM_HTML_MEMO_CHARS = 8 * 1024 * 1024
 # RSS elements that hold plain text, and the short HTML description (the same characters).
 _RSS_PLAIN_TEXT = re.compile(
     rb"(<(title|description|category|dc:creator|media:credit)\b[^>]*>)([^<]+)(?=</\2>)"
