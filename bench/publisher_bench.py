@@ -1,6 +1,7 @@
 """Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
 
     python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
+    python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
 and each worker count, with a fresh state folder:
@@ -14,6 +15,10 @@ and each worker count, with a fresh state folder:
 4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
    format (tag and author feeds included), if asked.
+
+With `--in-process`, no server: the store is loaded in this process and the CPU time of
+`store.refresh([path])` after each edit (re-read, assemble, feeds re-described, the site
+and section feeds rendered) is measured, with its ratio to the smallest size's.
 
 Servers listen on 127.0.0.1 only; every process started here is stopped here, by pid.
 On a shared 2-core machine the numbers are noisy: the header prints the load average.
@@ -181,6 +186,53 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
     return result
 
 
+def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
+    """Edit one article `edits` times in this process; return refresh CPU and wall seconds."""
+    from feedsvc import create_app
+
+    content = copy_site(ensure_site(size), workdir, f"in-process-{size}")
+    config = {
+        "CONTENT_DIR": str(content),
+        "STATE_DIR": str(workdir / f"in-process-state-{size}"),
+        "SITE_URL": f"http://{HOST}:8000",
+        "WATCH_CONTENT": False,
+    }
+    store = create_app(config).extensions["feedsvc"]
+    try:
+        newest = store.snapshot().published(SECTION)[0]
+        path = content / SECTION / f"{newest.slug}.md"
+        rel = f"{SECTION}/{newest.slug}.md"
+        cpu, wall = [], []
+        for n in range(edits):
+            text = path.read_text(encoding="utf-8")
+            text = re.sub(r"(?m)^title: .*$", f'title: "Edited {n}"', text, count=1)
+            time.sleep(1.1)  # as a person would: no wait for a new Last-Modified second
+            path.write_text(text, encoding="utf-8")
+            started, clock = time.process_time(), time.perf_counter()
+            store.refresh([rel])
+            cpu.append(time.process_time() - started)
+            wall.append(time.perf_counter() - clock)
+    finally:
+        store.close()
+    result = {"size": size, "cpu_p50": median(cpu), "cpu_max": max(cpu), "wall_p50": median(wall)}
+    log.info("%s", result)
+    return result
+
+
+def in_process_report(results: list[dict]) -> str:
+    base = results[0]["cpu_p50"]
+    lines = [
+        f"| articles | refresh CPU p50 | CPU max | wall p50 | ÷ at {results[0]['size']:,} |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['size']:,} | {r['cpu_p50'] * 1000:.1f} ms | {r['cpu_max'] * 1000:.1f} ms"
+        f" | {r['wall_p50'] * 1000:.1f} ms | {r['cpu_p50'] / base:.2f} |"
+        for r in results
+    ]
+    return "\n".join(lines)
+
+
 def mb(pair: tuple[int, int] | None) -> str:
     return "—" if pair is None else f"{pair[0] / 1024:.0f} / {pair[1] / 1024:.0f}"
 
@@ -212,10 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2,4", help="granian worker counts")
     parser.add_argument("--edits", type=int, default=5, help="edits timed per server")
     parser.add_argument("--crawl", action="store_true", help="fetch every feed, then memory")
+    parser.add_argument(
+        "--in-process", action="store_true", help="CPU per edit in this process, no server"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     load = os.getloadavg()
     results = []
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.in_process:
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            results = [edit_cpu(size, args.edits, Path(tmp)) for size in sizes]
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(in_process_report(results))
+        return 0
     with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
             for workers in (int(w) for w in args.workers.split(",")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +19,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from . import editorial
-from .feeds import ATOM, JSON, RSS, FeedSpec, document_path, media_type, render_feed
+from .feeds import (
+    ATOM,
+    JSON,
+    RSS,
+    FeedSpec,
+    ItemHtmlMemo,
+    document_path,
+    media_type,
+    render_feed,
+)
 from .jsonfeed import render_json_feed
 from .models import Article, Site
 from .responses import IDENTITY, Representation, Variant, build_representation
@@ -36,6 +46,7 @@ ARCHIVE_MAX_AGE = 86400
 # Bytes of tag, author and archive feeds kept rendered; beyond this, the least recently
 # used are rendered again on demand (same bytes, so the same ETag and Last-Modified).
 RENDER_CACHE_BYTES = 64 * 1024 * 1024
+_IN_FEEDS = operator.attrgetter("in_feeds")
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -95,6 +106,8 @@ class RenderCache:
         self._budget = RENDER_CACHE_BYTES if budget is None else budget
         self._used = 0
         self._lock = threading.Lock()
+        # Item HTML per article version, which every feed's render reuses.
+        self.items = ItemHtmlMemo()
 
     def get(self, key: tuple) -> Representation | None:
         """Return the representation kept under `key`, marking it recently used."""
@@ -133,8 +146,18 @@ class FeedEdition:
     the shared, bounded RenderCache under a token that editions with the same spec share.
     """
 
-    def __init__(self, spec: FeedSpec, max_age: int, expires_at: float | None, context, cache=None):
+    def __init__(
+        self,
+        spec: FeedSpec,
+        max_age: int,
+        expires_at: float | None,
+        context,
+        cache=None,
+        memo: ItemHtmlMemo | None = None,
+    ):
         self.spec = spec
+        self._memo = memo
+        self._paths: dict[str, str] | None = None
         self.max_age = max_age
         self.expires_at = expires_at
         self._settings, self._history = context
@@ -143,9 +166,24 @@ class FeedEdition:
         self._rendered: dict[str, Representation] = {}
         self._lock = threading.Lock()
 
+    def made_with(self, spec, max_age, expires_at, context, cache, memo) -> bool:
+        """Tell whether this edition was made of this very spec, with these same parts."""
+        settings, history = context
+        return (
+            self.spec is spec
+            and self.expires_at == expires_at
+            and self.max_age == max_age
+            and self._settings is settings
+            and self._history is history
+            and self._cache is cache
+            and self._memo is memo
+        )
+
     def paths(self) -> dict[str, str]:
-        """Map each format's URL path to the format."""
-        return {document_path(self.spec, fmt): fmt for fmt in FEED_FORMATS}
+        """Map each format's URL path to the format (the same dict each time: do not change it)."""
+        if self._paths is None:
+            self._paths = {document_path(self.spec, fmt): fmt for fmt in FEED_FORMATS}
+        return self._paths
 
     def inherit(self, previous: FeedEdition) -> None:
         """Reuse what an edition with the same spec already rendered."""
@@ -192,7 +230,10 @@ class FeedEdition:
                 headers,
                 browser_type,
             )
-        body = render_json_feed(spec, settings) if fmt == JSON else render_feed(spec, fmt, settings)
+        if fmt == JSON:
+            body = render_json_feed(spec, settings, self._memo)
+        else:
+            body = render_feed(spec, fmt, settings, self._memo)
         last_modified = self._history.last_modified(path, body, content_last_modified(spec))
         headers = ()
         if spec.hub:
@@ -238,18 +279,39 @@ def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
 
 
 def feed_specs(
-    site: Site, groups: Mapping[str, Listing], now: datetime, settings: Settings
+    site: Site,
+    groups: Mapping[str, Listing],
+    now: datetime,
+    settings: Settings,
+    previous: tuple[Mapping[str, Listing], Mapping[str, FeedSpec]] | None = None,
 ) -> dict[str, FeedSpec]:
-    """Describe every feed document: subscription feeds, their archives, tag and author feeds."""
+    """Describe every feed document: subscription feeds, their archives, tag and author feeds.
+
+    `previous`: the listings and specs of the snapshot before. A listing that is the very
+    same object keeps its specs, and an archive page whose items are the same keeps its
+    spec: one edit re-describes the feeds it is in, not every feed and page of the site.
+    """
     hub = settings.websub_hub or None
     specs = {}
     tombstones = _tombstones_by_feed(site, now, settings)
     groups = {**groups, **_emptied_groups(tombstones, groups)}
+    old_groups, old_specs = previous if previous is not None else ({}, {})
+    sections = _sections_change(old_specs, site)
+    if sections == "titles":
+        old_groups, old_specs = {}, {}
     for name, group in groups.items():
-        title, description = _title_and_description(site, group, settings)
-        in_feeds = tuple(a for a in group.articles if a.in_feeds)  # `feeds: false` left out
-        latest = in_feeds[: settings.feed_items]
+        before = old_specs.get(name)
         stones = tombstones.get(name, ())
+        if old_groups.get(name) is group and before is not None and before.tombstones == stones:
+            kept = [name, *(f"{name}/archive/{n}" for n in range(1, _archive_count(before) + 1))]
+            for kept_name in kept:
+                spec = old_specs[kept_name]
+                # A folder's new time (a file added or removed) counts for Last-Modified.
+                specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
+            continue
+        title, description = _title_and_description(site, group, settings)
+        in_feeds = tuple(filter(_IN_FEEDS, group.articles))  # `feeds: false` left out
+        latest = in_feeds[: settings.feed_items]
         updated = _newest_update(latest) if latest else _folder_update(site, name)
         if stones:  # readers see the feed change when it announces a removal
             updated = max(updated, stones[0].removed_at)
@@ -268,8 +330,30 @@ def feed_specs(
         if name.startswith((TAGS + "/", AUTHORS + "/")):
             specs[name] = base
         else:
-            specs.update(_with_archives(base, in_feeds, settings.feed_items))
+            pages = _with_archives(base, in_feeds, settings.feed_items, old_specs, bool(sections))
+            specs.update(pages)
     return specs
+
+
+def _sections_change(specs: Mapping[str, FeedSpec], site: Site) -> str:
+    """Say how the site's sections differ from the specs': "" (not), "times" or "titles"."""
+    if not specs:
+        return ""
+    spec = next(iter(specs.values()))
+    if spec.sections != site.sections:
+        return "titles"
+    same_times = all(
+        section.file_mtime == spec.sections[slug].file_mtime
+        for slug, section in site.sections.items()
+    )
+    return "" if same_times else "times"
+
+
+def _archive_count(spec: FeedSpec) -> int:
+    """Return how many archive pages a subscription feed's spec links to."""
+    if spec.archive or not spec.archive_links:
+        return 0
+    return int(spec.archive_links[0][1].rsplit("/", 1)[1])
 
 
 def feed_names(article: Article) -> list[str]:
@@ -314,31 +398,62 @@ def _title_and_description(site: Site, group: Listing, settings: Settings) -> tu
     return f"{group.label} — {settings.site_title}", f"Articles by {group.label}."
 
 
-def _with_archives(base: FeedSpec, articles: tuple[Article, ...], size: int) -> dict:
+def _with_archives(
+    base: FeedSpec,
+    articles: tuple[Article, ...],
+    size: int,
+    previous: Mapping[str, FeedSpec] | None = None,
+    resection: bool = False,
+) -> dict:
     """Split a feed's history into RFC 5005 archive pages of `size` items, oldest first.
 
     Only full pages are archives, so each keeps its items as newer articles arrive; the
     subscription feed holds the newest items, including those of the page still filling.
+    A page of `previous` holding the very same articles, with the same links, is kept
+    (`resection`: given the site's sections, whose folder times changed).
     """
-    full_pages = len(articles) // size if len(articles) > size else 0
-    oldest_first = articles[::-1]
+    count = len(articles)
+    full_pages = count // size if count > size else 0
     stem = f"{base.name}/archive"
+    before = (previous or {}).get(base.name)
+    same_feed = before is not None and (
+        before.title,
+        before.description,
+        before.page_path,
+        before.hub,
+    ) == (base.title, base.description, base.page_path, base.hub)
+    # Pages kept from `previous` have the same links as now, but for the newest page
+    # when the number of pages changed (its next-archive link comes or goes).
+    kept_pages = _archive_count(before) if same_feed else 0
     specs = {}
     for number in range(1, full_pages + 1):
-        page = oldest_first[(number - 1) * size : number * size][::-1]
+        # Page n, newest first, holds the n-th `size` of the oldest articles.
+        start = count - number * size
+        page = articles[start : start + size]
+        path_stem = f"{stem}/{number}"
+        kept = previous.get(path_stem) if number <= kept_pages else None
+        if (
+            kept is not None
+            and (number < kept_pages) == (number < full_pages)
+            and all(map(operator.is_, kept.articles, page))
+        ):
+            if resection:  # a folder's new time counts for Last-Modified
+                kept = replace(kept, sections=base.sections)
+            specs[path_stem] = kept
+            continue
         links = [("current", base.name)]
         if number > 1:
             links.append(("prev-archive", f"{stem}/{number - 1}"))
         if number < full_pages:
             links.append(("next-archive", f"{stem}/{number + 1}"))
-        specs[f"{stem}/{number}"] = replace(
+        specs[path_stem] = replace(
             base,
             articles=page,
             updated=_newest_update(page),
             tombstones=(),
             archive_links=tuple(links),
             archive=True,
-            path_stem=f"{stem}/{number}",
+            path_stem=path_stem,
             json_next=f"{stem}/{number - 1}" if number > 1 else None,
         )
     if full_pages:
@@ -360,7 +475,7 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     """
     releases: dict[str, float] = {}
     changes = []
-    for article in site.articles:
+    for article in site.timely():
         # A scheduled article goes live, or a published one's future `updated` comes due.
         moment = article.date if article.date > now else article.updated
         if moment > now:
@@ -383,16 +498,23 @@ def build_editions(
 ) -> dict[str, FeedEdition]:
     """Make the snapshot's editions, keeping what an unchanged spec already rendered.
 
-    With a `cache`, feeds other than the subscription feeds keep their renders there.
+    With a `cache`, feeds other than the subscription feeds keep their renders there, and
+    every feed takes item HTML from the cache's memo of it.
     """
+    memo = cache.items if cache is not None else None
     editions = {}
     for name, spec in specs.items():
         max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
         expires_at = None if spec.archive else releases.get(name)
         shared = None if is_subscription(name) else cache
-        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared)
         before = previous.get(name)
-        if before is not None and before.spec == spec:
+        if before is not None and before.made_with(
+            spec, max_age, expires_at, (settings, history), shared, memo
+        ):
+            editions[name] = before  # a spec carried over as it was: its edition too
+            continue
+        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
+        if before is not None and (before.spec is spec or before.spec == spec):
             edition.inherit(before)
         editions[name] = edition
     return editions

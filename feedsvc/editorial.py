@@ -211,15 +211,23 @@ def alias_problems(site: Site, reserved: Iterable[str]) -> list[ContentWarning]:
     claimed: dict[str, Article] = {}
     for article in sorted(site.articles, key=lambda a: a.source_path):
         for alias in article.aliases:
-            reason = _article_alias_problem(article, alias, pages, sections, reserved, claimed)
+            reason = article_alias_problem(article, alias, pages, sections, reserved, claimed)
             if reason:
                 problems.append(ContentWarning(article.source_path, article.aliases_line, reason))
             else:
                 claimed[alias] = article
+    return problems + section_alias_problems(site.sections, reserved)
+
+
+def section_alias_problems(
+    sections: Mapping[str, Section], reserved: frozenset[str]
+) -> list[ContentWarning]:
+    """Report section aliases that cannot redirect: a live folder, reserved, claimed twice."""
+    problems = []
     names: dict[str, Section] = {}
-    for section in sorted(site.sections.values(), key=lambda s: s.slug):
+    for section in sorted(sections.values(), key=lambda s: s.slug):
         for alias in section.aliases:
-            reason = _section_alias_problem(section, alias, site, reserved, names)
+            reason = _section_alias_problem(section, alias, sections, reserved, names)
             if reason:
                 problems.append(ContentWarning(section.source_path, section.aliases_line, reason))
             else:
@@ -227,7 +235,8 @@ def alias_problems(site: Site, reserved: Iterable[str]) -> list[ContentWarning]:
     return problems
 
 
-def _article_alias_problem(article, alias, pages, sections, reserved, claimed) -> str:
+def article_alias_problem(article, alias, pages, sections, reserved, claimed) -> str:
+    """Say why `alias` of `article` cannot redirect ("" if it can); `claimed`: taken aliases."""
     first_segment = alias.split("/")[1]
     if alias == article.path:
         return f"alias {alias} is the article's own address: a redirect there would loop"
@@ -258,10 +267,10 @@ def _file(article: Article) -> str:
     return f"{article.section}/{article.slug}.md"
 
 
-def _section_alias_problem(section, alias, site, reserved, names) -> str:
+def _section_alias_problem(section, alias, sections, reserved, names) -> str:
     if alias == section.slug:
         return f"section alias {alias} is the section's own name: a redirect there would loop"
-    if alias in site.sections:
+    if alias in sections:
         return f"section alias {alias} is the live section folder {alias}; it is ignored"
     if alias in reserved:
         return f"section alias {alias} is reserved for a fixed address of the site; ignored"
@@ -282,7 +291,7 @@ def due_tombstones(site: Site, now: datetime, period: timedelta) -> list[Article
     """
     due = [
         article
-        for article in site.articles
+        for article in site.timely()
         if article.takedown is not None
         and article.in_feeds
         and article.is_removed(now)
@@ -295,7 +304,7 @@ def due_tombstones(site: Site, now: datetime, period: timedelta) -> list[Article
 def coming_changes(site: Site, now: datetime, period: timedelta) -> list[tuple[Article, datetime]]:
     """Return the moments after `now` when a takedown takes effect or its tombstone ends."""
     moments = []
-    for article in site.articles:
+    for article in site.timely():
         removed_at = article.removed_at
         if removed_at is None:
             continue

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -47,6 +49,9 @@ TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
 FEED_STYLESHEET = "/static/feed.css"
+# Characters of item HTML an ItemHtmlMemo keeps; beyond this the least recently used go.
+# The items of every subscription feed fit many times over (50 items of 10 kB: 0.5 MB each).
+ITEM_HTML_MEMO_CHARS = 8 * 1024 * 1024
 # RSS elements that hold plain text, and the short HTML description (the same characters).
 _RSS_PLAIN_TEXT = re.compile(
     rb"(<(title|description|category|dc:creator|media:credit)\b[^>]*>)([^<]+)(?=</\2>)"
@@ -112,9 +117,59 @@ def item_id(article: Article, settings: Settings) -> str:
     return urls.item_id(article.explicit_id)
 
 
-def render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
-    """Render a feed document as UTF-8 bytes that depend only on content and settings."""
-    return fit_to_cap(lambda s: _render_feed(s, fmt, settings), spec, settings.feed_max_bytes)
+class ItemHtmlMemo:
+    """Item HTML (sanitised, links made absolute) kept per article version, bounded in size.
+
+    Sanitising a body costs more than the rest of its item: kept here, a feed rendered
+    again after one edit sanitises only the edited article. Owned by whoever renders (the
+    store's RenderCache), never global. The key holds everything article_html reads.
+    """
+
+    def __init__(self, budget: int = ITEM_HTML_MEMO_CHARS):
+        self._entries: OrderedDict[tuple, str] = OrderedDict()
+        self._budget = budget
+        self._used = 0
+        self._lock = threading.Lock()
+        self.misses = 0  # sanitised bodies, for tests and benchmarks
+
+    def html(self, article: Article, settings: Settings, full: bool) -> str:
+        """Return article_html(article, settings, full), computed once per article version."""
+        key = (
+            article.packed_body,
+            article.path,
+            article.dek,
+            article.summary,
+            article.image,
+            article.image_sizes,
+            article.related,
+            full,
+            settings.site_url,
+        )
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        html = _article_html(article, settings, full)
+        with self._lock:
+            self.misses += 1
+            if key not in self._entries and len(html) <= self._budget:
+                self._entries[key] = html
+                self._used += len(html)
+                while self._used > self._budget:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._used -= len(dropped)
+        return html
+
+
+def render_feed(
+    spec: FeedSpec, fmt: str, settings: Settings, memo: ItemHtmlMemo | None = None
+) -> bytes:
+    """Render a feed document as UTF-8 bytes that depend only on content and settings.
+
+    With a `memo`, item HTML already made for an unchanged article is reused.
+    """
+    return fit_to_cap(lambda s: _render_feed(s, fmt, settings, memo), spec, settings.feed_max_bytes)
 
 
 def fit_to_cap(render: Callable[[FeedSpec], bytes], spec: FeedSpec, cap: int) -> bytes:
@@ -154,11 +209,12 @@ def _largest_fitting(render: Callable[[int], bytes], most: int, cap: int) -> byt
     return best
 
 
-def _render_feed(spec: FeedSpec, fmt: str, settings: Settings) -> bytes:
+def _render_feed(spec: FeedSpec, fmt: str, settings: Settings, memo: ItemHtmlMemo | None) -> bytes:
     generator = _new_generator(spec, fmt, settings)
     for index, article in enumerate(spec.articles):
         full = spec.full_items is None or index < spec.full_items
-        _add_item(generator, article, spec.sections[article.section], settings, fmt, full)
+        section = spec.sections[article.section]
+        _add_item(generator, article, section, settings, fmt, full, memo)
     if fmt == RSS:
         document = _rss_profile_text(generator.rss_str(pretty=True))
     else:
@@ -265,6 +321,7 @@ def _add_item(
     settings: Settings,
     fmt: str,
     full: bool = True,
+    memo: ItemHtmlMemo | None = None,
 ):
     permalink = settings.absolute(article.path)
     entry = generator.add_entry(order="append")
@@ -287,7 +344,7 @@ def _add_item(
         entry.summary(escape(article.summary or article.title, quote=False))
     elif article.summary:
         entry.summary(article.summary)
-    entry.content(article_html(article, settings, full), type="html")
+    entry.content(article_html(article, settings, full, memo), type="html")
     image_url = image_url_of(article, settings)
     entry.rss_extras.set(article.authors, article.updated, article.image, image_url)
     if article.image is not None:
@@ -301,7 +358,16 @@ def image_url_of(article: Article, settings: Settings) -> str:
     return urls.absolute_url(article.image.src, settings.site_url, settings.absolute(article.path))
 
 
-def article_html(article: Article, settings: Settings, full: bool = True) -> str:
+def article_html(
+    article: Article, settings: Settings, full: bool = True, memo: ItemHtmlMemo | None = None
+) -> str:
+    """Return the article's feed HTML, from `memo` when it has this version of it."""
+    if memo is not None:
+        return memo.html(article, settings, full)
+    return _article_html(article, settings, full)
+
+
+def _article_html(article: Article, settings: Settings, full: bool) -> str:
     """Return the full article as feed HTML: dek, lead image with credit, body, related links.
 
     Many readers show only this HTML, not the summary, so a dek written by the author

@@ -11,6 +11,7 @@ import json
 from .feeds import (
     JSON,
     FeedSpec,
+    ItemHtmlMemo,
     article_html,
     branding_urls,
     document_path,
@@ -25,12 +26,12 @@ from .settings import Settings
 VERSION = "https://jsonfeed.org/version/1.1"
 
 
-def render_json_feed(spec: FeedSpec, settings: Settings) -> bytes:
+def render_json_feed(spec: FeedSpec, settings: Settings, memo: ItemHtmlMemo | None = None) -> bytes:
     """Render a JSON Feed document as UTF-8 bytes that depend only on content and settings."""
-    return fit_to_cap(lambda s: _render(s, settings), spec, settings.feed_max_bytes)
+    return fit_to_cap(lambda s: _render(s, settings, memo), spec, settings.feed_max_bytes)
 
 
-def _render(spec: FeedSpec, settings: Settings) -> bytes:
+def _render(spec: FeedSpec, settings: Settings, memo: ItemHtmlMemo | None) -> bytes:
     items = (*spec.articles, *spec.json_more)
     full = len(items) if spec.full_items is None else spec.full_items
     document = {
@@ -41,7 +42,7 @@ def _render(spec: FeedSpec, settings: Settings) -> bytes:
         "description": spec.description,
         "language": settings.language,
         "authors": [{"name": settings.site_author}] if settings.site_author else [],
-        "items": [_item(article, settings, i < full) for i, article in enumerate(items)],
+        "items": [_item(article, settings, i < full, memo) for i, article in enumerate(items)],
     }
     icon = branding_urls(settings).get("icon")
     if icon:  # a square picture serves as both
@@ -55,13 +56,13 @@ def _render(spec: FeedSpec, settings: Settings) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
-def _item(article: Article, settings: Settings, full: bool) -> dict:
+def _item(article: Article, settings: Settings, full: bool, memo: ItemHtmlMemo | None) -> dict:
     permalink = settings.absolute(article.path)
     item = {
         "id": item_id(article, settings),
         "url": permalink,
         "title": article.title,
-        "content_html": article_html(article, settings, full),
+        "content_html": article_html(article, settings, full, memo),
         "summary": article.summary,
         "date_published": article.date.isoformat(),
         "date_modified": article.updated.isoformat(),

@@ -11,6 +11,7 @@ import logging
 import mimetypes
 import multiprocessing
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -175,6 +176,56 @@ def scan_tree(root: Path) -> Tree:
     return Tree(sections, tuple(files), tuple(problems))
 
 
+def update_tree(
+    root: Path, tree: Tree, changed: Iterable[str]
+) -> tuple[Tree, set[str], set[str]] | None:
+    """Return `tree` with only the changed paths looked at again, and its files now there
+    and gone among them; None where only a full scan_tree will do (a section folder made,
+    removed or renamed, or an unknown top-level entry).
+
+    A file of a known section costs a stat, and its folder another (its time shows deletions).
+    """
+    sections: dict[str, float] | None = None
+    files: list[str] = []
+    present: set[str] = set()
+    gone: set[str] = set()
+    for rel in changed:
+        top, _, rest = rel.partition("/")
+        if top == MEDIA_DIR or (top.startswith((".", "_")) and top not in (".", "..")):
+            continue  # never a section (scan_tree skips them)
+        if not rest or top not in tree.sections:
+            return None
+        if "/" in rest:
+            continue  # deeper than a section's own files: not content
+        if sections is None:
+            sections, files = dict(tree.sections), list(tree.files)
+        try:
+            sections[top] = os.stat(root / top).st_mtime
+        except OSError:
+            return None
+        if not _is_content_name(rest):
+            continue
+        index = bisect_left(files, (top, rest), key=_tree_order)
+        listed = index < len(files) and files[index] == rel
+        if os.path.lexists(root / rel):
+            present.add(rel)
+            if not listed:
+                files.insert(index, rel)
+        else:
+            gone.add(rel)
+            if listed:
+                del files[index]
+    if sections is None:
+        return tree, present, gone
+    return Tree(sections, tuple(files), tree.problems), present, gone
+
+
+def _tree_order(rel: str) -> tuple[str, str]:
+    """Order files as scan_tree lists them: by section folder, then by name."""
+    section, _, name = rel.partition("/")
+    return section, name
+
+
 def _is_content_name(name: str) -> bool:
     return name.endswith(".md") and not name.startswith(".")
 
@@ -285,10 +336,10 @@ def assemble_site(
     }
     articles: list[Article] = []
     problems = list(tree.problems)
-    version = hashlib.sha256()
+    files = 0
     for rel in sorted(states):
         state = states[rel]
-        version.update(state.digest)
+        files ^= file_digest(state)
         if state.problem is not None:
             problems.append(state.problem)
         elif isinstance(state.result, Article):  # published, with what is worth fixing
@@ -300,16 +351,38 @@ def assemble_site(
             )
         elif isinstance(state.result, Article) and state.result.section in sections:
             articles.append(state.result)
-    for site_path, size in sorted(sizes.items()):
-        version.update(f"{site_path}\0{size}\0".encode())
-    version.update("\0".join(sections).encode())  # a new, empty section shows too
+    version = site_version(files, media_digest(sizes), sections)
     articles = editorial.with_original_paths(articles, sections)
     articles = _drop_duplicate_ids(articles, problems, settings)
     problems += _id_problems(articles)
     problems += _shared_slugs(articles)
-    site = Site(sections, tuple(articles), tuple(problems), version.hexdigest()[:16])
+    site = Site(sections, tuple(articles), tuple(problems), version)
     moves = editorial.alias_problems(site, RESERVED_SLUGS)
     return replace(site, problems=site.problems + tuple(moves)) if moves else site
+
+
+def file_digest(state: FileState) -> int:
+    """Return a file's share of the site version: its digest (path and bytes) as a number."""
+    return int.from_bytes(state.digest, "big")
+
+
+def media_digest(sizes: Mapping[str, int]) -> bytes:
+    """Return the digest of the media folder's listing: names and sizes."""
+    digest = hashlib.sha256()
+    for site_path, size in sorted(sizes.items()):
+        digest.update(f"{site_path}\0{size}\0".encode())
+    return digest.digest()
+
+
+def site_version(files: int, media: bytes, sections: Iterable[str]) -> str:
+    """Return the site version: 16 hex digits that change with any file, media or section.
+
+    `files` combines the files' digests with XOR, so one changed file updates it in O(1);
+    each digest covers its path, so two files never cancel out.
+    """
+    digest = hashlib.sha256(files.to_bytes(32, "big") + media)
+    digest.update("\0".join(sections).encode())  # a new, empty section shows too
+    return digest.hexdigest()[:16]
 
 
 def with_media_facts(
@@ -422,28 +495,30 @@ def _id_problems(articles: list[Article]) -> list[ContentError]:
     write in its place to keep it; a valid one with an unknown scheme ("post:42") stays,
     since changing a published id would show readers every item twice.
     """
-    problems = []
-    for article in articles:
-        guid = article.explicit_id
-        scheme = urls.scheme_of(guid or "")
-        if not scheme:
-            continue  # a name: published as a urn:uuid, as documented
-        published = urls.item_id(guid)
-        if published != guid:
-            reason = (
-                f"id {guid!r} is not a valid URI; it is published as {published!r}"
-                " (write that as the id to keep it and end this message)"
-            )
-        elif scheme not in urls.REGISTERED_SCHEMES:
-            reason = (
-                f"id {guid!r} is published as a URI whose scheme {scheme!r} is not registered,"
-                " so validators warn; it is kept to stay the same for readers (a new article's"
-                " id without a colon, or a tag: URI, has no such warning)"
-            )
-        else:
-            continue
-        problems.append(ContentWarning(article.source_path, article.id_line, reason))
-    return problems
+    return [problem for problem in map(id_problem, articles) if problem is not None]
+
+
+def id_problem(article: Article) -> ContentWarning | None:
+    """Return the warning _id_problems gives about one article's id, if any."""
+    guid = article.explicit_id
+    scheme = urls.scheme_of(guid or "")
+    if not scheme:
+        return None  # a name: published as a urn:uuid, as documented
+    published = urls.item_id(guid)
+    if published != guid:
+        reason = (
+            f"id {guid!r} is not a valid URI; it is published as {published!r}"
+            " (write that as the id to keep it and end this message)"
+        )
+    elif scheme not in urls.REGISTERED_SCHEMES:
+        reason = (
+            f"id {guid!r} is published as a URI whose scheme {scheme!r} is not registered,"
+            " so validators warn; it is kept to stay the same for readers (a new article's"
+            " id without a colon, or a tag: URI, has no such warning)"
+        )
+    else:
+        return None
+    return ContentWarning(article.source_path, article.id_line, reason)
 
 
 def _shared_slugs(articles: list[Article]) -> list[ContentError]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from types import MappingProxyType
 
 from .dates import announced_update
@@ -201,7 +203,12 @@ class Site:
     articles: tuple[Article, ...]
     problems: tuple[ContentError, ...] = ()
     version: str = ""
+    # The articles whose visibility may depend on the time (scheduled, a future `updated`,
+    # a takedown), when known: every other one is published as it is. None: any may.
+    timed: tuple[Article, ...] | None = field(default=None, repr=False, compare=False)
     _by_key: Mapping[tuple[str, str], Article] = field(init=False, repr=False, compare=False)
+    # The articles' sort keys, when an assembler kept them: finding one costs a bisection.
+    _keys: tuple[tuple, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         ordered = tuple(sorted(self.articles, key=_newest_first))
@@ -209,8 +216,39 @@ class Site:
         object.__setattr__(self, "articles", ordered)
         object.__setattr__(self, "_by_key", MappingProxyType({a.key: a for a in ordered}))
 
+    @classmethod
+    def from_ordered(
+        cls,
+        sections: Mapping[str, Section],
+        articles: tuple[Article, ...],
+        problems: tuple[ContentError, ...],
+        version: str,
+        by_key: Mapping[tuple[str, str], Article],
+        timed: tuple[Article, ...],
+        keys: tuple[tuple, ...] | None = None,
+    ) -> Site:
+        """Make a site of articles already newest first, with their lookup by key.
+
+        For an assembler that keeps them in order between changes: no sort of the archive.
+        """
+        site = object.__new__(cls)
+        object.__setattr__(site, "sections", MappingProxyType(dict(sections)))
+        object.__setattr__(site, "articles", articles)
+        object.__setattr__(site, "problems", problems)
+        object.__setattr__(site, "version", version)
+        object.__setattr__(site, "timed", timed)
+        object.__setattr__(site, "_by_key", MappingProxyType(dict(by_key)))
+        object.__setattr__(site, "_keys", keys)
+        return site
+
+    def timely(self) -> tuple[Article, ...]:
+        """Return the articles whose visibility may depend on the time (all, if unknown)."""
+        return self.articles if self.timed is None else self.timed
+
     def published(self, now: datetime, section: str | None = None) -> list[Article]:
         """Return the articles visible at `now`, newest first, optionally of one section."""
+        if self.timed is not None and section is None:
+            return self._published_with_timed(now)
         return [
             a if a.updated <= now else a.as_of(now)
             for a in self.articles
@@ -219,9 +257,40 @@ class Site:
             and (a.takedown is None or not a.is_removed(now))
         ]
 
+    def _published_with_timed(self, now: datetime) -> list[Article]:
+        """Return published(now), looking at the timed articles only: the rest are as they are."""
+        return published_among(self.articles, self.timed, now, self._keys)
+
     def find(self, section: str, slug: str, now: datetime) -> Article | None:
         """Return the article at /section/slug/ if it is published at `now`."""
         article = self._by_key.get((section, slug))
         if article is None or article.date > now or article.is_removed(now):
             return None
         return article.as_of(now)
+
+
+def published_among(
+    articles: Sequence[Article],
+    timed: Iterable[Article],
+    now: datetime,
+    keys: Sequence[tuple] | None = None,
+) -> list[Article]:
+    """Return `articles` (newest first) as published at `now`, where only `timed` may differ.
+
+    The timed ones are found by bisection (in `keys`, the articles' sort keys, if given),
+    so the cost is theirs plus copying the list once.
+    """
+    if keys is None:
+        found = [(bisect_left(articles, _newest_first(a), key=_newest_first), a) for a in timed]
+    else:
+        found = [(bisect_left(keys, _newest_first(a)), a) for a in timed]
+    found.sort(key=itemgetter(0))
+    published: list[Article] = []
+    start = 0
+    for index, a in found:
+        published += articles[start:index]
+        start = index + 1
+        if a.date <= now and (a.takedown is None or not a.is_removed(now)):
+            published.append(a if a.updated <= now else a.as_of(now))
+    published += articles[start:]
+    return published

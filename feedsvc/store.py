@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .assembly import SiteAssembler
 from .catalog import (
     FEED_FORMATS,
     SITE_FEED,
@@ -43,6 +44,7 @@ from .loader import (
     media_sizes,
     read_content_files,
     scan_tree,
+    update_tree,
     with_new_media,
 )
 from .models import Article, ContentError, Site
@@ -396,37 +398,60 @@ class ContentStore:
         if self._index is None:
             suspect = self._load_index()
             self._recorded_epoch = self._index.epoch
-        tree = scan_tree(root)
-        dirty = set(tree.files) - self._states.keys()
-        dirty.update(suspect.intersection(tree.files))
-        media_changed = changed is None
-        if changed is None:
-            dirty.update(
-                rel for rel in tree.files if rel not in dirty and self._changed_on_disk(root, rel)
-            )
-        else:
-            changed = set(changed)
-            dirty.update(changed.intersection(tree.files))
-            media_changed = any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
+        # Kept between refreshes, so a refresh costs what changed (the first one: all).
+        assembler = getattr(self, "_assembler", None)
+        if assembler is None:
+            assembler = self._assembler = SiteAssembler(self.settings)
+        known_tree = getattr(self, "_tree", None)  # the folder's shape as last read
         before = self._states
-        states = {rel: before[rel] for rel in tree.files if rel not in dirty}
+        update = None
+        if changed is not None:
+            changed = set(changed)
+            if known_tree is not None:  # a known folder: look at the changed paths only
+                update = update_tree(root, known_tree, changed)
+        if update is not None:
+            tree, dirty, gone = update
+            states = dict(before)
+            for rel in gone.intersection(states):
+                del states[rel]
+        else:
+            tree = scan_tree(root)
+            dirty = set(tree.files) - before.keys()
+            dirty.update(suspect.intersection(tree.files))
+            if changed is None:
+                dirty.update(
+                    rel
+                    for rel in tree.files
+                    if rel not in dirty and self._changed_on_disk(root, rel)
+                )
+            else:
+                dirty.update(changed.intersection(tree.files))
+            states = {rel: before[rel] for rel in tree.files if rel not in dirty}
+        media_changed = changed is None or any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
+        every = changed is None  # the assembler looks at every file, not just the dirty ones
         if media_changed:
             sizes = media_sizes(root)
             if sizes != self._sizes:
                 self._sizes = sizes
                 states = {rel: with_new_media(state, sizes, root) for rel, state in states.items()}
+                every = True
         states.update(read_content_files(root, dirty, self.settings, self._sizes, before))
         self._states = states
+        self._tree = tree
+        gone = before.keys() - states.keys() if update is None else gone.intersection(before)
+        if every:
+            fresh = {rel: state for rel, state in states.items() if before.get(rel) is not state}
+        else:
+            fresh = {rel: states[rel] for rel in dirty}
         # Kept until a publication records them (a failed one leaves them for the next).
-        pending, gone = self._unsaved
-        fresh = {rel: state for rel, state in states.items() if before.get(rel) is not state}
+        pending, unsaved_gone = self._unsaved
         pending.update(fresh)
-        for rel in before.keys() - states.keys():
+        for rel in gone:
             pending.pop(rel, None)
-            gone.add(rel)
-        gone.difference_update(fresh)
+            unsaved_gone.add(rel)
+        unsaved_gone.difference_update(fresh)
         self._shape = (dict(tree.sections), tree.problems)
-        return assemble_site(tree, states, self._sizes, self.settings)
+        return assembler.assemble(tree, states, self._sizes, None if every else dirty | gone)
 
     def _load_index(self) -> set[str]:
         """Take the file states a previous run saved; return those worth reading again.
@@ -461,10 +486,15 @@ class ContentStore:
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
         now = datetime.now(UTC)
-        groups = listings(site, site.published(now))
-        specs = feed_specs(site, groups, now, self.settings)
-        releases = next_releases(site, now, self.settings)
+        assembler = getattr(self, "_assembler", None)  # a follower assembles from the index
+        if assembler is not None:
+            groups = assembler.listings(site, now)
+        else:
+            groups = listings(site, site.published(now))
         previous = before.editions if before is not None else {}
+        old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
+        specs = feed_specs(site, groups, now, self.settings, old)
+        releases = next_releases(site, now, self.settings)
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders
         )

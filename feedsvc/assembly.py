@@ -1,0 +1,455 @@
+"""Assemble the site from what changed: one edited file costs its own share, not the archive's.
+
+loader.assemble_site derives the snapshot from every file state at once; SiteAssembler
+keeps what it derives (articles in order, who claims each id, tag spellings, alias
+claims, articles whose visibility depends on the time) and updates it from the changed
+files only. Its Site equals assemble_site's for the same file states (tests/test_assembly.py).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from . import catalog, editorial
+from .catalog import SITE_FEED, Listing
+from .feeds import item_id
+from .loader import (
+    RESERVED_SLUGS,
+    SECTION_INDEX,
+    FileState,
+    Tree,
+    file_digest,
+    id_problem,
+    media_digest,
+    site_version,
+)
+from .models import Article, ContentError, ContentWarning, Section, Site, published_among
+from .settings import Settings
+from .slugs import name_slug
+
+_KINDS = ("tags", "authors")
+_RESERVED = frozenset(RESERVED_SLUGS)
+
+
+def _order(article: Article) -> tuple:
+    """Newest first, as Site orders its articles."""
+    return (-article.date.timestamp(), article.section, article.slug)
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A problem with where the from-scratch assembly would report it."""
+
+    order: tuple
+    problem: ContentError
+
+
+class SiteAssembler:
+    """What assembling the site derives, kept between refreshes; owned by one ContentStore."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._reset()
+
+    def _reset(self) -> None:
+        self._shape: tuple | None = None  # section folders and aliases: a change re-assembles
+        self._digests: dict[str, int] = {}
+        self._files = 0  # XOR of every file's digest
+        self._media: tuple[object, bytes] | None = None
+        self._state_problems: dict[str, tuple[ContentError, ...]] = {}
+        self._candidates: dict[str, Article] = {}  # articles of a live section, by file
+        self._guids: dict[str, str] = {}  # file -> the id its article claims
+        self._claims: dict[str, dict[str, Article]] = {}  # id -> file -> article
+        self._duplicates: dict[str, ContentError] = {}  # file -> why its article is left out
+        self._visible: dict[str, Article] = {}  # file -> the article the site publishes
+        self._keys: list[tuple] = []  # sort keys of _articles, newest first
+        self._articles: list[Article] = []
+        self._by_key: dict[tuple[str, str], Article] = {}
+        self._id_problems: dict[str, ContentError] = {}
+        self._spellings: dict[tuple[str, str], dict[str, set[str]]] = {}
+        self._nameless: dict[str, tuple[_Placed, ...]] = {}
+        self._slug_problems: dict[tuple[str, str], tuple[_Placed, ...]] = {}
+        self._pages: dict[str, Article] = {}  # site path -> visible article
+        self._claimants: dict[str, dict[str, Article]] = {}  # alias -> file -> article
+        self._alias_problems: dict[str, tuple[_Placed, ...]] = {}
+        self._timed: dict[str, Article] = {}
+        self._section_pages: dict[str, Section] = {}
+        # Listings: each group's visible articles, newest first, and what was listed last.
+        self._groups: dict[str, tuple[list[tuple], list[Article]]] = {}  # sort keys, articles
+        self._touched: set[str] = set()
+        self._listed: dict[str, Listing] = {}
+        self._ranks: dict[str, tuple] = {}
+        self._listed_sections: tuple | None = None
+        # Each timed article at the last listing: (it, how it showed, its listings).
+        self._appearances: dict[tuple[str, str], tuple] = {}
+        self._site: Site | None = None
+
+    def assemble(
+        self,
+        tree: Tree,
+        states: Mapping[str, FileState],
+        sizes: Mapping[str, int],
+        changed: Iterable[str] | None = None,
+    ) -> Site:
+        """Return the site for `states`, given which files changed since the last call.
+
+        `changed`: paths whose state is new, added or gone (None: any may have changed).
+        """
+        sections = _sections(tree, states)
+        shape = (tuple(tree.sections), tuple((s.slug, s.aliases) for s in sections.values()))
+        if changed is None or shape != self._shape:
+            gone = self._digests.keys() - states.keys()
+            self._reset()
+            self._shape = shape
+            changed = [*states, *gone]
+        self._section_pages = {section.path: section for section in sections.values()}
+        self._update(set(changed), states, sections)
+        if self._media is None or self._media[0] is not sizes:
+            self._media = (sizes, media_digest(sizes))
+        version = site_version(self._files, self._media[1], sections)
+        problems = self._problems(tree, sections)
+        self._site = Site.from_ordered(
+            sections,
+            tuple(self._articles),
+            problems,
+            version,
+            self._by_key,
+            tuple(self._timed.values()),
+            tuple(self._keys),
+        )
+        return self._site
+
+    def listings(self, site: Site, now: datetime) -> dict[str, Listing]:
+        """Return catalog.listings(site, site.published(now)), remaking only what changed.
+
+        A group keeps its Listing (the same object) unless one of its articles changed
+        or may look different at `now` (scheduled, updated later, taken down).
+        """
+        published = site.published(now)
+        if site is not self._site:
+            return catalog.listings(site, published)
+        timed_in: dict[str, list[Article]] = {}
+        redo = self._touched
+        appearances = {}
+        for article in site.timely():
+            seen = self._appearances.get(article.key)
+            same = seen is not None and seen[0] is article
+            names = seen[2] if same else tuple(_group_names(article))
+            for name in names:
+                timed_in.setdefault(name, []).append(article)
+            appearance = _appearance(article, now)
+            appearances[article.key] = (article, appearance, names)
+            if not same or seen[1] != appearance:
+                redo.update(names)  # it comes out, goes away, or shows its update now
+        for key, (_, _, names) in self._appearances.items():
+            if key not in appearances:
+                redo.update(names)
+        shape = tuple((slug, section.title) for slug, section in site.sections.items())
+        if shape != self._listed_sections:
+            self._listed, self._ranks = {}, {}
+            self._listed_sections = shape
+            redo = {*site.sections, *self._groups}
+        self._touched = set()
+        self._appearances = appearances
+        for name in redo:
+            self._list(name, site, timed_in.get(name), now)
+        groups = {SITE_FEED: Listing(SITE_FEED, "", "/", tuple(published))}
+        for slug in site.sections:
+            groups[slug] = self._listed[slug]
+        for name in sorted(self._ranks, key=self._ranks.__getitem__):
+            groups[name] = self._listed[name]
+        return groups
+
+    def _list(self, name: str, site: Site, timed: list[Article] | None, now: datetime) -> None:
+        keys, members = self._groups.get(name, ([], []))
+        articles = tuple(published_among(members, timed, now, keys) if timed else members)
+        self._listed.pop(name, None)
+        self._ranks.pop(name, None)
+        if name in site.sections:
+            self._listed[name] = Listing(name, site.sections[name].title, f"/{name}/", articles)
+        elif articles:
+            kind, _, slug = name.partition("/")
+            names = getattr(articles[0], kind)
+            position = next(i for i, value in enumerate(names) if name_slug(value) == slug)
+            self._listed[name] = Listing(name, names[position], f"/{name}/", articles)
+            self._ranks[name] = (_order(articles[0]), _KINDS.index(kind), position)
+
+    def _update(self, changed: set[str], states: Mapping[str, FileState], sections) -> None:
+        now = datetime.now(UTC)
+        dirty_ids: set[str] = set()
+        for rel in changed:
+            state = states.get(rel)
+            self._files ^= self._digests.pop(rel, 0)
+            if state is not None:
+                self._digests[rel] = file_digest(state)
+                self._files ^= self._digests[rel]
+            self._state_problems.pop(rel, None)
+            found = _state_problems(state) if state is not None else ()
+            if found:
+                self._state_problems[rel] = found
+            article = state.result if state is not None else None
+            if isinstance(article, Article) and article.section in sections:
+                article = editorial.with_original_paths([article], sections)[0]
+            else:
+                article = None
+            self._set_candidate(rel, article, dirty_ids)
+        affected = set(changed)
+        for guid in dirty_ids:
+            affected.update(self._settle_id(guid))
+        dirty_slugs: set[tuple[str, str]] = set()
+        dirty_aliases: set[str] = set()
+        shown = {}
+        for rel in affected:
+            article = None if rel in self._duplicates else self._candidates.get(rel)
+            if self._visible.get(rel) is not article:
+                shown[rel] = article
+        keys = {rel: _order(article) for rel, article in shown.items() if article is not None}
+        # Newest first: assembling from scratch, each article goes at the end of its lists.
+        for rel in sorted(shown, key=lambda rel: keys.get(rel, ())):
+            before = self._visible.get(rel)
+            if before is not None:
+                self._withdraw(rel, before, dirty_slugs, dirty_aliases)
+            if shown[rel] is not None:
+                self._place(rel, shown[rel], keys[rel], dirty_slugs, dirty_aliases)
+        for key in dirty_slugs:
+            self._settle_slug(key)
+        for alias in dirty_aliases:
+            self._settle_alias(alias)
+        for rel, article in list(self._timed.items()):
+            if not _is_timed(article, now):
+                del self._timed[rel]
+        for rel in affected:
+            article = self._visible.get(rel)
+            if article is not None and _is_timed(article, now):
+                self._timed[rel] = article
+
+    # Duplicate ids: one article per GUID, as loader._drop_duplicate_ids decides.
+
+    def _set_candidate(self, rel: str, article: Article | None, dirty_ids: set[str]) -> None:
+        old_guid = self._guids.pop(rel, None)
+        if old_guid is not None:
+            claim = self._claims[old_guid]
+            del claim[rel]
+            if not claim:
+                del self._claims[old_guid]
+            dirty_ids.add(old_guid)
+        self._candidates.pop(rel, None)
+        self._duplicates.pop(rel, None)
+        if article is None:
+            return
+        self._candidates[rel] = article
+        guid = item_id(article, self._settings)
+        self._guids[rel] = guid
+        self._claims.setdefault(guid, {})[rel] = article
+        dirty_ids.add(guid)
+
+    def _settle_id(self, guid: str) -> list[str]:
+        """Decide which claimant of `guid` keeps it; return the claimants' files."""
+        claim = self._claims.get(guid, {})
+        for rel in claim:
+            self._duplicates.pop(rel, None)
+        explicit = sorted(
+            (a.source_path, rel) for rel, a in claim.items() if a.explicit_id is not None
+        )
+        plain = sorted(rel for rel, a in claim.items() if a.explicit_id is None)
+        if explicit:
+            owner = claim[plain[-1]] if plain else claim[explicit[0][1]]
+            for _, rel in explicit:
+                article = claim[rel]
+                if article is not owner:
+                    reason = f"id {guid!r} is already used by {owner.source_path}"
+                    self._duplicates[rel] = ContentError(
+                        article.source_path, article.id_line, reason
+                    )
+        return list(claim)
+
+    # The published articles, and what is derived from each.
+
+    def _place(self, rel: str, article: Article, key: tuple, slugs: set, aliases: set) -> None:
+        self._visible[rel] = article
+        index = bisect_left(self._keys, key)
+        self._keys.insert(index, key)
+        self._articles.insert(index, article)
+        self._by_key[article.key] = article
+        problem = id_problem(article)
+        if problem is not None:
+            self._id_problems[rel] = problem
+        self._mark(rel, article, key, slugs, aliases, add=True)
+
+    def _withdraw(self, rel: str, article: Article, slugs: set, aliases: set) -> None:
+        del self._visible[rel]
+        key = _order(article)
+        index = bisect_left(self._keys, key)
+        del self._keys[index]
+        del self._articles[index]
+        del self._by_key[article.key]
+        self._id_problems.pop(rel, None)
+        self._timed.pop(rel, None)
+        self._mark(rel, article, key, slugs, aliases, add=False)
+
+    def _mark(
+        self, rel: str, article: Article, key: tuple, slugs: set, aliases: set, add: bool
+    ) -> None:
+        """Add (or take back) the article's tag and author spellings and alias claims."""
+        nameless = []
+        for kind_index, kind in enumerate(_KINDS):
+            for position, name in enumerate(getattr(article, kind)):
+                slug = name_slug(name)
+                if not slug:
+                    reason = (
+                        f"{kind[:-1]} {name!r} has no letter, digit or symbol to make"
+                        " an address of; it is shown without a page or feed"
+                    )
+                    problem = ContentWarning(article.source_path, None, reason)
+                    nameless.append(_Placed((article.source_path, kind_index, position), problem))
+                    continue
+                spellings = self._spellings.setdefault((kind, slug), {})
+                users = spellings.setdefault(name, set())
+                if add:
+                    users.add(rel)
+                else:
+                    users.discard(rel)
+                    if not users:
+                        del spellings[name]
+                    if not spellings:
+                        del self._spellings[(kind, slug)]
+                slugs.add((kind, slug))
+        if add and nameless:
+            self._nameless[rel] = tuple(nameless)
+        elif not add:
+            self._nameless.pop(rel, None)
+        for name in _group_names(article):
+            keys, members = self._groups.setdefault(name, ([], []))
+            index = bisect_left(keys, key)
+            if add:
+                keys.insert(index, key)
+                members.insert(index, article)
+            else:
+                del keys[index]
+                del members[index]
+                if not members:
+                    del self._groups[name]
+            self._touched.add(name)
+        if add:
+            self._pages[article.path] = article
+        else:
+            del self._pages[article.path]
+        aliases.add(article.path)
+        for alias in article.aliases:
+            claimants = self._claimants.setdefault(alias, {})
+            if add:
+                claimants[rel] = article
+            else:
+                del claimants[rel]
+                if not claimants:
+                    del self._claimants[alias]
+            aliases.add(alias)
+
+    def _settle_slug(self, key: tuple[str, str]) -> None:
+        """Report the spellings of one tag (or author) address after its first, once each."""
+        self._slug_problems.pop(key, None)
+        spellings = self._spellings.get(key, {})
+        if len(spellings) < 2:
+            return
+        kind, slug = key
+        kind_index = _KINDS.index(kind)
+        first_seen = []
+        for name, users in spellings.items():
+            seen = min(
+                (self._visible[rel].source_path, getattr(self._visible[rel], kind).index(name))
+                for rel in users
+            )
+            first_seen.append((seen, name))
+        first_seen.sort()
+        known = first_seen[0][1]
+        placed = []
+        for (source_path, position), name in first_seen[1:]:
+            reason = (
+                f"{kind[:-1]} {name!r} and {known!r} share the address"
+                f" /{kind}/{slug}/; they are published as one"
+            )
+            problem = ContentError(source_path, None, reason)
+            placed.append(_Placed((source_path, kind_index, position), problem))
+        self._slug_problems[key] = tuple(placed)
+
+    def _settle_alias(self, alias: str) -> None:
+        """Report the claims on one alias that cannot redirect, as alias_problems would."""
+        self._alias_problems.pop(alias, None)
+        claimants = sorted(self._claimants.get(alias, {}).values(), key=lambda a: a.source_path)
+        if not claimants:
+            return
+        claimed: dict[str, Article] = {}
+        placed = []
+        for article in claimants:
+            reason = editorial.article_alias_problem(
+                article, alias, self._pages, self._section_pages, _RESERVED, claimed
+            )
+            if reason:
+                problem = ContentWarning(article.source_path, article.aliases_line, reason)
+                order = (article.source_path, article.aliases.index(alias))
+                placed.append(_Placed(order, problem))
+            else:
+                claimed[alias] = article
+        if placed:
+            self._alias_problems[alias] = tuple(placed)
+
+    def _problems(self, tree: Tree, sections: Mapping[str, Section]) -> tuple:
+        """List the problems in the order assemble_site reports them."""
+        problems = list(tree.problems)
+        for rel in sorted(self._state_problems):
+            problems += self._state_problems[rel]
+        duplicates = self._duplicates.values()
+        problems += sorted(duplicates, key=lambda p: p.path)
+        problems += [self._id_problems[rel] for rel in sorted(self._id_problems)]
+        slug_problems = [p for placed in self._slug_problems.values() for p in placed]
+        slug_problems += [p for placed in self._nameless.values() for p in placed]
+        problems += [p.problem for p in sorted(slug_problems, key=lambda p: p.order)]
+        alias_problems = [p for placed in self._alias_problems.values() for p in placed]
+        problems += [p.problem for p in sorted(alias_problems, key=lambda p: p.order)]
+        problems += editorial.section_alias_problems(sections, _RESERVED)
+        return tuple(problems)
+
+
+def _sections(tree: Tree, states: Mapping[str, FileState]) -> dict[str, Section]:
+    """Return the live sections, with what their _index.md says, as assemble_site does."""
+    sections = {}
+    for slug, mtime in tree.sections.items():
+        section = Section(slug=slug, title=slug.replace("-", " ").title(), file_mtime=mtime)
+        state = states.get(f"{slug}/{SECTION_INDEX}")
+        if state is not None and isinstance(state.result, Section) and state.result.slug == slug:
+            section = replace(state.result, file_mtime=max(mtime, state.mtime))
+        sections[slug] = section
+    return sections
+
+
+def _group_names(article: Article) -> dict[str, None]:
+    """Return the listings an article is in besides the site's: section, tags, authors."""
+    names = {article.section: None}
+    for kind in _KINDS:
+        for value in getattr(article, kind):
+            slug = name_slug(value)
+            if slug:
+                names[f"{kind}/{slug}"] = None
+    return names
+
+
+def _state_problems(state: FileState) -> tuple[ContentError, ...]:
+    if state.problem is not None:
+        return (state.problem,)
+    if isinstance(state.result, Article):
+        return state.result.warnings + state.result.media_warnings
+    return ()
+
+
+def _appearance(article: Article, now: datetime) -> tuple[bool, bool]:
+    """Return how a timed article shows at `now`: published or not, its `updated` or not."""
+    shown = article.date <= now and not article.is_removed(now)
+    return shown, article.updated <= now
+
+
+def _is_timed(article: Article, now: datetime) -> bool:
+    """Tell whether the article's visibility may still change as time passes."""
+    return article.takedown is not None or article.date > now or article.updated > now

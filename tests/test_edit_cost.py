@@ -1,0 +1,122 @@
+"""One edit costs what it changed: counted work, not timed (speed targets are in bench/)."""
+
+from __future__ import annotations
+
+import feedparser
+
+from feedsvc import feeds
+
+
+def _count_sanitised(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    made = feeds._article_html
+
+    def counting(article, settings, full):
+        calls.append(article.slug)
+        return made(article, settings, full)
+
+    monkeypatch.setattr(feeds, "_article_html", counting)
+    return calls
+
+
+def test_one_edit_sanitises_only_the_edited_body(write_article, make_app, monkeypatch):
+    for day in range(1, 11):
+        write_article("culture", f"story-{day:02}", title=f"Story {day}", date=f"2026-01-{day:02}")
+    calls = _count_sanitised(monkeypatch)
+    app = make_app()
+    client = app.test_client()
+    for path in ("/feed.xml", "/feed.atom", "/feed.json", "/culture.xml"):
+        assert client.get(path).status_code == 200
+    assert sorted(set(calls)) == [f"story-{day:02}" for day in range(1, 11)]
+    assert len(calls) == 10  # once per article, whatever the feed or format
+    calls.clear()
+    path = write_article(
+        "culture", "story-03", "New body.", title="Story 3, edited", date="2026-01-03"
+    )
+    app.extensions["feedsvc"].refresh([str(path.relative_to(path.parent.parent))])
+    for path in ("/feed.xml", "/feed.atom", "/feed.json", "/culture.json"):
+        assert client.get(path).status_code == 200
+    assert calls == ["story-03"]
+    parsed = feedparser.parse(client.get("/culture.atom").data)
+    assert parsed.bozo == 0
+    assert "Story 3, edited" in [entry.title for entry in parsed.entries]
+    calls.clear()
+    path = write_article("culture", "story-03", "New body.", title="Retitled", date="2026-01-03")
+    app.extensions["feedsvc"].refresh([str(path.relative_to(path.parent.parent))])
+    assert client.get("/feed.xml").status_code == 200
+    assert calls == []  # a new title leaves the item HTML as it was
+
+
+def test_item_html_memo_stays_within_its_budget(write_article, make_app):
+    write_article("culture", "long", body="Words. " * 2000, title="Long")
+    write_article("culture", "short", title="Short")
+    settings = make_app().extensions["feedsvc"].settings
+    site = make_app().extensions["feedsvc"].site
+    memo = feeds.ItemHtmlMemo(budget=5000)
+    for article in site.articles:
+        assert memo.html(article, settings, True) == feeds.article_html(article, settings)
+    assert memo.misses == 2
+    for article in site.articles:
+        memo.html(article, settings, True)
+    assert memo.misses == 3  # the long body did not fit; the short one was kept
+
+
+def test_one_edit_describes_again_only_the_feeds_and_pages_holding_it(
+    write_article, make_app, backdate
+):
+    for day in range(1, 13):
+        for section in ("culture", "science"):
+            tags = ["Jazz"] if day % 2 else ["Folk"]
+            write_article(
+                section,
+                f"story-{day:02}",
+                title=f"{section} {day}",
+                date=f"2026-01-{day:02}",
+                tags=tags,
+            )
+    backdate()
+    store = make_app(FEED_ITEMS=3).extensions["feedsvc"]
+    before = store.snapshot()
+    assert "culture/archive/3" in before.editions
+    path = write_article(
+        "culture", "story-02", title="Edited", date="2026-01-02", tags=["Folk"]
+    )  # on the first archive page of the site feed and of culture
+    after = store.refresh(["culture/story-02.md"])
+    remade = {n for n, e in after.editions.items() if e.spec is not before.editions[n].spec}
+    assert remade <= {"feed", "culture", "tags/folk", "authors/gazette-staff"} | {
+        n for n in after.editions if n.startswith(("feed/archive/", "culture/archive/"))
+    }
+    # Pages after the one holding it keep their specs, and so their rendered documents.
+    assert "culture/archive/1" in remade and "culture/archive/4" not in remade
+    assert not {n for n in remade if n.startswith("science")}
+    assert after.listings["science"] is before.listings["science"]
+    assert after.listings["tags/jazz"] is before.listings["tags/jazz"]
+    assert [a.title for a in after.editions["culture/archive/1"].spec.articles].count("Edited") == 1
+    assert path.exists()
+
+
+def test_a_refresh_of_named_paths_sees_files_and_folders_come_and_go(
+    write_article, make_app, content_dir
+):
+    write_article("culture", "one", title="One", date="2026-01-01")
+    store = make_app().extensions["feedsvc"]
+    assert [a.slug for a in store.snapshot().published()] == ["one"]
+    write_article("culture", "two", title="Two", date="2026-01-02")
+    assert [a.slug for a in store.refresh(["culture/two.md"]).published()] == ["two", "one"]
+    (content_dir / "culture" / "one.md").unlink()
+    assert [a.slug for a in store.refresh(["culture/one.md"]).published()] == ["two"]
+    write_article("science", "three", title="Three", date="2026-01-03")  # a new section folder
+    snapshot = store.refresh(["science", "science/three.md"])
+    assert [a.slug for a in snapshot.published()] == ["three", "two"]
+    assert list(snapshot.site.sections) == ["culture", "science"]
+    write_article("culture", "deep/four", title="Four")  # below a section: not content
+    assert store.refresh(["culture/deep", "culture/deep/four.md"]).published("culture")[0].slug == (
+        "two"
+    )
+    (content_dir / "culture" / "two.md").rename(content_dir / "science" / "two.md")
+    snapshot = store.refresh(["culture/two.md", "science/two.md"])
+    assert [(a.section, a.slug) for a in snapshot.published()] == [
+        ("science", "three"),
+        ("science", "two"),
+    ]
+    assert store.refresh(None) is snapshot  # a full rescan finds nothing it missed
