@@ -29,7 +29,6 @@ from .catalog import (
     content_last_modified,
     feed_specs,
     is_subscription,
-    listings,
     next_releases,
 )
 from .editorial import Routes, build_routes
@@ -40,7 +39,6 @@ from .loader import (
     RESERVED_SLUGS,
     FileState,
     Tree,
-    assemble_site,
     media_sizes,
     read_content_files,
     scan_tree,
@@ -161,9 +159,12 @@ class ContentStore:
         self._following = False
         # The publication this process serves: (index epoch, generation).
         self._publication: tuple[str, int] = ("", 0)
-        # File states read but not yet recorded in the index, and the folder's shape.
+        # File states read but not yet recorded in the index.
         self._unsaved: tuple[dict, set] = ({}, set())
-        self._shape: tuple = ({}, ())
+        # What assembling derives, kept so a refresh costs what changed (the first one: all),
+        # and the content folder's shape as last read.
+        self._assembler = SiteAssembler(settings)
+        self._tree: Tree | None = None
         # The index epoch this process's states were recorded in; another one needs them all.
         self._recorded_epoch = ""
         # The persistent index, opened by the first refresh of the process that serves.
@@ -284,12 +285,13 @@ class ContentStore:
             changes = self._index.changes_since(self._publication[1])
             if changes is None or changes.shape is None:
                 return self._snapshot
+            changed: set[str] | None = {*changes.states, *changes.removed}
             if changes.epoch != self._publication[0]:  # a rebuilt index: take all of it
                 if self._publication[1]:
                     changes = self._index.changes_since(0)
                     if changes is None or changes.shape is None:
                         return self._snapshot
-                self._states = {}
+                self._states, changed = {}, None
             elif changes.generation <= self._publication[1]:
                 return self._snapshot
             before = self._snapshot
@@ -297,10 +299,8 @@ class ContentStore:
                 self._states.pop(rel, None)
             self._states.update(changes.states)
             self._sizes = dict(changes.sizes)
-            sections, problems = changes.shape
-            site = assemble_site(
-                Tree(sections, (), problems), self._states, self._sizes, self.settings
-            )
+            tree = Tree(changes.shape[0], (), changes.shape[1])
+            site = self._assembler.assemble(tree, self._states, self._sizes, changed)
             self._snapshot = self._publish(site, before)
             self._publication = (changes.epoch, changes.generation)
             self._recorded_epoch = changes.epoch
@@ -377,19 +377,25 @@ class ContentStore:
         if self._index is None:
             return
         self._index.generation()  # (re)opens it: a new index file gets every state
-        if self._index.epoch != self._recorded_epoch:
+        new_index = self._index.epoch != self._recorded_epoch
+        if new_index:
             self._recorded_epoch = self._index.epoch
             changed, removed = dict(self._states), set()
-        if snapshot is None:
+        live = self._watcher_factory is not None and self._publisher.held()
+        # A new publisher (a takeover, a new index) publishes even unchanged content:
+        # followers wait for a publication by the process that holds the lock.
+        mark = self._mark.read() if live else None
+        if snapshot is None and not (live and (new_index or not mark or mark[1] != os.getpid())):
             self._index.save(changed, removed, self._sizes)
             return
         epoch, generation = self._publication
         if not generation:
             generation = self._index.generation()
-        publication = Published(generation + 1, self._shape)
+        shape = (dict(self._tree.sections), self._tree.problems) if self._tree else ({}, ())
+        publication = Published(generation + 1, shape)
         self._index.save(changed, removed, self._sizes, publication)
         self._publication = (epoch, publication.generation)
-        if self._watcher_factory is not None and self._publisher.held():
+        if live:
             self._mark.write(publication.generation)
 
     def _read(self, changed: Iterable[str] | None) -> Site:
@@ -398,17 +404,12 @@ class ContentStore:
         if self._index is None:
             suspect = self._load_index()
             self._recorded_epoch = self._index.epoch
-        # Kept between refreshes, so a refresh costs what changed (the first one: all).
-        assembler = getattr(self, "_assembler", None)
-        if assembler is None:
-            assembler = self._assembler = SiteAssembler(self.settings)
-        known_tree = getattr(self, "_tree", None)  # the folder's shape as last read
         before = self._states
         update = None
         if changed is not None:
             changed = set(changed)
-            if known_tree is not None:  # a known folder: look at the changed paths only
-                update = update_tree(root, known_tree, changed)
+            if self._tree is not None:  # a known folder: look at the changed paths only
+                update = update_tree(root, self._tree, changed)
         if update is not None:
             tree, dirty, gone = update
             states = dict(before)
@@ -450,8 +451,7 @@ class ContentStore:
             pending.pop(rel, None)
             unsaved_gone.add(rel)
         unsaved_gone.difference_update(fresh)
-        self._shape = (dict(tree.sections), tree.problems)
-        return assembler.assemble(tree, states, self._sizes, None if every else dirty | gone)
+        return self._assembler.assemble(tree, states, self._sizes, None if every else dirty | gone)
 
     def _load_index(self) -> set[str]:
         """Take the file states a previous run saved; return those worth reading again.
@@ -486,11 +486,7 @@ class ContentStore:
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
         now = datetime.now(UTC)
-        assembler = getattr(self, "_assembler", None)  # a follower assembles from the index
-        if assembler is not None:
-            groups = assembler.listings(site, now)
-        else:
-            groups = listings(site, site.published(now))
+        groups = self._assembler.listings(site, now)
         previous = before.editions if before is not None else {}
         old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
         specs = feed_specs(site, groups, now, self.settings, old)

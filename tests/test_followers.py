@@ -69,6 +69,9 @@ def test_a_second_process_follows_without_parsing_and_takes_over(
 
     publisher.extensions["feedsvc"].close()  # as when its process dies: the lock is free
     wait_until(lambda: role(follower) == "publisher", "the follower taking over", deadline=15)
+    late = make_app(WATCH_CONTENT=True)  # follows the new publisher, content unchanged
+    assert role(late) == "follower"
+    assert feed(late) == feed(follower)
     write_article("culture", "story-10", title="After the takeover", date="2026-01-10")
     wait_until(lambda: b"After the takeover" in feed(follower), "an edit after the takeover")
 
