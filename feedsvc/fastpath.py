@@ -1,8 +1,8 @@
 """The thin serving path: GET and HEAD for precomputed responses, without entering Flask.
 
-Feeds, and pages once Flask has rendered them, are answered here from bytes prepared
-once per content version, so pollers cost a dict lookup and a header check. Everything
-else (first renders, media, errors, /healthz) goes on to the Flask app.
+Feeds, the OPML file, and pages once Flask has rendered them, are answered here from
+bytes prepared once per content version, so pollers cost a dict lookup and a header
+check. Everything else (first renders, media, errors, /healthz) goes on to the Flask app.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable
 from .responses import wsgi_respond
 from .store import ContentStore
 
-_FAST_METHODS = frozenset({"GET", "HEAD"})
-
 
 class FastPath:
     """WSGI middleware in front of the Flask app's own WSGI callable."""
@@ -24,10 +22,10 @@ class FastPath:
         self.store = store
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") in _FAST_METHODS:
-            rep = self.store.snapshot().lookup(_site_path(environ.get("PATH_INFO", "")))
-            if rep is not None:
-                return wsgi_respond(rep, environ, start_response, time.time())
+        # Every method: respond() answers 405 to anything but GET and HEAD.
+        rep = self.store.snapshot().lookup(_site_path(environ.get("PATH_INFO", "")))
+        if rep is not None:
+            return wsgi_respond(rep, environ, start_response, time.time())
         return self.app(environ, start_response)
 
 
