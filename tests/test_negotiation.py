@@ -82,3 +82,21 @@ def test_if_none_match_lists(if_none_match, expected):
     environ = {"HTTP_IF_NONE_MATCH": if_none_match.format(tag=tag, bare=tag.strip('"'))}
     status, _, _ = respond(rep, "GET", environ, 1_700_000_100.0)
     assert status == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type"),
+    [
+        (FIREFOX, "application/xml"),
+        ("text/html;q=0, */*", "application/rss+xml"),
+        ("application/rss+xml, text/html;q=0.9", "application/rss+xml"),
+    ],
+)
+def test_served_feed_type_follows_negotiation(
+    write_section, write_stories, client_factory, accept, content_type
+):
+    write_section("culture", "Culture")
+    write_stories("culture", 1)
+    response = client_factory().get("/culture.xml", headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.mimetype == content_type
