@@ -35,13 +35,15 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite3"
 # Bump when the tables change shape; an index of another format is rebuilt.
-INDEX_FORMAT = "2"
+INDEX_FORMAT = "3"
 # Libraries whose output ends up in a parsed file state.
 _PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, saved_at REAL NOT NULL,"
-    " state BLOB NOT NULL)",
+    " state BLOB NOT NULL, generation INTEGER NOT NULL)",
+    # Files removed, by the generation that removed them: what a following process drops.
+    "CREATE TABLE IF NOT EXISTS gone (rel TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS validators (path TEXT PRIMARY KEY, digest BLOB NOT NULL,"
     " moment INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, key BLOB NOT NULL,"
@@ -78,6 +80,26 @@ def parsing_settings(settings: Settings) -> str:
     return hashlib.sha256(repr(shaping).encode()).hexdigest()[:32]
 
 
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """A generation of published content: its number and the folder's shape then."""
+
+    generation: int
+    shape: object  # the loader's Tree without its file list (sections and folder problems)
+
+
+@dataclasses.dataclass(frozen=True)
+class Changes:
+    """What changed in the published content since a generation a follower has."""
+
+    epoch: str  # changes when the index is rebuilt: generations start again
+    generation: int
+    states: Mapping[str, FileState]
+    removed: frozenset[str]
+    sizes: Mapping[str, int]
+    shape: object | None
+
+
 class ContentIndex:
     """One process's handle on the index of a content folder; safe across threads and forks.
 
@@ -94,6 +116,9 @@ class ContentIndex:
         self._broken = False
         self._orphans: list = []
         self._render_salt = b""
+        # Which index file the connection reads, and the epoch it holds (see Changes).
+        self._inode: int | None = None
+        self.epoch = ""
         # A connection must not cross a fork: the child opens its own on first use.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connection(ref))
@@ -139,25 +164,98 @@ class ContentIndex:
             return entries, sizes
 
     def save(
-        self, changed: Mapping[str, FileState], removed: Iterable[str], sizes: Mapping[str, int]
+        self,
+        changed: Mapping[str, FileState],
+        removed: Iterable[str],
+        sizes: Mapping[str, int],
+        publish: Published | None = None,
     ) -> None:
-        """Record the file states that changed, forget removed files, keep the media sizes."""
+        """Record the file states that changed, forget removed files, keep the media sizes.
+
+        With `publish`, the same transaction makes them generation `publish.generation`
+        of the published content, with the folder's shape, for the processes that follow.
+        """
         now = time.time()
+        generation = publish.generation if publish is not None else self.generation()
         rows = [
-            (rel, now, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+            (rel, now, pickle.dumps(state, pickle.HIGHEST_PROTOCOL), generation)
             for rel, state in changed.items()
         ]
         gone = [(rel,) for rel in removed]
-        self._write(
-            lambda conn: (
-                conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", rows),
-                conn.executemany("DELETE FROM files WHERE rel = ?", gone),
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('media', ?)",
-                    (json.dumps(dict(sizes), sort_keys=True),),
-                ),
+        meta = [("media", json.dumps(dict(sizes), sort_keys=True))]
+        if publish is not None:
+            shape = pickle.dumps(publish.shape, pickle.HIGHEST_PROTOCOL)
+            meta += [("generation", str(generation)), ("shape", shape.hex())]
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("DELETE FROM gone WHERE rel = ?", [(rel,) for rel in changed])
+            conn.executemany("DELETE FROM files WHERE rel = ?", gone)
+            conn.executemany(
+                "INSERT OR REPLACE INTO gone VALUES (?, ?)", [(rel, generation) for (rel,) in gone]
             )
-        )
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
+
+        self._write(work)
+
+    def generation(self) -> int:
+        """Return the number of the content last published (0: none yet)."""
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return 0
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+                return 0
+        return int(row[0]) if row else 0
+
+    def changes_since(self, generation: int) -> Changes | None:
+        """Return what the publishing process published after `generation`, read at once.
+
+        None when the index cannot be read; the caller keeps what it has.
+        """
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            try:
+                conn.execute("BEGIN")  # one read transaction: one consistent generation
+                try:
+                    meta = dict(
+                        conn.execute(
+                            "SELECT key, value FROM meta"
+                            " WHERE key IN ('generation', 'shape', 'media', 'epoch')"
+                        ).fetchall()
+                    )
+                    newest = int(meta.get("generation", 0))
+                    rows = conn.execute(
+                        "SELECT rel, state FROM files WHERE generation > ?", (generation,)
+                    ).fetchall()
+                    gone = conn.execute(
+                        "SELECT rel FROM gone WHERE generation > ?", (generation,)
+                    ).fetchall()
+                finally:
+                    conn.execute("COMMIT")
+                states = {}
+                for rel, blob in rows:
+                    state = pickle.loads(blob)
+                    if not isinstance(state, FileState) or state.rel != rel:
+                        raise ValueError(f"entry {rel!r} holds something else")
+                    states[rel] = state
+                shape = pickle.loads(bytes.fromhex(meta["shape"])) if "shape" in meta else None
+                sizes = json.loads(meta["media"]) if "media" in meta else {}
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+                return None
+            except Exception as exc:  # a damaged entry: the publisher rebuilds the index
+                log.warning(
+                    "content index %s: %s; waiting for the next publication", self.path, exc
+                )
+                return None
+        removed = frozenset(rel for (rel,) in gone)
+        return Changes(meta.get("epoch", ""), newest, states, removed, sizes, shape)
 
     def validator(self, path: str) -> tuple[bytes, int] | None:
         """Return the body digest and Last-Modified last recorded for a document path."""
@@ -250,9 +348,19 @@ class ContentIndex:
                 self._give_up(exc)
 
     def _connect(self) -> sqlite3.Connection | None:
-        """Open the index once per process, rebuilding what cannot be trusted."""
-        if self._conn is not None or self._broken:
+        """Open the index once per process, rebuilding what cannot be trusted.
+
+        An index file replaced under an open connection (another process rebuilt it, an
+        admin deleted it) is opened again: a connection would keep reading the old one.
+        """
+        if self._conn is not None and not self._replaced():
             return self._conn
+        if self._broken:
+            return None
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
         try:
             _make_private_folder(self.path.parent)
             self._conn = self._open()
@@ -265,6 +373,12 @@ class ContentIndex:
             else:
                 self._give_up(exc)
         return self._conn
+
+    def _replaced(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino != self._inode
+        except OSError:
+            return True
 
     def _open(self) -> sqlite3.Connection:
         # Processes open the index one at a time (an flock beside it): switching a new
@@ -281,6 +395,9 @@ class ContentIndex:
                         conn.execute(statement)
                     stored = dict(conn.execute("SELECT key, value FROM meta").fetchall())
                     self._check_identity(conn, stored)
+                    epoch = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+                self.epoch = epoch[0] if epoch else ""
+                self._inode = os.stat(self.path).st_ino
             except BaseException:
                 conn.close()
                 raise
@@ -292,17 +409,25 @@ class ContentIndex:
         if reason is None:
             return
         same_folder = stored.get("content_dir") == self._content_dir
-        keep_validators = same_folder and stored.get("format") == self._identity["format"]
+        same_format = stored.get("format") == self._identity["format"]
         if stored:
             log.info("content index %s: %s; re-reading every file", self.path, reason)
+        if not same_format:  # tables of another shape: made again
+            for table in ("files", "gone", "validators", "documents"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in _SCHEMA:
+                conn.execute(statement)
         conn.execute("DELETE FROM files")
+        conn.execute("DELETE FROM gone")
         conn.execute("DELETE FROM documents")
         conn.execute("DELETE FROM meta")
-        if not keep_validators:
+        if not same_folder:
             conn.execute("DELETE FROM validators")
+        # A new epoch tells following processes to drop everything they took from before.
+        epoch = ("epoch", os.urandom(8).hex())
         conn.executemany(
             "INSERT INTO meta VALUES (?, ?)",
-            [*self._identity.items(), ("content_dir", self._content_dir)],
+            [*self._identity.items(), ("content_dir", self._content_dir), epoch],
         )
 
     def _mismatch(self, stored: Mapping[str, str]) -> str | None:

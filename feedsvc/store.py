@@ -33,11 +33,12 @@ from .catalog import (
 )
 from .editorial import Routes, build_routes
 from .feeds import FeedSpec
-from .index import ContentIndex
+from .index import ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
     RESERVED_SLUGS,
     FileState,
+    Tree,
     assemble_site,
     media_sizes,
     read_content_files,
@@ -46,7 +47,7 @@ from .loader import (
 )
 from .models import Article, ContentError, Site
 from .opml import OPML_PATH, OPML_TYPE, render_opml
-from .publisher import PublisherLock
+from .publisher import PublishedMark, PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
 
@@ -57,6 +58,8 @@ STUCK_REFRESH_SECONDS = 300.0
 # An index entry saved less than this after its file changed is checked again: a second
 # write within the file system's timestamp grain would not change the file's identity.
 RACY_SECONDS = 2.0
+# How long a worker that follows waits between looks for the publisher's first publication.
+FOLLOW_WAIT_SECONDS = 0.05
 # Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
 PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
@@ -143,8 +146,18 @@ class ContentStore:
         self._history = ValidatorHistory()
         # Tag, author and archive feeds as rendered, shared by snapshots, bounded in bytes.
         self._renders = RenderCache()
-        # Held by the one process (of those serving this content) that pings the hub.
+        # Held by the one process (of those serving this content) that reads the files,
+        # writes the index and pings the hub; the others follow what it publishes.
         self._publisher = PublisherLock(settings.state_dir)
+        self._mark = PublishedMark(settings.state_dir)
+        self._following = False
+        # The publication this process serves: (index epoch, generation).
+        self._publication: tuple[str, int] = ("", 0)
+        # File states read but not yet recorded in the index, and the folder's shape.
+        self._unsaved: tuple[dict, set] = ({}, set())
+        self._shape: tuple = ({}, ())
+        # The index epoch this process's states were recorded in; another one needs them all.
+        self._recorded_epoch = ""
         # The persistent index, opened by the first refresh of the process that serves.
         self._index: ContentIndex | None = None
         self._notifier = notifier
@@ -186,11 +199,96 @@ class ContentStore:
         """
         with self._start_lock:
             if self._snapshot is None:
-                self.refresh()
-                if self._watcher_factory is not None:
-                    self._watcher = self._watcher_factory(self)
-                    self._watcher.start()
+                if self._watcher_factory is None:
+                    self.refresh()
+                else:
+                    self._serve_live()
         return self._snapshot
+
+    def _serve_live(self) -> None:
+        """Publish from here if no other process does; else serve what the publisher published.
+
+        A follower parses nothing: it takes the file states the publisher recorded in the
+        index, once the publisher holding the lock has published (not a previous run).
+        Then one background thread keeps this process current, as publisher or follower.
+        """
+        waiting = False
+        while True:
+            if self._publisher.held():
+                self._following = False
+                self.refresh()  # every file checked against the index: nothing is missed
+                break
+            mark = self._mark.read()
+            if mark is not None and mark[1] == self._publisher.holder():
+                if self._index is None:
+                    self._index = ContentIndex.for_settings(self.settings)
+                    self._history = ValidatorHistory(self._index)
+                self._following = True
+                if self.follow() is not None:
+                    break
+            if not waiting:
+                waiting = True
+                log.info("waiting for process %s to publish", self._publisher.holder())
+            time.sleep(FOLLOW_WAIT_SECONDS)
+        self._watcher = self._watcher_factory(self)
+        self._watcher.start()
+
+    def role(self) -> dict:
+        """Say, for /healthz, whether this process publishes and which publication it serves."""
+        return {
+            "role": "follower" if self._following else "publisher",
+            "pid": os.getpid(),
+            "generation": self._publication[1],
+        }
+
+    @property
+    def following(self) -> bool:
+        """Tell whether this process serves what another one publishes."""
+        return self._following
+
+    def take_over(self) -> bool:
+        """Become the publisher if the one there was is gone; tell whether this process now is.
+
+        The caller (the watcher) then watches the folder and refreshes it in full.
+        """
+        if self._following and self._publisher.held():
+            log.info("process %s takes over publishing", os.getpid())
+            self._following = False
+        return not self._following
+
+    def publication_stamp(self) -> tuple | None:
+        """Return what changes whenever the publisher publishes (one stat of a small file)."""
+        return self._mark.stamp()
+
+    def follow(self) -> Snapshot | None:
+        """Serve what the publisher published since this process last looked; parse nothing."""
+        with self._refresh_lock:
+            changes = self._index.changes_since(self._publication[1])
+            if changes is None or changes.shape is None:
+                return self._snapshot
+            if changes.epoch != self._publication[0]:  # a rebuilt index: take all of it
+                if self._publication[1]:
+                    changes = self._index.changes_since(0)
+                    if changes is None or changes.shape is None:
+                        return self._snapshot
+                self._states = {}
+            elif changes.generation <= self._publication[1]:
+                return self._snapshot
+            before = self._snapshot
+            for rel in changes.removed:
+                self._states.pop(rel, None)
+            self._states.update(changes.states)
+            self._sizes = dict(changes.sizes)
+            sections, problems = changes.shape
+            site = assemble_site(
+                Tree(sections, (), problems), self._states, self._sizes, self.settings
+            )
+            self._snapshot = self._publish(site, before)
+            self._publication = (changes.epoch, changes.generation)
+            self._recorded_epoch = changes.epoch
+            if before is not None:
+                _log_problem_changes(before.site.problems, site.problems)
+            return self._snapshot
 
     def close(self) -> None:
         """Stop watching the content folder and pinging the hub."""
@@ -233,20 +331,50 @@ class ContentStore:
         before = self._snapshot
         site = self._read(None if before is None else changed)
         if before is not None and changed != () and _same_content(site, before.site):
+            self._record(None)  # new file identities only
             return before  # a rescan or a touch: keep the snapshot and its rendered pages
         snapshot = self._publish(site, before)
         _log_problem_changes(before.site.problems if before else (), site.problems)
         self._snapshot = snapshot
+        self._record(snapshot)
         # Pinged only after the swap, so the hub fetches the new bytes; by one process only.
         if before is not None and self._notifier is not None and self._publisher.held():
             self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
         return snapshot
+
+    def _record(self, snapshot: Snapshot | None) -> None:
+        """Record the file states read in the index; with `snapshot`, as a new publication.
+
+        Written after the snapshot is built, in one transaction with its generation, so a
+        follower never takes up files of a publication that was not finished; a live
+        publisher then announces it (the mark followers look at).
+        """
+        changed, removed = self._unsaved
+        self._unsaved = ({}, set())
+        if self._index is None:
+            return
+        self._index.generation()  # (re)opens it: a new index file gets every state
+        if self._index.epoch != self._recorded_epoch:
+            self._recorded_epoch = self._index.epoch
+            changed, removed = dict(self._states), set()
+        if snapshot is None:
+            self._index.save(changed, removed, self._sizes)
+            return
+        epoch, generation = self._publication
+        if not generation:
+            generation = self._index.generation()
+        publication = Published(generation + 1, self._shape)
+        self._index.save(changed, removed, self._sizes, publication)
+        self._publication = (epoch, publication.generation)
+        if self._watcher_factory is not None and self._publisher.held():
+            self._mark.write(publication.generation)
 
     def _read(self, changed: Iterable[str] | None) -> Site:
         root = self.settings.content_dir
         suspect: set[str] = set()
         if self._index is None:
             suspect = self._load_index()
+            self._recorded_epoch = self._index.epoch
         tree = scan_tree(root)
         dirty = set(tree.files) - self._states.keys()
         dirty.update(suspect.intersection(tree.files))
@@ -268,11 +396,15 @@ class ContentStore:
                 states = {rel: with_new_media(state, sizes, root) for rel, state in states.items()}
         states.update(read_content_files(root, dirty, self.settings, self._sizes, before))
         self._states = states
-        self._index.save(
-            {rel: state for rel, state in states.items() if before.get(rel) is not state},
-            before.keys() - states.keys(),
-            self._sizes,
-        )
+        # Kept until a publication records them (a failed one leaves them for the next).
+        pending, gone = self._unsaved
+        fresh = {rel: state for rel, state in states.items() if before.get(rel) is not state}
+        pending.update(fresh)
+        for rel in before.keys() - states.keys():
+            pending.pop(rel, None)
+            gone.add(rel)
+        gone.difference_update(fresh)
+        self._shape = (dict(tree.sections), tree.problems)
         return assemble_site(tree, states, self._sizes, self.settings)
 
     def _load_index(self) -> set[str]:

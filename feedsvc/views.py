@@ -304,6 +304,7 @@ def healthz():
         "articles": published,
         "scheduled": sum(1 for article in site.articles if article.date > snapshot.as_of),
         "version": site.version,
+        "publishing": get_store().role(),
         "problems": [problem.as_dict() for problem in site.problems],
     }
     return report, health.http_status, {"Cache-Control": "no-store"}

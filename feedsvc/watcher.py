@@ -1,5 +1,9 @@
 """Notice content changes and scheduled releases, and have the store refresh in time.
 
+In the publishing process, that means watching the folder; in every other process
+serving the same content, following what the publisher publishes (one stat of its
+mark a few times a second) and taking over publishing when the publisher is gone.
+
 File-system events (inotify through watchdog) name the files that changed, so a change
 costs a re-read of those files, not a walk of the site. A cheap check of the content
 folder's identity catches a whole-tree swap (a `content` symlink switched to a new
@@ -30,6 +34,9 @@ ROOT_CHECK_SECONDS = 0.25
 # Full rescans (one stat per file): rare with events, every second without them.
 RESCAN_SECONDS = 60.0
 POLL_RESCAN_SECONDS = 1.0
+# A follower: how often it looks for a new publication, and asks for the publisher's lock.
+FOLLOW_SECONDS = 0.05
+TAKEOVER_SECONDS = 1.0
 _CHANGE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
 
 
@@ -78,11 +85,17 @@ class ContentWatcher:
         self._observer = None
         self._collector: _ChangeCollector | None = None
         self._identity = None
+        # Following: the publisher's mark as last seen, and when to ask for its lock next.
+        self._stamp = None
+        self._next_takeover = 0.0
 
     def start(self) -> None:
         """Start watching; safe to call once per process (threads do not survive a fork)."""
         self._identity = _folder_identity(self.root)
-        self._observe()
+        if self.store.following:
+            self._stamp = self.store.publication_stamp()
+        else:
+            self._observe()
         self._thread = threading.Thread(target=self._run, name="feedsvc-watcher", daemon=True)
         self._thread.start()
         self.store.watching = True
@@ -132,6 +145,8 @@ class ContentWatcher:
                 log.exception("content refresh failed; serving the previous snapshot")
 
     def _timeout(self) -> float:
+        if self.store.following:
+            return FOLLOW_SECONDS
         timeout = ROOT_CHECK_SECONDS
         release = self.store.snapshot().next_release
         if release is not None:
@@ -139,6 +154,8 @@ class ContentWatcher:
         return timeout
 
     def _step(self, last_rescan: float) -> float:
+        if self.store.following:
+            return self._follow(last_rescan)
         identity = _folder_identity(self.root)
         rescan_every = RESCAN_SECONDS if self._observer is not None else POLL_RESCAN_SECONDS
         if identity != self._identity:
@@ -159,6 +176,22 @@ class ContentWatcher:
         if release is not None and time.time() >= release:
             self.store.refresh(())
         return last_rescan
+
+    def _follow(self, last_rescan: float) -> float:
+        """Take up a new publication; become the publisher when the lock is free."""
+        stamp = self.store.publication_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.store.follow()
+        if time.monotonic() < self._next_takeover:
+            return last_rescan
+        self._next_takeover = time.monotonic() + TAKEOVER_SECONDS
+        if not self.store.take_over():
+            return last_rescan
+        self._identity = _folder_identity(self.root)
+        self._observe()  # before the full refresh, so no event falls between them
+        self.store.refresh(None)
+        return time.monotonic()
 
 
 def _folder_identity(root: Path) -> tuple:
