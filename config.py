@@ -41,3 +41,9 @@ SITE_COVER = None
 ACCENT_COLOR = None
 # Largest feed document in bytes (0: no cap): past it, older items carry summaries only.
 FEED_MAX_BYTES = 0
+# Seconds a CDN or Varnish in front may keep feeds and pages (Surrogate-Control and
+# CDN-Cache-Control, never past a scheduled release); 0: edges follow Cache-Control.
+EDGE_MAX_AGE = 0
+# Cache endpoints told to drop what a publish changed (HTTP PURGE, xkey), separated by
+# spaces or commas, e.g. "http://127.0.0.1:6081"; None: no purging.
+PURGE_URLS = None

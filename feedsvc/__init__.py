@@ -8,7 +8,9 @@ from pathlib import Path
 from flask import Flask
 
 from . import cli, views
+from .edge import EdgePolicy
 from .fastpath import FastPath, SitePrefix
+from .purge import Purger
 from .settings import Settings, SettingsError
 from .store import ContentStore
 from .watcher import ContentWatcher
@@ -34,11 +36,17 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     if test_config is not None:
         app.config.from_mapping(test_config)
     settings = Settings.from_config(app.config)
-    notifier = HubNotifier(settings.websub_hub) if settings.websub_hub else None
-    store = ContentStore(settings, ContentWatcher if settings.watch_content else None, notifier)
+    purger = Purger(settings) if settings.purge_urls else None
+    notifier = None
+    if settings.websub_hub:
+        notifier = HubNotifier(settings.websub_hub, after=purger and purger.wait_idle)
+    watcher = ContentWatcher if settings.watch_content else None
+    store = ContentStore(settings, watcher, notifier, purger)
+    edge = EdgePolicy(settings.edge_max_age) if settings.edge_max_age else None
     app.extensions["feedsvc"] = store
+    app.extensions[views.EDGE_EXTENSION] = edge
     app.register_blueprint(views.bp)
-    app.wsgi_app = FastPath(app.wsgi_app, store)
+    app.wsgi_app = FastPath(app.wsgi_app, store, edge)
     if settings.path_prefix.rstrip("/"):
         app.wsgi_app = SitePrefix(app.wsgi_app, settings.path_prefix)
     cli.init_app(app)

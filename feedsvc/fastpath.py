@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from .edge import EdgePolicy
 from .responses import wsgi_respond
 from .store import ContentStore
 
@@ -17,15 +18,19 @@ from .store import ContentStore
 class FastPath:
     """WSGI middleware in front of the Flask app's own WSGI callable."""
 
-    def __init__(self, app: Callable, store: ContentStore):
+    def __init__(self, app: Callable, store: ContentStore, edge: EdgePolicy | None = None):
         self.app = app
         self.store = store
+        self.edge = edge
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         # Every method: respond() answers 405 to anything but GET and HEAD.
-        rep = self.store.snapshot().lookup(_site_path(environ.get("PATH_INFO", "")))
+        path = _site_path(environ.get("PATH_INFO", ""))
+        rep = self.store.snapshot().lookup(path)
         if rep is not None:
-            return wsgi_respond(rep, environ, start_response, time.time())
+            now = time.time()
+            extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)
+            return wsgi_respond(rep, environ, start_response, now, extra)
         return self.app(environ, start_response)
 
 

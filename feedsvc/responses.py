@@ -264,12 +264,16 @@ def _coding_weights(value: str) -> dict[str, float]:
 
 
 def respond(
-    rep: Representation, method: str, environ: Mapping[str, str], now: float
+    rep: Representation,
+    method: str,
+    environ: Mapping[str, str],
+    now: float,
+    extra: tuple[Header, ...] = (),
 ) -> tuple[str, list[Header], bytes]:
     """Answer a GET or HEAD for `rep`: 200 with the negotiated variant, or 304.
 
     Any other method gets 405 with an Allow header, so conditional headers never turn
-    an unsafe request into a 304.
+    an unsafe request into a 304. `extra` headers (for a cache tier) go with 200 and 304.
     """
     if method not in ALLOWED_METHODS:
         allow = [("Allow", ", ".join(ALLOWED_METHODS)), ("Content-Length", "0")]
@@ -283,9 +287,13 @@ def respond(
         _cache_control_value(rep.max_age, rep.expires_at, now),
     )
     if _is_not_modified(rep, variant, environ):
-        return "304 Not Modified", [*variant.not_modified_head, cache_control, *rep._tail], b""
+        return (
+            "304 Not Modified",
+            [*variant.not_modified_head, cache_control, *rep._tail, *extra],
+            b"",
+        )
     body = variant.body if method == "GET" else b""
-    return "200 OK", [*variant.ok_head, cache_control, *rep._tail], body
+    return "200 OK", [*variant.ok_head, cache_control, *rep._tail, *extra], body
 
 
 @lru_cache(maxsize=PARSED_HEADERS_CACHED)
@@ -306,19 +314,25 @@ def wsgi_respond(
     environ: Mapping[str, str],
     start_response: Callable[[str, list[Header]], object],
     now: float,
+    extra: tuple[Header, ...] = (),
 ) -> list[bytes]:
     """Serve `rep` to a WSGI server: call start_response and return the body iterable."""
     method = environ.get("REQUEST_METHOD", "GET")
-    status, headers, body = respond(rep, method, environ, now)
+    status, headers, body = respond(rep, method, environ, now, extra)
     start_response(status, headers)
     return [body] if body else []
 
 
 def _cache_control_value(max_age: int, expires_at: float | None, now: float) -> str:
     """Return Cache-Control, never promising freshness past a scheduled change."""
+    return f"public, max-age={fresh_for(max_age, expires_at, now)}"
+
+
+def fresh_for(max_age: int, expires_at: float | None, now: float) -> int:
+    """Return the seconds a copy may be reused: `max_age`, cut short by a scheduled change."""
     if expires_at is not None:
         max_age = min(max_age, math.floor(expires_at - now))
-    return f"public, max-age={max(max_age, 0)}"
+    return max(max_age, 0)
 
 
 def _is_not_modified(rep: Representation, variant: _Prepared, environ: Mapping[str, str]) -> bool:

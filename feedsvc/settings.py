@@ -68,6 +68,11 @@ class Settings:
     accent_color: str = ""
     # Largest feed document in bytes (0: no cap); older items then carry their summary only.
     feed_max_bytes: int = 0
+    # Seconds an HTTP cache tier (CDN, Varnish) may keep feeds and pages, told to it alone
+    # (Surrogate-Control, CDN-Cache-Control); 0: edges follow Cache-Control like readers.
+    edge_max_age: int = 0
+    # Cache endpoints (http:// URLs) told by PURGE which documents a publish changed.
+    purge_urls: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.state_dir is None:
@@ -107,6 +112,8 @@ class Settings:
             site_cover=get("SITE_COVER", _picture, ""),
             accent_color=get("ACCENT_COLOR", _color, ""),
             feed_max_bytes=get("FEED_MAX_BYTES", _byte_cap, 0),
+            edge_max_age=get("EDGE_MAX_AGE", _at_least(0), 0),
+            purge_urls=get("PURGE_URLS", _purge_urls, ""),
         )
 
     def absolute(self, path: str) -> str:
@@ -178,6 +185,19 @@ def _site_url(value: object) -> str:
 
 def _hub_url(value: object) -> str:
     return _http_url(value) if value not in (None, "") else ""
+
+
+def _purge_urls(value: object) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    items = value if isinstance(value, list | tuple) else _text(value).replace(",", " ").split()
+    try:
+        return tuple(_http_url(str(item)).rstrip("/") for item in items)
+    except ValueError:
+        raise ValueError(
+            "cache endpoints as http:// URLs separated by spaces or commas,"
+            " e.g. http://127.0.0.1:6081"
+        ) from None
 
 
 def _secret(value: object) -> str:

@@ -141,7 +141,13 @@ class Snapshot:
 class ContentStore:
     """The one place an app gets content from; kept in app.extensions, never global."""
 
-    def __init__(self, settings: Settings, watcher_factory: Callable | None = None, notifier=None):
+    def __init__(
+        self,
+        settings: Settings,
+        watcher_factory: Callable | None = None,
+        notifier=None,
+        purger=None,
+    ):
         self.settings = settings
         self._history = ValidatorHistory()
         # Tag, author and archive feeds as rendered, shared by snapshots, bounded in bytes.
@@ -161,6 +167,7 @@ class ContentStore:
         # The persistent index, opened by the first refresh of the process that serves.
         self._index: ContentIndex | None = None
         self._notifier = notifier
+        self._purger = purger
         self._refresh_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._states: dict[str, FileState] = {}
@@ -295,8 +302,9 @@ class ContentStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
-        if self._notifier is not None:
-            self._notifier.close()
+        for courier in (self._notifier, self._purger):
+            if courier is not None:
+                courier.close()
         if self._index is not None:
             self._index.close()
         self._publisher.release()
@@ -337,9 +345,10 @@ class ContentStore:
         _log_problem_changes(before.site.problems if before else (), site.problems)
         self._snapshot = snapshot
         self._record(snapshot)
-        # Pinged only after the swap, so the hub fetches the new bytes; by one process only.
-        if before is not None and self._notifier is not None and self._publisher.held():
-            self._notify(changed_feeds(snapshot.editions, before.editions), snapshot)
+        # Told only after the swap, so caches and the hub fetch the new bytes; by one process.
+        told = self._notifier is not None or self._purger is not None
+        if before is not None and told and self._publisher.held():
+            self._notify(before, snapshot)
         return snapshot
 
     def _record(self, snapshot: Snapshot | None) -> None:
@@ -467,9 +476,14 @@ class ContentStore:
         last_modified = self._history.last_modified(OPML_PATH, body, content_time)
         return build_representation(body, OPML_TYPE, last_modified, self.settings.feed_max_age)
 
-    def _notify(self, names: list[str], snapshot: Snapshot) -> None:
-        """Tell the WebSub hub which feeds changed; the notifier pings in the background."""
+    def _notify(self, before: Snapshot, snapshot: Snapshot) -> None:
+        """Tell the caches in front, then the WebSub hub, what changed; both in the background."""
+        if self._purger is not None:
+            self._purger.purge(before, snapshot)
+        if self._notifier is None:
+            return
         editions = snapshot.editions
+        names = changed_feeds(editions, before.editions)
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)

@@ -74,6 +74,8 @@ MAX_NAME_LENGTH = 255
 # Moves are permanent, but an admin's mistake should not stay in browsers for ever.
 REDIRECT_MAX_AGE = 3600
 HTML = "text/html; charset=utf-8"
+# Where create_app keeps the EdgePolicy, when EDGE_MAX_AGE is set.
+EDGE_EXTENSION = "feedsvc.edge"
 
 
 def get_store() -> ContentStore:
@@ -167,7 +169,10 @@ class PrecomputedResponse(Response):
 
 def _answer(rep: Representation) -> Response:
     # Answered as a GET: Werkzeug drops the body of a HEAD and of a 304 itself.
-    status, headers, body = respond(rep, "GET", request.environ, time.time())
+    now = time.time()
+    edge = current_app.extensions.get(EDGE_EXTENSION)
+    extra = () if edge is None else edge.headers(request.path, rep.expires_at, now)
+    status, headers, body = respond(rep, "GET", request.environ, now, extra)
     return PrecomputedResponse([body], status=status, headers=headers)
 
 

@@ -1,0 +1,97 @@
+"""What an HTTP cache tier in front (Varnish, a CDN) is told, apart from what readers are told.
+
+Readers keep `Cache-Control: max-age=FEED_MAX_AGE`; the edge gets a long lifetime of its
+own (Surrogate-Control, and CDN-Cache-Control of RFC 9213), because a publish purges what
+it changed there (see purge.py). Each feed and page carries surrogate keys (`xkey`,
+`Surrogate-Key`) derived from its path, so one edit can drop every page that shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from .catalog import AUTHORS, SITE_FEED, TAGS
+from .responses import Header, fresh_for
+
+# Past its lifetime, an edge may serve its copy this long while it fetches a new one...
+STALE_WHILE_REVALIDATE = 30
+# ...and this long while the origin is down or failing.
+STALE_IF_ERROR = 86_400
+# Every page carries this key: the sections' names and titles are on every page.
+SITE_KEY = "site"
+PAGE_SEGMENT = "page"
+
+
+@dataclass(frozen=True)
+class EdgePolicy:
+    """The edge lifetime of feeds and pages, and what the edge may do past it."""
+
+    max_age: int
+    stale_while_revalidate: int = STALE_WHILE_REVALIDATE
+    stale_if_error: int = STALE_IF_ERROR
+    _steady: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        steady = (
+            f"max-age={self.max_age}, stale-while-revalidate={self.stale_while_revalidate},"
+            f" stale-if-error={self.stale_if_error}"
+        )
+        object.__setattr__(self, "_steady", steady)
+
+    def control(self, expires_at: float | None, now: float) -> str:
+        """Return the edge's Surrogate-Control, never running past a scheduled release.
+
+        Once a release is due, even a moment of the old copy would hide it from readers:
+        a lifetime cut short by a release allows no stale-while-revalidate.
+        """
+        if expires_at is None or expires_at - now >= self.max_age:
+            return self._steady
+        lifetime = fresh_for(self.max_age, expires_at, now)
+        return f"max-age={lifetime}, stale-if-error={self.stale_if_error}"
+
+    def headers(self, path: str, expires_at: float | None, now: float) -> tuple[Header, ...]:
+        """Return the headers for the edge on the document at site path `path`."""
+        control = self.control(expires_at, now)
+        keys = " ".join(surrogate_keys(path))
+        return (
+            ("Surrogate-Control", control),
+            ("CDN-Cache-Control", control),
+            ("Surrogate-Key", keys),
+            ("xkey", keys),
+        )
+
+
+def surrogate_keys(path: str) -> tuple[str, ...]:
+    """Return the keys of the feed or page at `path`: what a publish purges it by."""
+    stem, dot, extension = path.rpartition(".")
+    if dot and "/" not in extension:  # a document (/culture.xml, /feeds.opml): all its formats
+        return (feed_key(stem.lstrip("/")),)
+    parts = path.strip("/").split("/")
+    if not parts[0]:
+        return (listing_key(SITE_FEED), SITE_KEY)
+    if parts[0] in (TAGS, AUTHORS) and len(parts) > 1:
+        return (listing_key(f"{parts[0]}/{parts[1]}"), SITE_KEY)
+    if len(parts) == 2:
+        return (article_key(parts[0], parts[1]), SITE_KEY)
+    return (listing_key(parts[0]), SITE_KEY)
+
+
+def feed_key(stem: str) -> str:
+    """Return the key of a feed in every format, by its path stem ("culture", "feed")."""
+    return "feed:" + _token(stem)
+
+
+def listing_key(name: str) -> str:
+    """Return the key of every page of a listing ("feed" for the home page, "tags/music")."""
+    return "list:" + _token(name)
+
+
+def article_key(section: str, slug: str) -> str:
+    """Return the key of an article's page."""
+    return f"article:{_token(section)}/{_token(slug)}"
+
+
+def _token(text: str) -> str:
+    """Write a key part in ASCII without spaces or commas, as every cache reads keys."""
+    return quote(text, safe="/%")
