@@ -42,19 +42,20 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench.serve_bench import (  # noqa: E402  (needs the project root on sys.path)
+from bench.harness import (  # noqa: E402  (needs the project root on sys.path)
     GRANIAN_FLAGS,
-    GZIP,
     BenchError,
-    CpuMeter,
-    Nginx,
     Processes,
-    Report,
     ensure_corpus,
     fetch,
-    fetch_ok,
     free_port,
-    log_tail,
+    wait_ok,
+)
+from bench.serve_bench import (  # noqa: E402
+    GZIP,
+    CpuMeter,
+    Nginx,
+    Report,
     paired_load_runs,
     require_tools,
     server_argv,
@@ -76,8 +77,8 @@ def start_origin(procs: Processes, site: Path, workdir: Path, port: int, **setti
     env["FEEDSVC_CONTENT_DIR"] = str(site)
     env["FEEDSVC_STATE_DIR"] = str(workdir / f"state-{port}")
     argv = server_argv("granian", port, GRANIAN_FLAGS)
-    started = procs.start(f"granian:{port}", argv, env, workdir / f"granian-{port}.log")
-    fetch_ok(port, "/healthz", started, started.started_at + 120)
+    started = procs.start(f"granian:{port}", argv, env, workdir / f"granian-{port}.log", port)
+    wait_ok(started, "/healthz", started.started_at + 120)
     return started
 
 
@@ -90,7 +91,7 @@ def start_varnish(procs: Processes, workdir: Path, port: int, origin_port: int) 
     try:
         varnish.wait_for_varnish(port, started.popen, work / "varnishd.log")
     except RuntimeError as exc:
-        raise BenchError(f"{exc}\n{log_tail(work / 'varnishd.log')}") from None
+        raise BenchError(f"{exc}\n{started.log_tail()}") from None
     return started, work
 
 
@@ -108,7 +109,7 @@ def throughput(args, procs: Processes, site: Path, workdir: Path, wrk: str, ngin
         paths = [f"/{name}.{ext}" for name in ("feed", *SECTIONS) for ext in FORMATS]
         nginx_port = nginx.ensure(edge_port, [*paths, args.page])
         ports = {"varnish": edge_port, "nginx": nginx_port, "feedsvc": origin_port}
-        return paired_load_runs(wrk, ports, args.page, args, CpuMeter(procs))
+        return paired_load_runs(ports, args.page, args, CpuMeter(procs))
     finally:
         nginx.stop()
         procs.stop(edge)

@@ -42,9 +42,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,145 +53,40 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = Path("/tmp/feedsvc-bench")
-SECTIONS, SEED = 8, 1  # shared with the other benchmarks using CACHE: never change alone
-VENV_BIN = ROOT / ".venv" / "bin"
-HOST = "127.0.0.1"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    HOST,
+    PROJECT_ROOT,
+    SECTIONS,
+    SEED,
+    Memory,
+    Processes,
+    Reply,
+    Started,
+    child_env,
+    copy_site,
+    descendants,
+    ensure_corpus,
+    feed_paths,
+    fetch_on,
+    git_state,
+    measure_memory,
+    median,
+    p95,
+    python_tool,
+    run_wrk,
+    setup_logging,
+    start_feedsvc,
+    wait_listening,
+)
+
 SECTION = "news"  # the busiest section of a corpus
 EVENT_DEADLINE = 30.0  # seconds to wait for one change to be served
 FIRST_REQUEST_TIMEOUT = 300.0
 RATIO_WARN = 1.5  # a per-request ratio above this is reported as "not ~1"
 
 log = logging.getLogger("content_bench")
-
-
-# ---------------------------------------------------------------- sites
-
-
-def article_count(marker: Path) -> int:
-    """Count the articles a corpus marker lists; the list is complete when it reaches N."""
-    try:
-        lines = marker.read_text(encoding="utf-8").splitlines()[1:]
-    except OSError:
-        return -1
-    return sum(1 for line in lines if line.endswith(".md") and not line.endswith("/_index.md"))
-
-
-def ensure_site(articles: int) -> Path:
-    """Return the cached corpus of `articles` articles, generating it once if missing."""
-    sys.path.insert(0, str(ROOT))
-    from bench.corpus import MARKER, generate
-
-    target = CACHE / str(articles)
-    if not target.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        scratch = CACHE / f".{articles}.tmp-{os.getpid()}"
-        log.info("generating %d articles into %s", articles, target)
-        generate(scratch, articles, SECTIONS, SEED)
-        try:
-            os.rename(scratch, target)  # atomic: readers never see half a corpus
-        except OSError:  # another benchmark got there first; its corpus is the same bytes
-            shutil.rmtree(scratch, ignore_errors=True)
-    last, stalled_since = -1, time.monotonic()
-    while (count := article_count(target / MARKER)) != articles:
-        if count != last:
-            last, stalled_since = count, time.monotonic()
-        if time.monotonic() - stalled_since > 60:
-            raise SystemExit(f"{target} is incomplete ({count} of {articles}); remove it")
-        log.info("waiting for another process to finish %s (%d/%d)", target, count, articles)
-        time.sleep(2)
-    return target
-
-
-def copy_site(source: Path, workdir: Path, name: str) -> Path:
-    """Copy a cached site into `workdir` so edits never touch the cache."""
-    target = workdir / name
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".feedsvc-corpus"))
-    return target
-
-
-def feed_names(content: Path) -> list[str]:
-    """Return the site path of every feed the site offers."""
-    sections = (
-        entry.name
-        for entry in content.iterdir()
-        if entry.is_dir() and not entry.name.startswith((".", "_")) and entry.name != "media"
-    )
-    names = ["feed", *sorted(sections)]
-    return [f"/{name}.{ext}" for name in names for ext in ("xml", "atom")]
-
-
-# ---------------------------------------------------------------- small utilities
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
-
-def p95(values: list[float]) -> float:
-    """Nearest-rank 95th percentile."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for feedsvc processes: ours without FEEDSVC_* settings, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEEDSVC_", "FLASK_"))}
-    env["PYTHONPATH"] = str(ROOT)
-    env.update(extra)
-    return env
-
-
-def descendants(pid: int) -> list[int]:
-    """Return the processes below `pid`, children first."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        parents.setdefault(ppid, []).append(int(entry))
-    found, queue = [], list(parents.get(pid, []))
-    while queue:
-        child = queue.pop(0)
-        found.append(child)
-        queue.extend(parents.get(child, []))
-    return found
-
-
-def memory_kb(pids: list[int]) -> tuple[int, int]:
-    """Sum RSS and PSS (kB) over `pids`, from /proc/<pid>/smaps_rollup."""
-    rss = pss = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key == "Rss":
-                    rss += int(value.split()[0])
-                elif key == "Pss":
-                    pss += int(value.split()[0])
-    return rss, pss
-
-
-def git_state() -> str:
-    def git(*args: str) -> str:
-        run = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return run.stdout.strip()
-
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--", "feedsvc") else ""
-    return f"{git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
 # ---------------------------------------------------------------- 1. full load
@@ -204,7 +96,6 @@ def child_main(mode: str, content: str) -> None:
     """Run inside a fresh process: time imports, create_app and the first snapshot or parse."""
     started = time.perf_counter()
     os.environ["FEEDSVC_CONTENT_DIR"] = content
-    sys.path.insert(0, str(ROOT))
     import feedsvc
     from feedsvc.loader import load_site
 
@@ -230,10 +121,9 @@ def child_main(mode: str, content: str) -> None:
 
 def run_child(mode: str, content: Path) -> tuple[dict, float]:
     """Run child_main in a fresh interpreter; return its timings and the process wall time."""
-    python = VENV_BIN / "python"
-    command = [str(python), str(Path(__file__).resolve()), "--child", mode, str(content)]
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", mode, str(content)]
     started = time.perf_counter()
-    run = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True)
+    run = subprocess.run(command, cwd=PROJECT_ROOT, env=child_env(), capture_output=True, text=True)
     wall = time.perf_counter() - started
     if run.returncode != 0:
         raise RuntimeError(f"child {mode} failed:\n{run.stderr[-2000:]}")
@@ -242,10 +132,10 @@ def run_child(mode: str, content: Path) -> tuple[dict, float]:
 
 def time_check(content: Path) -> tuple[float, str]:
     """Time `flask --app wsgi check` on a site; return (seconds, its last output line)."""
-    command = [str(VENV_BIN / "flask"), "--app", "wsgi", "check"]
+    command = [*python_tool("flask"), "--app", "wsgi", "check"]
     env = child_env(FEEDSVC_CONTENT_DIR=str(content))
     started = time.perf_counter()
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    run = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
     lines = run.stdout.strip().splitlines()
     return wall, f"exit {run.returncode}: {lines[-1] if lines else run.stderr[-200:]}"
@@ -281,79 +171,30 @@ def measure_load(site: Path, runs: int) -> dict[str, float | str]:
 # ---------------------------------------------------------------- servers
 
 
-@dataclass
-class Server:
-    """A feedsvc server process started by this script, with its worker processes."""
-
-    kind: str
-    proc: subprocess.Popen
-    port: int
-    log_path: Path
-    workers: list[int] = field(default_factory=list)
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *descendants(self.proc.pid)]
-
-    def url(self, path: str) -> str:
-        return f"http://{HOST}:{self.port}{path}"
-
-
-def server_command(kind: str, port: int) -> list[str]:
+def server_argv(kind: str, port: int) -> list[str]:
+    """granian with two workers, or the werkzeug dev server (`flask run`)."""
     if kind == "granian":
         return [
-            str(VENV_BIN / "granian"),
+            *python_tool("granian"),
             *("--interface", "wsgi", "--host", HOST, "--port", str(port)),
             *("--workers", "2", "wsgi:app"),
         ]
-    return [str(VENV_BIN / "flask"), "--app", "wsgi", "run", "--host", HOST, "--port", str(port)]
+    return [*python_tool("flask"), "--app", "wsgi", "run", "--host", HOST, "--port", str(port)]
 
 
 @contextlib.contextmanager
-def running_server(kind: str, content: Path, workdir: Path) -> Iterator[Server]:
+def running_server(kind: str, content: Path, workdir: Path) -> Iterator[Started]:
     """Start a server on 127.0.0.1 for `content`; stop it and its workers on the way out."""
-    port = free_port()
+    procs = Processes()
     log_path = workdir / f"{kind}-{content.name}.log"
-    env = child_env(FEEDSVC_CONTENT_DIR=str(content), FEEDSVC_SITE_URL=f"http://{HOST}:{port}")
-    with log_path.open("wb") as log_file:
-        proc = subprocess.Popen(
-            server_command(kind, port), cwd=ROOT, env=env, stdout=log_file, stderr=log_file
-        )
-    server = Server(kind, proc, port, log_path)
+    server = start_feedsvc(procs, kind, partial(server_argv, kind), content, log_path)
     try:
-        wait_listening(server, expected_workers=2 if kind == "granian" else 0)
-        server.workers = descendants(proc.pid) if kind == "granian" else [proc.pid]
-        log.info("%s on port %d: pid %d, workers %s", kind, port, proc.pid, server.workers)
+        wait_listening(server, workers=2 if kind == "granian" else 0)
+        server.workers = descendants(server.pid) if kind == "granian" else [server.pid]
+        log.info("%s on port %d: pid %d, workers %s", kind, server.port, server.pid, server.workers)
         yield server
     finally:
-        stop_server(server)
-
-
-def wait_listening(server: Server, expected_workers: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.kind} exited: {server.log_path.read_text()[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection((HOST, server.port), 0.5):
-            if len(descendants(server.proc.pid)) >= expected_workers:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.kind} did not listen on {server.port} within {timeout} s")
-
-
-def stop_server(server: Server) -> None:
-    """Stop the server we started: SIGTERM, then SIGKILL for whatever is left, by pid."""
-    pids = server.pids()
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(timeout=5)
-    for pid in pids[1:]:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-            log.warning("killed leftover worker %d", pid)
+        procs.stop_all()
 
 
 # ---------------------------------------------------------------- per-worker connections
@@ -387,20 +228,10 @@ def socket_owner(server_port: int, client_port: int, pids: list[int]) -> int | N
     return None
 
 
-Response = tuple[int, dict[str, str], bytes]
-
-
-def fetch(conn: http.client.HTTPConnection, path: str, headers: dict[str, str]) -> Response:
-    conn.request("GET", path, headers=headers)
-    response = conn.getresponse()
-    body = response.read()
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, body
-
-
 class WorkerConnections:
     """One keep-alive connection per worker process, so each worker can be asked on its own."""
 
-    def __init__(self, server: Server):
+    def __init__(self, server: Started):
         self.server = server
         self.conns: dict[int, http.client.HTTPConnection] = {}
         self.first_response: dict[int, float] = {}
@@ -420,7 +251,7 @@ class WorkerConnections:
                 conn = http.client.HTTPConnection(HOST, self.server.port, FIRST_REQUEST_TIMEOUT)
                 conn.connect()
                 started = time.perf_counter()
-                fetch(conn, "/healthz", {})
+                fetch_on(conn, "/healthz", {})
                 elapsed = time.perf_counter() - started
                 owner = self.owner(conn)
                 if owner is not None:
@@ -445,29 +276,29 @@ class WorkerConnections:
         client_port = conn.sock.getsockname()[1]
         return socket_owner(self.server.port, client_port, self.server.workers)
 
-    def get(self, worker: int, path: str, headers: dict[str, str] | None = None) -> Response:
+    def get(self, worker: int, path: str, headers: dict[str, str] | None = None) -> Reply:
         """GET on `worker`'s connection, reconnecting to the same worker if it was closed."""
         if self.conns[worker].sock is None and len(self.server.workers) > 1:
             self.conns.pop(worker)  # a new connection might reach another worker
             self.repins += 1
             self._pin({worker})
         try:
-            return fetch(self.conns[worker], path, headers or {})
+            return fetch_on(self.conns[worker], path, headers or {})
         except (OSError, http.client.HTTPException):
             self.conns.pop(worker).close()
             self.repins += 1
             self._pin({worker})
-            return fetch(self.conns[worker], path, headers or {})
+            return fetch_on(self.conns[worker], path, headers or {})
 
     def close(self) -> None:
         for conn in self.conns.values():
             conn.close()
 
 
-def warm(server: Server, conns: WorkerConnections, content: Path) -> list[str]:
+def warm(server: Started, conns: WorkerConnections, content: Path) -> list[str]:
     """Load the content in every worker and fetch every feed and the main pages once."""
     conns.pin_all()
-    paths = feed_names(content)
+    paths = feed_paths(content)
     for worker in server.workers:
         for path in [*paths, "/", f"/{SECTION}/"]:
             status, _, _ = conns.get(worker, path, {"Accept-Encoding": "gzip"})
@@ -629,34 +460,15 @@ def format_cycle(results: dict[str, list[tuple[float, float] | None]]) -> str:
 # ---------------------------------------------------------------- 3. per-request cost
 
 
-def parse_duration(value: str, unit: str) -> float:
-    """Return seconds for a wrk duration such as 212.5us."""
-    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
-
-
-def run_wrk(url: str, headers: dict[str, str], seconds: int) -> dict[str, float]:
+def wrk_sample(url: str, headers: dict[str, str], seconds: int) -> dict[str, float]:
     """Run wrk -t1 -c8 against `url`; return req/s, mean and median latency (s), errors."""
-    command = ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    run = subprocess.run(
-        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True
-    )
-    out = run.stdout
-    duration = r"([\d.]+)(us|ms|s|m)\b"
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    mean = re.search(r"^\s*Latency\s+" + duration, out, re.MULTILINE)
-    mid = re.search(r"^\s*50%\s+" + duration, out, re.MULTILINE)
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    if not (rate and mean and mid):
-        raise RuntimeError(f"cannot read wrk output:\n{out}")
+    run = run_wrk(url, headers, seconds, threads=1, connections=8)
     return {
-        "rps": float(rate.group(1)),
-        "mean": parse_duration(*mean.groups()),
-        "p50": parse_duration(*mid.groups()),
-        "bad": float(bad.group(1)) if bad else 0.0,
-        "socket_errors": 1.0 if errors else 0.0,
+        "rps": run.requests_per_s,
+        "mean": run.mean_ms / 1000,
+        "p50": run.p50_ms / 1000,
+        "bad": float(run.bad_status),
+        "socket_errors": float(run.socket_errors),
     }
 
 
@@ -665,11 +477,11 @@ def client_loop(port: int, path: str, headers: dict[str, str], count: int) -> di
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
         for _ in range(20):
-            status, _, body = fetch(conn, path, headers)
+            status, _, body = fetch_on(conn, path, headers)
         times = []
         for _ in range(count):
             started = time.perf_counter()
-            status, _, body = fetch(conn, path, headers)
+            status, _, body = fetch_on(conn, path, headers)
             times.append(time.perf_counter() - started)
     finally:
         conn.close()
@@ -690,7 +502,7 @@ class RequestTarget:
     """One warmed granian server of the per-request comparison, and what it is asked."""
 
     result: SizeResult
-    server: Server
+    server: Started
     conns: WorkerConnections
     content: Path
     scenarios: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
@@ -742,7 +554,7 @@ def request_round(target: RequestTarget, name: str, args: argparse.Namespace) ->
     for worker in target.server.workers:  # every worker holds the page before timing
         target.conns.get(worker, path, headers)
     loop = client_loop(target.server.port, path, headers, args.client_requests)
-    wrk = run_wrk(target.server.url(path), headers, args.wrk_seconds)
+    wrk = wrk_sample(target.server.url(path), headers, args.wrk_seconds)
     sample = {**loop, **{f"wrk_{k}": v for k, v in wrk.items()}}
     target.result.requests.setdefault(name, []).append(sample)
 
@@ -773,7 +585,7 @@ def measure_request_costs(
                 for target in targets if n % 2 == 0 else targets[::-1]:
                     request_round(target, name, args)
         for target in targets:
-            target.result.memory["granian, after requests"] = memory_kb(target.server.pids())
+            target.result.memory["granian, after requests"] = measure_memory(target.server.pids())
 
 
 # ---------------------------------------------------------------- one size, end to end
@@ -788,7 +600,7 @@ class SizeResult:
     renders: dict[str, list[float]] = field(default_factory=dict)
     render_bytes: dict[str, int] = field(default_factory=dict)  # gzip body of each first render
     requests: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # one per round
-    memory: dict[str, tuple[int, int]] = field(default_factory=dict)
+    memory: dict[str, Memory] = field(default_factory=dict)
 
 
 def measure_writes_on(kind: str, site: Path, workdir: Path, args, result: SizeResult) -> None:
@@ -799,7 +611,7 @@ def measure_writes_on(kind: str, site: Path, workdir: Path, args, result: SizeRe
         try:
             warm(server, conns, content)
             result.first_request[kind] = list(conns.first_response.values())
-            result.memory[f"{kind}, after warm-up"] = memory_kb(server.pids())
+            result.memory[f"{kind}, after warm-up"] = measure_memory(server.pids())
             log.info("%s, %d articles: %d change cycles", kind, result.articles, args.repeats)
             poller = Poller(conns, args.poll_ms / 1000)
             token = os.urandom(3).hex()
@@ -943,9 +755,9 @@ def report_memory(results: list[SizeResult]) -> str:
     for label in results[0].memory:
         row = [label]
         for r in results:
-            rss, pss = r.memory.get(label, (0, 0))
-            row += [f"{rss / 1024:.0f}", f"{pss / 1024:.0f}"]
-        row.append(ratio(results[-1].memory[label][1], results[0].memory[label][1]))
+            memory = r.memory.get(label, Memory(0, 0, 0))
+            row += [f"{memory.rss_mb:.0f}", f"{memory.pss_mb:.0f}"]
+        row.append(ratio(results[-1].memory[label].pss_kb, results[0].memory[label].pss_kb))
         rows.append(row)
     return table(heads, rows)
 
@@ -1032,11 +844,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child_main(*args.child)
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    setup_logging()
     args.load_at_start = os.getloadavg()[0]
     sizes = sorted(int(size) for size in args.sizes.split(","))
     servers = [kind for kind in args.servers.split(",") if kind]
-    sites = {size: ensure_site(size) for size in sizes}
+    sites = {size: ensure_corpus(size) for size in sizes}
     results = [SizeResult(size) for size in sizes]
     for result in results:
         result.load = measure_load(sites[result.articles], args.load_runs)

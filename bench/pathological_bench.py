@@ -24,7 +24,6 @@ import logging
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from test_pathological import NASTY, _file  # noqa: E402
 
-from bench.content_bench import ensure_site  # noqa: E402
+from bench.harness import child_env, cpu_seconds, ensure_corpus, median  # noqa: E402
 from feedsvc import loader, parsing  # noqa: E402
 from feedsvc.loader import load_site, read_content_file, scan_tree  # noqa: E402
 from feedsvc.parsing import ParseContext  # noqa: E402
@@ -46,13 +45,6 @@ from feedsvc.settings import Settings  # noqa: E402
 from feedsvc.store import ContentStore  # noqa: E402
 
 log = logging.getLogger("pathological_bench")
-
-
-def cpu() -> float:
-    """Return the CPU seconds of this process and its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def write_site(root: Path, articles: int) -> None:
@@ -92,9 +84,9 @@ def refresh_costs(site_articles: int) -> list[tuple[str, float, str]]:
         for name, (text, _) in cases.items():
             rel = "news/article-0.md" if name.startswith("(") else f"news/{name}.md"
             (root / rel).write_text(text, encoding="utf-8")
-            started = cpu()
+            started = cpu_seconds()
             snapshot = store.refresh([rel])
-            spent = cpu() - started
+            spent = cpu_seconds() - started
             problem = next((p for p in snapshot.site.problems if p.path.endswith(rel)), None)
             rows.append((name, spent, "published" if problem is None else "refused"))
             if not name.startswith("("):
@@ -106,7 +98,7 @@ def refresh_costs(site_articles: int) -> list[tuple[str, float, str]]:
 
 def check_cpu(root: Path) -> float:
     """Return the CPU seconds of `flask --app wsgi check` on `root` (interpreter start included)."""
-    env = {**os.environ, "FEEDSVC_CONTENT_DIR": str(root)}
+    env = child_env(FEEDSVC_CONTENT_DIR=str(root))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "check"],
@@ -168,7 +160,7 @@ def parse_all(root: Path, files: tuple[str, ...]) -> float:
 
 def overhead(articles: int, repeats: int) -> dict[str, float]:
     """Return parse CPU (in process) and load_site wall time, guarded and unguarded."""
-    root = ensure_site(articles)
+    root = ensure_corpus(articles)
     files = scan_tree(root).files
     guarded, plain = [], []
     for _ in range(repeats):
@@ -189,8 +181,8 @@ def overhead(articles: int, repeats: int) -> dict[str, float]:
         "files": len(files),
         "parse_guarded": min(guarded),
         "parse_plain": min(plain),
-        "load_guarded": statistics.median(load_guarded),
-        "load_plain": statistics.median(load_plain),
+        "load_guarded": median(load_guarded),
+        "load_plain": median(load_plain),
     }
 
 

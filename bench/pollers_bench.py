@@ -25,15 +25,22 @@ import threading
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.serve_bench import (  # noqa: E402  (needs the project root on sys.path)
+from bench.harness import (
     GRANIAN_FLAGS,
+    HOST,
+    STARTUP_TIMEOUT,
     Processes,
     ensure_corpus,
+    fetch,
+    granian_argv,
     measure_memory,
+    parse_wrk,
+    setup_logging,
     start_feedsvc,
+    wait_ok,
+    wrk_argv,
 )
 
 log = logging.getLogger("pollers_bench")
@@ -42,8 +49,8 @@ FEED = "/feed.xml"
 
 def slow_client(port: int, seconds: float, stop_at: float) -> str:
     """Send a request one byte at a time over `seconds`, then read the answer's status."""
-    request = f"GET {FEED} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+    request = f"GET {FEED} HTTP/1.1\r\nHost: {HOST}\r\nAccept-Encoding: gzip\r\n\r\n".encode()
+    with socket.create_connection((HOST, port), timeout=30) as conn:
         for byte in request:
             if time.monotonic() > stop_at:
                 return "gave up"
@@ -54,7 +61,7 @@ def slow_client(port: int, seconds: float, stop_at: float) -> str:
 
 def dropping_client(port: int) -> str:
     """Ask for the full feed and hang up after its first bytes."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
     conn.request("GET", FEED)
     response = conn.getresponse()
     response.read(100)
@@ -65,14 +72,10 @@ def dropping_client(port: int) -> str:
 
 def crowd(port: int, seconds: int, etag: str) -> dict[str, int]:
     """Run every kind of client at once for `seconds`; count what each kind saw."""
-    url = f"http://127.0.0.1:{port}{FEED}"
+    url = f"http://{HOST}:{port}{FEED}"
     wrk = [
-        subprocess.Popen(
-            ["wrk", "-t1", "-c500", f"-d{seconds}s", *headers, url],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for headers in ([], ["-H", f"If-None-Match: {etag}"])
+        subprocess.Popen(wrk_argv(url, headers, seconds, 1, 500), stdout=subprocess.PIPE, text=True)
+        for headers in ({}, {"If-None-Match": etag})
     ]
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
@@ -102,37 +105,17 @@ def crowd(port: int, seconds: int, etag: str) -> dict[str, int]:
     for thread in threads:
         thread.join()
     for process, name in zip(wrk, ("wrk plain", "wrk If-None-Match"), strict=True):
-        out = process.communicate()[0]
-        requests = next(line for line in out.splitlines() if "requests in" in line)
-        errors = [
-            line.strip() for line in out.splitlines() if "errors" in line or "Non-2xx" in line
-        ]
-        record(f"{name}: {requests.strip()} {' '.join(errors)}".strip())
+        run = parse_wrk(process.communicate()[0])
+        seen = f"{run.requests} requests, {run.requests_per_s:.0f}/s, p99 {run.p99_ms:.1f} ms"
+        record(f"{name}: {seen}, {run.bad_status} non-2xx/3xx, {run.socket_errors} socket errors")
     return outcomes
 
 
-def _wait_for_feed(port: int) -> http.client.HTTPResponse:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            conn.request("GET", FEED)
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            return response
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def healthz_ms(port: int) -> float:
+    """Time one /healthz request on a fresh connection."""
     started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/healthz")
-    assert conn.getresponse().status == 200
-    conn.close()
+    if fetch(port, "/healthz", timeout=10).status != 200:
+        raise RuntimeError("/healthz did not answer 200")
     return (time.perf_counter() - started) * 1000
 
 
@@ -141,20 +124,21 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=10000)
     parser.add_argument("--seconds", type=int, default=20)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     site = ensure_corpus(args.articles)
     procs = Processes()
     workdir = Path(tempfile.mkdtemp(prefix="pollers-bench-"))
-    server, port = start_feedsvc(procs, "granian", site, workdir, GRANIAN_FLAGS)
+    server = start_feedsvc(procs, "granian", granian_argv, site, workdir / "granian.log")
+    port = server.port
     try:
-        response = _wait_for_feed(port)
-        etag = response.getheader("ETag")
+        wait_ok(server, FEED, server.started_at + STARTUP_TIMEOUT)
+        etag = fetch(port, FEED).headers["etag"]
         print(f"granian {' '.join(GRANIAN_FLAGS)}, {args.articles} articles")
-        print(f"memory before:        {measure_memory(server.pid)}")
+        print(f"memory before:        {measure_memory(server.pids())}")
         for round_number in (1, 2):
             for outcome, count in sorted(crowd(port, args.seconds, etag).items()):
                 print(f"  round {round_number}: {count:6} × {outcome}")
-            print(f"memory after round {round_number}: {measure_memory(server.pid)}")
+            print(f"memory after round {round_number}: {measure_memory(server.pids())}")
             print(f"/healthz right after: {healthz_ms(port):.1f} ms")
         print(f"server alive: {server.popen.poll() is None}")
         print("server log:", server.log_path.read_text().strip() or "(empty)")

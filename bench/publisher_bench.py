@@ -28,83 +28,65 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.content_bench import (
+from bench.harness import (
     HOST,
-    ROOT,
-    SECTION,
-    Server,
-    child_env,
+    Memory,
+    Processes,
+    Started,
     copy_site,
-    descendants,
-    ensure_site,
-    feed_names,
-    free_port,
+    ensure_corpus,
+    feed_paths,
+    fetch,
+    granian_argv,
+    measure_memory,
     median,
-    memory_kb,
-    stop_server,
+    setup_logging,
+    start_feedsvc,
 )
 
 log = logging.getLogger("publisher_bench")
 START_TIMEOUT = 600.0
+SECTION = "news"  # the busiest section of a corpus
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
     """GET on a fresh connection (so the kernel may pick any worker)."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=120)
-    try:
-        conn.request("GET", path, headers={"Accept-Encoding": "identity"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    reply = fetch(port, path, {"Accept-Encoding": "identity"}, timeout=120)
+    return reply.status, reply.body
 
 
 @contextlib.contextmanager
 def granian(content: Path, state: Path, workers: int, logs: Path):
     """Start granian as the README's production command does, with `workers` workers."""
-    port = free_port()
-    env = child_env(
-        FEEDSVC_CONTENT_DIR=str(content),
-        FEEDSVC_STATE_DIR=str(state),
-        FEEDSVC_SITE_URL=f"http://{HOST}:{port}",
-    )
-    command = [
-        sys.executable,
-        *("-m", "granian", "--interface", "wsgi", "--workers", str(workers)),
-        *("--blocking-threads", "1", "--runtime-threads", "2", "--http", "1", "--no-ws"),
-        *("--log-level", "warning", "--no-access-log", "--respawn-failed-workers"),
-        *("--host", HOST, "--port", str(port), "wsgi:app"),
-    ]
+    procs = Processes()
+    argv = partial(granian_argv, workers=workers)
     log_path = logs / f"granian-{content.name}-{workers}.log"
     started = time.monotonic()
-    with log_path.open("ab") as log_file:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file)
-    server = Server("granian", proc, port, log_path)
+    server = start_feedsvc(procs, "granian", argv, content, log_path, FEEDSVC_STATE_DIR=str(state))
     try:
         yield server, started
     finally:
-        stop_server(server)
+        procs.stop_all()
 
 
-def serve_every_feed(server: Server, started: float, content: Path) -> float:
+def serve_every_feed(server: Started, started: float, content: Path) -> float:
     """Return the seconds from the process start until every feed answered 200."""
-    pending = feed_names(content)
+    pending = feed_paths(content)
     deadline = started + START_TIMEOUT
     while pending and time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(server.log_path.read_text()[-2000:])
+        if server.popen.poll() is not None:
+            raise RuntimeError(server.log_tail())
         try:
             if get(server.port, pending[0])[0] == 200:
                 pending.pop(0)
@@ -117,11 +99,7 @@ def serve_every_feed(server: Server, started: float, content: Path) -> float:
     return time.monotonic() - started
 
 
-def memory(server: Server) -> tuple[int, int]:
-    return memory_kb([server.proc.pid, *descendants(server.proc.pid)])
-
-
-def edit_times(server: Server, content: Path, workers: int, edits: int) -> list[float]:
+def edit_times(server: Started, content: Path, workers: int, edits: int) -> list[float]:
     """Retitle one article `edits` times; return each edit's time until seen everywhere."""
     _, feed = get(server.port, f"/{SECTION}.xml")
     slug = re.search(rb"<item>.*?<link>[^<]*/([^/<]+)/</link>", feed, re.S).group(1).decode()
@@ -145,7 +123,7 @@ def edit_times(server: Server, content: Path, workers: int, edits: int) -> list[
     return times
 
 
-def crawl(server: Server, content: Path) -> int:
+def crawl(server: Started, content: Path) -> int:
     """Fetch every feed /feeds.opml lists and every archive page, in every format."""
     _, opml = get(server.port, "/feeds.opml")
     urls = re.findall(rb'xmlUrl="([^"]+)"', opml)
@@ -154,7 +132,7 @@ def crawl(server: Server, content: Path) -> int:
         path = url.decode().split(str(server.port), 1)[1]
         stem = path.rsplit(".", 1)[0]
         paths.update(f"{stem}.{ext}" for ext in ("xml", "atom", "json"))
-    stems = {path.rsplit(".", 1)[0] for path in feed_names(content)}  # site and sections
+    stems = {path.rsplit(".", 1)[0] for path in feed_paths(content)}  # site and sections
     for stem in sorted(stems):
         _, feed = get(server.port, f"{stem}.atom")
         link = re.search(rb'<link[^>]*"prev-archive"[^>]*>', feed)
@@ -167,21 +145,21 @@ def crawl(server: Server, content: Path) -> int:
 
 
 def measure(size: int, workers: int, args, workdir: Path) -> dict:
-    content = copy_site(ensure_site(size), workdir, f"site-{size}-{workers}")
+    content = copy_site(ensure_corpus(size), workdir, f"site-{size}-{workers}")
     state = workdir / f"state-{size}-{workers}"
     result: dict = {"size": size, "workers": workers}
     with granian(content, state, workers, workdir) as (server, started):
         result["cold"] = serve_every_feed(server, started, content)
-        result["cold_mem"] = memory(server)
+        result["cold_mem"] = measure_memory(server.pids())
     with granian(content, state, workers, workdir) as (server, started):
         result["warm"] = serve_every_feed(server, started, content)
         time.sleep(1)
-        result["warm_mem"] = memory(server)
+        result["warm_mem"] = measure_memory(server.pids())
         times = edit_times(server, content, workers, args.edits)
         result["edit_p50"], result["edit_max"] = median(times), max(times)
         if args.crawl:
             result["crawled"] = crawl(server, content)
-            result["crawl_mem"] = memory(server)
+            result["crawl_mem"] = measure_memory(server.pids())
     log.info("%s", result)
     return result
 
@@ -190,7 +168,7 @@ def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
     """Edit one article `edits` times in this process; return refresh CPU and wall seconds."""
     from feedsvc import create_app
 
-    content = copy_site(ensure_site(size), workdir, f"in-process-{size}")
+    content = copy_site(ensure_corpus(size), workdir, f"in-process-{size}")
     config = {
         "CONTENT_DIR": str(content),
         "STATE_DIR": str(workdir / f"in-process-state-{size}"),
@@ -233,8 +211,8 @@ def in_process_report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def mb(pair: tuple[int, int] | None) -> str:
-    return "—" if pair is None else f"{pair[0] / 1024:.0f} / {pair[1] / 1024:.0f}"
+def mb(memory: Memory | None) -> str:
+    return "—" if memory is None else f"{memory.rss_mb:.0f} / {memory.pss_mb:.0f}"
 
 
 def report(results: list[dict]) -> str:
@@ -268,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "--in-process", action="store_true", help="CPU per edit in this process, no server"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    setup_logging()
     load = os.getloadavg()
     results = []
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -35,18 +35,15 @@ used. Every process the script starts is stopped by its PID when it ends, also o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import email.utils
 import gzip
-import http.client
+import importlib.util
 import logging
 import os
 import platform
-import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,52 +52,44 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import MARKER, generate  # noqa: E402  (needs the project root on sys.path)
+from bench.harness import (
+    GRANIAN_FLAGS,
+    HOST,
+    SECTIONS,
+    STARTUP_TIMEOUT,
+    BenchError,
+    Memory,
+    Processes,
+    Started,
+    WrkResult,
+    cpu_ticks,
+    descendants,
+    ensure_corpus,
+    expect,
+    feed_paths,
+    fetch,
+    git_state,
+    granian_argv,
+    measure_memory,
+    nginx_file,
+    python_tool,
+    run_wrk,
+    setup_logging,
+    start_feedsvc,
+    start_nginx,
+    wait_ok,
+)
 
 log = logging.getLogger("serve_bench")
 
-VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
-CACHE_DIR = Path("/tmp/feedsvc-bench")
-HOST = "127.0.0.1"
-SECTIONS = 8
-SEED = 1
 SMALL_SITE = 100
-# Chosen on a 2-core machine, 10,000 articles, feed GET / 304 / page req/s, PSS:
-#   --workers 2 (defaults: many blocking threads)        31k / 54k / 57k, 391 MB
-#   --workers 2 --blocking-threads 1 --runtime-threads 1 44k / 59k / 56k, 256 MB
-#   --workers 2 --blocking-threads 4                     45k / 63k / 58k, 323 MB
-#   --workers 1 --blocking-threads 1 --runtime-threads 2 49k / 66k / 63k, 148 MB  <- this
-#   the same with --backpressure 64                      44k / 65k / 62k, 153 MB
-#   --workers 1 --blocking-threads 2 --runtime-threads 2 30k / 60k / 50k, 155 MB
-# (each with --http 1 --no-ws --log-level warning but the first; nginx did 67-78k / 89-116k
-# / 72-80k alongside; 3 runs of 5 s each, medians.)
-# One Python thread keeps the GIL uncontended while two Rust runtime threads do the I/O;
-# one worker also loads the content once, not once per worker (cold start, memory).
-# --http 1 and --no-ws skip protocol detection; access logging is off.
-GRANIAN_FLAGS = (
-    "--interface",
-    "wsgi",
-    "--workers",
-    "1",
-    "--blocking-threads",
-    "1",
-    "--runtime-threads",
-    "2",
-    "--http",
-    "1",
-    "--no-ws",
-    "--log-level",
-    "warning",
-    "--no-access-log",
-    "--respawn-failed-workers",
-)
 GUNICORN_FLAGS = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
 SERVERS = ("granian", "gunicorn")
 WRK_THREADS = 2
@@ -109,7 +98,6 @@ COLD_CLIENTS = 4
 IDLE_CHECK_SECONDS = 1.0
 # Above this share of CPU taken by other processes during a run, the report says so.
 NOISY_SHARE = 0.05
-STARTUP_TIMEOUT = 120.0
 FEED_PATH = "/feed.xml"
 GZIP = {"Accept-Encoding": "gzip"}
 # A 304 carries headers only; anything bigger means wrk got full bodies.
@@ -117,207 +105,6 @@ MAX_304_BYTES = 1024
 TARGET_RATIO = 0.5
 TARGET_COLD_SECONDS = 3.0
 TARGET_MEMORY_MB = 250.0
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
-
-
-# --- processes -----------------------------------------------------------------------------
-
-
-@dataclass
-class Started:
-    """A process this script started, and where its output goes."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-    started_at: float
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-
-class Processes:
-    """Start processes and stop exactly those again, by PID, with their children."""
-
-    def __init__(self) -> None:
-        self.running: list[Started] = []
-
-    def start(self, name: str, argv: Sequence[str], env: dict, log_path: Path) -> Started:
-        """Spawn argv in its own session (Ctrl-C reaches only us), output to log_path."""
-        log.info("starting %s: %s", name, shlex.join(map(str, argv)))
-        with log_path.open("ab") as out:
-            started_at = time.perf_counter()
-            popen = subprocess.Popen(
-                list(map(str, argv)),
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        started = Started(name, popen, log_path, started_at)
-        self.running.append(started)
-        return started
-
-    def stop(self, started: Started, timeout: float = 15.0) -> None:
-        """Ask the process to stop, then kill it and any child it left behind."""
-        if started in self.running:
-            self.running.remove(started)
-        children = [(pid, _start_time(pid)) for pid in descendants(started.pid)]
-        if started.popen.poll() is None:
-            started.popen.send_signal(signal.SIGTERM)
-            try:
-                started.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) ignored SIGTERM; killing it", started.name, started.pid)
-                started.popen.kill()
-                started.popen.wait()
-        deadline = time.monotonic() + timeout
-        for pid, start_time in children:
-            while _start_time(pid) == start_time and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if start_time is not None and _start_time(pid) == start_time:  # same process, still up
-                log.warning("killing leftover child %d of %s", pid, started.name)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        """Stop everything still running, newest first."""
-        for started in reversed(list(self.running)):
-            try:
-                self.stop(started)
-            except OSError as exc:
-                log.warning("could not stop %s (pid %d): %s", started.name, started.pid, exc)
-
-
-def descendants(pid: int) -> list[int]:
-    """Return the PIDs of pid's children, grandchildren, … (from /proc)."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                found.append(child)
-                todo.append(child)
-    return found
-
-
-def _start_time(pid: int) -> str | None:
-    """Return the kernel's start time of pid, to tell it from a later process reusing it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    """Return the end of a server's log, for error messages."""
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:])
-
-
-# --- HTTP ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One HTTP answer; header names lower-cased."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def fetch(port: int, path: str, headers: dict | None = None, timeout: float = 60.0) -> Reply:
-    """GET path from 127.0.0.1:port on a fresh connection, as an independent poller would."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        body = response.read()
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
-    finally:
-        conn.close()
-
-
-def fetch_ok(port: int, path: str, started: Started, deadline: float) -> float:
-    """Fetch path until it answers 200 (server still starting); return when it did."""
-    while True:
-        if started.popen.poll() is not None:
-            raise BenchError(f"{started.name} exited early:\n{log_tail(started.log_path)}")
-        try:
-            if fetch(port, path).status == 200:
-                return time.perf_counter()
-        except OSError:
-            pass
-        if time.perf_counter() > deadline:
-            raise BenchError(f"{path} did not answer 200 within {STARTUP_TIMEOUT:.0f} s")
-        time.sleep(0.02)
-
-
-def expect(reply: Reply, status: int, what: str, encoding: str | None = None) -> Reply:
-    """Check one answer before benchmarking it, so wrk never measures the wrong thing."""
-    if reply.status != status:
-        raise BenchError(f"{what}: expected {status}, got {reply.status}")
-    if encoding and reply.headers.get("content-encoding") != encoding:
-        raise BenchError(f"{what}: expected Content-Encoding {encoding}, got {reply.headers}")
-    return reply
-
-
-# --- the site ------------------------------------------------------------------------------
-
-
-def ensure_corpus(articles: int) -> Path:
-    """Return the cached site of `articles` articles, writing it first if missing or cut short."""
-    out = CACHE_DIR / str(articles)
-    if (out / MARKER).is_file() and count_articles(out) == articles:
-        return out
-    log.info("writing a %d-article site to %s", articles, out)
-    summary = generate(out, articles, SECTIONS, SEED, force=True)
-    log.info("%s", summary)
-    return out
-
-
-def count_articles(site: Path) -> int:
-    """Count the article files (drafts included) in a generated site."""
-    return sum(
-        1
-        for folder in site.iterdir()
-        if folder.is_dir()
-        for name in os.listdir(folder)
-        if name.endswith(".md") and name != "_index.md"
-    )
-
-
-def section_slugs(site: Path) -> list[str]:
-    """Return the site's section folders (everything but media/)."""
-    return sorted(p.name for p in site.iterdir() if p.is_dir() and p.name != "media")
-
-
-def feed_paths(site: Path, extensions: Sequence[str]) -> list[str]:
-    """Return the URL path of every feed the site offers: site-wide and per section."""
-    names = ["feed", *section_slugs(site)]
-    return [f"/{name}.{ext}" for name in names for ext in extensions]
 
 
 class _AlternateLinks(HTMLParser):
@@ -351,22 +138,19 @@ def discover_feed_extensions(port: int) -> list[str]:
 def server_argv(server: str, port: int, granian_flags: Sequence[str]) -> list[str]:
     """Return the command line that serves wsgi:app with `server` on 127.0.0.1:port."""
     if server == "granian":
-        return [VENV_BIN / "granian", *granian_flags, "--host", HOST, "--port", port, "wsgi:app"]
+        return granian_argv(port, granian_flags)
     if server == "gunicorn":
-        return [VENV_BIN / "gunicorn", *GUNICORN_FLAGS, "--bind", f"{HOST}:{port}", "wsgi:app"]
+        return [*python_tool("gunicorn"), *GUNICORN_FLAGS, "--bind", f"{HOST}:{port}", "wsgi:app"]
     raise ValueError(server)
 
 
-def start_feedsvc(
+def start_server(
     procs: Processes, server: str, site: Path, workdir: Path, granian_flags: Sequence[str]
 ) -> tuple[Started, int]:
     """Start feedsvc with `server` on a free port, serving `site`; don't wait for it."""
-    port = free_port()
-    env = dict(os.environ)
-    env.update(FEEDSVC_CONTENT_DIR=str(site), FEEDSVC_SITE_URL=f"http://{HOST}:{port}")
-    argv = server_argv(server, port, granian_flags)
-    started = procs.start(server, argv, env, workdir / f"{server}.log")
-    return started, port
+    argv = partial(server_argv, server, granian_flags=granian_flags)
+    started = start_feedsvc(procs, server, argv, site, workdir / f"{server}.log")
+    return started, started.port
 
 
 @dataclass(frozen=True)
@@ -380,10 +164,10 @@ class ColdStart:
 def cold_start_sequential(started: Started, port: int, feeds: list[str]) -> ColdStart:
     """One client: poll /healthz until it answers, then fetch each feed in turn."""
     deadline = started.started_at + STARTUP_TIMEOUT
-    healthz = fetch_ok(port, "/healthz", started, deadline)
+    healthz = wait_ok(started, "/healthz", deadline)
     done = healthz
     for path in feeds:
-        done = fetch_ok(port, path, started, deadline)
+        done = wait_ok(started, path, deadline)
     return ColdStart(healthz - started.started_at, done - started.started_at)
 
 
@@ -392,7 +176,7 @@ def cold_start_concurrent(started: Started, port: int, feeds: list[str]) -> Cold
     deadline = started.started_at + STARTUP_TIMEOUT
     paths = ["/healthz", *feeds]
     with ThreadPoolExecutor(COLD_CLIENTS) as pool:
-        times = list(pool.map(lambda path: fetch_ok(port, path, started, deadline), paths))
+        times = list(pool.map(lambda path: wait_ok(started, path, deadline), paths))
     return ColdStart(times[0] - started.started_at, max(times) - started.started_at)
 
 
@@ -406,7 +190,7 @@ def measure_cold_start(
     keep_running: bool = False,
 ) -> tuple[ColdStart, Started, int]:
     """Start a fresh server on `site` and time its cold start; stop it unless asked not to."""
-    started, port = start_feedsvc(procs, server, site, workdir, report.granian_flags)
+    started, port = start_server(procs, server, site, workdir, report.granian_flags)
     try:
         measure = cold_start_concurrent if concurrent else cold_start_sequential
         result = measure(started, port, feed_paths(site, report.feed_extensions))
@@ -428,52 +212,6 @@ def measure_cold_start(
 
 
 # --- nginx ---------------------------------------------------------------------------------
-
-# nginx at its best for throughput: one worker per CPU, Debian's sendfile + tcp_nopush, no
-# access log, no limit on requests per keep-alive connection (feedsvc's servers have none).
-# tcp_nopush is why nginx's p99 for the 64 KB feed sits near 43 ms; with it off nginx made
-# ~15 % fewer requests/s here at a p99 of ~6 ms, which would flatter feedsvc's ratio.
-NGINX_CONF = """\
-{user}worker_processes {workers};
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp/body;
-    proxy_temp_path {dir}/tmp/proxy;
-    fastcgi_temp_path {dir}/tmp/fastcgi;
-    uwsgi_temp_path {dir}/tmp/uwsgi;
-    scgi_temp_path {dir}/tmp/scgi;
-    types {{
-        application/rss+xml xml;
-        application/atom+xml atom;
-        application/feed+json json;
-        text/html html;
-    }}
-    default_type application/octet-stream;
-    charset utf-8;
-    charset_types application/rss+xml application/atom+xml application/feed+json;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    gzip_static on;
-    gzip_vary on;
-    etag on;
-    server {{
-        listen {host}:{port};
-        root {root};
-        index index.html;
-        add_header Cache-Control "public, max-age=300";
-    }}
-}}
-"""
-
-
-def nginx_file(root: Path, path: str) -> Path:
-    """Return where nginx finds the file for a URL path (a folder's index.html)."""
-    relative = path.lstrip("/")
-    return root / (relative + "index.html" if path.endswith("/") else relative)
 
 
 def copy_to_nginx_root(port: int, paths: list[str], root: Path) -> dict[str, bytes]:
@@ -498,23 +236,6 @@ def copy_to_nginx_root(port: int, paths: list[str], root: Path) -> dict[str, byt
     return gzipped
 
 
-def start_nginx(procs: Processes, nginx: str, workdir: Path, root: Path) -> tuple[Started, int]:
-    """Write a config serving `root` and run nginx in the foreground on a free port."""
-    port = free_port()
-    conf_dir = workdir / "nginx"
-    (conf_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    conf = conf_dir / "nginx.conf"
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    workers = len(os.sched_getaffinity(0))
-    conf.write_text(
-        NGINX_CONF.format(user=user, workers=workers, dir=conf_dir, host=HOST, port=port, root=root)
-    )
-    argv = [nginx, "-p", conf_dir, "-c", conf, "-e", conf_dir / "error.log", "-g", "daemon off;"]
-    started = procs.start("nginx", argv, dict(os.environ), workdir / "nginx.log")
-    fetch_ok(port, FEED_PATH, started, started.started_at + 10)
-    return started, port
-
-
 # --- load ----------------------------------------------------------------------------------
 
 
@@ -529,60 +250,10 @@ class Scenario:
     body_bytes: int  # size of the body each answer must carry (0 for 304)
 
 
-@dataclass(frozen=True)
-class WrkResult:
-    """What one wrk run reports."""
-
-    requests_per_s: float
-    p99_ms: float
-    requests: int
-    bytes_read: float
-    bad_status: int  # answers outside 2xx/3xx
-    socket_errors: int
-    problem: str = ""
-    # Share of the machine's CPU that processes other than ours used during the run.
-    foreign_cpu: float = 0.0
-
-    @property
-    def bytes_per_request(self) -> float:
-        return self.bytes_read / max(self.requests, 1)
-
-
-_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
-_TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def parse_wrk(output: str) -> WrkResult:
-    """Read requests/s, the 99th percentile, totals and errors from wrk --latency output."""
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.M)
-    totals = re.search(r"(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB|TB) read", output)
-    if not (rps and p99 and totals):
-        raise BenchError(f"cannot read wrk output:\n{output}")
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
-    )
-    return WrkResult(
-        requests_per_s=float(rps.group(1)),
-        p99_ms=float(p99.group(1)) * _TIME_UNITS[p99.group(2)],
-        requests=int(totals.group(1)),
-        bytes_read=float(totals.group(2)) * _UNITS[totals.group(3)],
-        bad_status=int(bad.group(1)) if bad else 0,
-        socket_errors=sum(map(int, sockets.groups())) if sockets else 0,
-    )
-
-
-def run_wrk(wrk: str, port: int, scenario: Scenario, seconds: float, connections: int) -> WrkResult:
+def run_scenario(port: int, scenario: Scenario, seconds: float, connections: int) -> WrkResult:
     """Run wrk once against 127.0.0.1:port and check the answers were the expected kind."""
-    argv = [wrk, f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for name, value in scenario.headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    argv.append(f"http://{HOST}:{port}{scenario.path}")
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-    if done.returncode != 0:
-        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
-    result = parse_wrk(done.stdout)
+    url = f"http://{HOST}:{port}{scenario.path}"
+    result = run_wrk(url, scenario.headers, seconds, WRK_THREADS, connections)
     problems = []
     if result.bad_status:
         problems.append(f"{result.bad_status} non-2xx/3xx")
@@ -661,7 +332,7 @@ class CpuMeter:
         """Return (wall time, machine busy seconds, our busy seconds)."""
         fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         machine = (fields[0] + fields[1] + fields[2]) / self.hz  # user, nice, system
-        ours = sum(_cpu_ticks(pid) for pid in self.our_pids()) / self.hz
+        ours = sum(cpu_ticks(pid) for pid in self.our_pids()) / self.hz
         times = os.times()  # this script, and wrk once it has been waited for
         ours += times.user + times.system + times.children_user + times.children_system
         return time.monotonic(), machine, ours
@@ -678,17 +349,8 @@ class CpuMeter:
         return max(foreign, 0.0) / wall if wall > 0 else 0.0
 
 
-def _cpu_ticks(pid: int) -> int:
-    """Return utime + stime of a process (all its threads), in clock ticks."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
-
-
 def paired_load_runs(
-    wrk: str, ports: dict[str, int], page_path: str, args: argparse.Namespace, meter: CpuMeter
+    ports: dict[str, int], page_path: str, args: argparse.Namespace, meter: CpuMeter
 ) -> dict[str, dict[str, Measured]]:
     """Measure every scenario on every server, alternating servers run by run.
 
@@ -700,12 +362,12 @@ def paired_load_runs(
     for index in range(len(next(iter(plans.values())))):
         runs: dict[str, list[WrkResult]] = {name: [] for name in ports}
         for name, port in ports.items():
-            run_wrk(wrk, port, plans[name][index], WARMUP_SECONDS, args.connections)
+            run_scenario(port, plans[name][index], WARMUP_SECONDS, args.connections)
         for _ in range(args.repeat):
             for name, port in ports.items():
                 scenario = plans[name][index]
                 before = meter.sample()
-                result = run_wrk(wrk, port, scenario, args.duration, args.connections)
+                result = run_scenario(port, scenario, args.duration, args.connections)
                 foreign = meter.foreign_share(before, meter.sample())
                 result = replace(result, foreign_cpu=foreign)
                 runs[name].append(result)
@@ -721,33 +383,6 @@ def paired_load_runs(
         for name in ports:
             results[name][plans[name][index].name] = Measured(tuple(runs[name]))
     return results
-
-
-# --- memory --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Memory:
-    """Memory of a server: the master and its workers, summed."""
-
-    processes: int
-    rss_mb: float
-    pss_mb: float
-
-
-def measure_memory(pid: int) -> Memory:
-    """Sum RSS and PSS (smaps_rollup) over pid and its descendants."""
-    pids = [pid, *descendants(pid)]
-    rss = pss = 0
-    for each in pids:
-        try:
-            text = Path(f"/proc/{each}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        fields = dict(re.findall(r"^(\w+):\s+(\d+) kB", text, re.M))
-        rss += int(fields.get("Rss", 0))
-        pss += int(fields.get("Pss", 0))
-    return Memory(len(pids), rss / 1024, pss / 1024)
 
 
 # --- report --------------------------------------------------------------------------------
@@ -899,11 +534,6 @@ def machine_facts(nginx: str, wrk: str) -> list[str]:
             return "?"
         return ((done.stdout + done.stderr).strip().splitlines() or ["?"])[0]
 
-    commit = version(["git", "-C", PROJECT_ROOT, "rev-parse", "--short", "HEAD"])
-    status = ["git", "-C", PROJECT_ROOT, "status", "--porcelain", "--", "feedsvc", "wsgi.py"]
-    if version([*status, "config.py"]) != "?":
-        commit += " + uncommitted changes in feedsvc/"
-
     cpu = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -913,12 +543,12 @@ def machine_facts(nginx: str, wrk: str) -> list[str]:
     return [
         f"machine: nproc {len(os.sched_getaffinity(0))}, {cpu}, {pages / 2**30:.0f} GiB RAM, "
         f"Linux {platform.release()}, Python {platform.python_version()}",
-        f"feedsvc: git {commit}",
+        f"feedsvc: git {git_state()}",
         "versions: "
         + "; ".join(
             [
-                version([VENV_BIN / "granian", "--version"]),
-                version([VENV_BIN / "gunicorn", "--version"]),
+                version([*python_tool("granian"), "--version"]),
+                version([*python_tool("gunicorn"), "--version"]),
                 version([nginx, "-v"]),
                 version([wrk, "-v"]).split(" Copyright")[0],
             ]
@@ -937,8 +567,8 @@ def require_tools() -> tuple[str, str]:
         missing = " and ".join(name for name, path in (("nginx", nginx), ("wrk", wrk)) if not path)
         raise BenchError(f"{missing} not found; install with: apt-get install nginx wrk")
     for tool in ("granian", "gunicorn"):
-        if not (VENV_BIN / tool).exists():
-            raise BenchError(f"{VENV_BIN / tool} missing; run `make test` to create the venv")
+        if importlib.util.find_spec(tool) is None:
+            raise BenchError(f"{tool} missing; run with the project's .venv/bin/python")
     return nginx, wrk
 
 
@@ -956,7 +586,8 @@ class Nginx:
         if self.started is None:
             served = copy_to_nginx_root(feedsvc_port, paths, self.root)
             log.info("nginx root: %d files in %s", 2 * len(paths), self.root)
-            self.started, self.port = start_nginx(self.procs, self.nginx, self.workdir, self.root)
+            self.started = start_nginx(self.procs, self.nginx, self.workdir, self.root, FEED_PATH)
+            self.port = self.started.port
             verify_nginx_bytes(self.port, served)
             self.note_sizes(served)
         return self.port
@@ -986,7 +617,6 @@ def bench_server(
     sites: dict[int, Path],
     workdir: Path,
     report: Report,
-    wrk: str,
     nginx: Nginx,
 ) -> None:
     """Cold starts, then load runs (alternating with nginx's) and memory of one server."""
@@ -1003,11 +633,11 @@ def bench_server(
     try:
         nginx_port = nginx.ensure(port, [*feed_paths(big, report.feed_extensions), args.page])
         ports = {server: port, "nginx": nginx_port}
-        results = paired_load_runs(wrk, ports, args.page, args, CpuMeter(procs))
+        results = paired_load_runs(ports, args.page, args, CpuMeter(procs))
         report.load[server] = results[server]
         report.nginx_load[server] = results["nginx"]
-        report.memory[server] = measure_memory(started.pid)
-        report.memory.setdefault("nginx", measure_memory(nginx.started.pid))
+        report.memory[server] = measure_memory(started.pids())
+        report.memory.setdefault("nginx", measure_memory(nginx.started.pids()))
     finally:
         procs.stop(started)
     if args.skip_cold_start:
@@ -1025,9 +655,9 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> Report:
     report = Report(args.articles, args, granian_flags, facts=machine_facts(nginx_path, wrk))
     sites = {n: ensure_corpus(n) for n in {args.articles, SMALL_SITE}}
     load_before = check_idle()
-    started, port = start_feedsvc(procs, args.servers[0], sites[SMALL_SITE], workdir, granian_flags)
+    started, port = start_server(procs, args.servers[0], sites[SMALL_SITE], workdir, granian_flags)
     try:
-        fetch_ok(port, "/healthz", started, started.started_at + STARTUP_TIMEOUT)
+        wait_ok(started, "/healthz", started.started_at + STARTUP_TIMEOUT)
         report.feed_extensions = discover_feed_extensions(port)
     finally:
         procs.stop(started)
@@ -1035,7 +665,7 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> Report:
     nginx = Nginx(procs, nginx_path, workdir, report)
     try:
         for server in args.servers:
-            bench_server(procs, server, sites, workdir, report, wrk, nginx)
+            bench_server(procs, server, sites, workdir, report, nginx)
     finally:
         nginx.stop()
     load_after = Path("/proc/loadavg").read_text().split()[:3]
@@ -1089,9 +719,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
-    )
+    setup_logging()
     procs = Processes()
     workdir = Path(tempfile.mkdtemp(prefix="feedsvc-serve-bench-"))
     # Ctrl-C and SIGTERM unwind through the finally below, which stops our servers; SIGINT

@@ -69,7 +69,7 @@ def normal_alias(item: object) -> str | None:
     return alias
 
 
-def parse_section_aliases(value: object, line: int, path: str, slug: str) -> tuple[str, ...]:
+def parse_section_aliases(value: object, line: int, path: str) -> tuple[str, ...]:
     """Return a section's former folder names; a name that cannot be one is an error."""
     names = []
     for item in _as_list(value):

@@ -1,8 +1,8 @@
 """The thin serving path: GET and HEAD for precomputed responses, without entering Flask.
 
-Feeds, and pages once Flask has rendered them, are answered here from bytes prepared
-once per content version, so pollers cost a dict lookup and a header check. Everything
-else (first renders, media, errors, /healthz) goes on to the Flask app.
+Feeds, the OPML file, and pages once Flask has rendered them, are answered here from
+bytes prepared once per content version, so pollers cost a dict lookup and a header
+check. Everything else (first renders, media, errors, /healthz) goes on to the Flask app.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from .edge import EdgePolicy
 from .responses import wsgi_respond
 from .store import ContentStore
 
-_FAST_METHODS = frozenset({"GET", "HEAD"})
-
 
 class FastPath:
     """WSGI middleware in front of the Flask app's own WSGI callable."""
@@ -26,13 +24,13 @@ class FastPath:
         self.edge = edge
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") in _FAST_METHODS:
-            path = _site_path(environ.get("PATH_INFO", ""))
-            rep = self.store.snapshot().lookup(path)
-            if rep is not None:
-                now = time.time()
-                extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)
-                return wsgi_respond(rep, environ, start_response, now, extra)
+        # Every method: respond() answers 405 to anything but GET and HEAD.
+        path = _site_path(environ.get("PATH_INFO", ""))
+        rep = self.store.snapshot().lookup(path)
+        if rep is not None:
+            now = time.time()
+            extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)
+            return wsgi_respond(rep, environ, start_response, now, extra)
         return self.app(environ, start_response)
 
 

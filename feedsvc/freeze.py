@@ -193,11 +193,6 @@ def check_size(snapshot: Snapshot, output: Path, allow_shrink: bool, content_dir
     )
 
 
-def count_article_pages(root: Path) -> int:
-    """Count the article pages of an export: <section>/<slug>/index.html."""
-    return len(article_pages(root))
-
-
 def article_pages(root: Path) -> list[str]:
     """Return the site paths of an export's article pages (/<section>/<slug>/)."""
     return [

@@ -337,7 +337,7 @@ def parse_section_index(text: str, path: str, slug: str) -> Section:
     front, _ = split_front_matter(text, path)
     title = _optional_text(front, "title") or slug.replace("-", " ").title()
     line = front.line_of("aliases")
-    aliases = parse_section_aliases(front.fields.get("aliases"), line, path, slug)
+    aliases = parse_section_aliases(front.fields.get("aliases"), line, path)
     return Section(
         slug=slug,
         title=title,

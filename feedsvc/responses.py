@@ -10,11 +10,13 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
+from functools import lru_cache
 from types import MappingProxyType
 
 import brotli
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_date, parse_etags, parse_list_header
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +35,11 @@ BROWSER_ETAG_SUFFIX = "-x"
 _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
 
 _CODING_ALIASES = MappingProxyType({"x-gzip": GZIP})
-# Lenient qvalue: plain decimals only (no sign, exponent or "_"); values above 1 are capped.
-_QVALUE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
-# One complete member of an If-None-Match list; junk members simply do not match.
-_ETAG_MEMBER = re.compile(r'(?:^|,)[ \t]*(?:[Ww]/)?("[^"]*"|\*)[ \t]*(?=,|\Z)')
+# A weight named without a value: "gzip;q" or "gzip;q=".
+_EMPTY_WEIGHT = re.compile(r";[ \t]*[Qq][ \t]*(?:=[ \t]*)?(?:;|\Z)")
+# Distinct header values whose parse is kept (per process); a client inventing a new value
+# per request only ever costs its own parse.
+PARSED_HEADERS_CACHED = 512
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _MANAGED_HEADERS = frozenset(
     "content-type content-length content-encoding etag last-modified cache-control vary".split()
@@ -223,46 +226,41 @@ def choose_encoding(accept_encoding: str | None, available: Collection[str]) -> 
     """
     if not accept_encoding:
         return IDENTITY
-    weights = _parse_accept_encoding(accept_encoding)
-    star = weights.get("*", 0.0)
-    best, best_q = IDENTITY, 0.0
-    for coding in (BROTLI, GZIP):
+    for coding in _coding_preference(accept_encoding):
         if coding in available:
-            q = weights.get(coding, star)
-            if q > best_q:
-                best, best_q = coding, q
-    if best_q > 0.0 and best_q >= weights.get(IDENTITY, star):
-        return best
+            return coding
     return IDENTITY
 
 
-def _parse_accept_encoding(value: str) -> dict[str, float]:
-    """Map each listed coding (lower-cased, aliases folded) to its weight."""
-    if ";" not in value:  # the common browser/poller form: no weights, all equal
-        codings = (member.strip() for member in value.lower().split(","))
-        return {_CODING_ALIASES.get(coding, coding): 1.0 for coding in codings}
+@lru_cache(maxsize=PARSED_HEADERS_CACHED)
+def _coding_preference(accept_encoding: str) -> tuple[str, ...]:
+    """Return the compressed codings the client takes over identity, most wanted first.
+
+    Cached by the raw header: pollers send a handful of distinct values, so a request
+    pays one dict lookup instead of a parse.
+    """
+    weights = _coding_weights(accept_encoding)
+    star = weights.get("*", 0.0)
+    wanted = {coding: weights.get(coding, star) for coding in (BROTLI, GZIP)}
+    floor = weights.get(IDENTITY, star)
+    ranked = sorted(wanted, key=lambda coding: -wanted[coding])  # stable: br wins a tie
+    return tuple(coding for coding in ranked if wanted[coding] > 0.0 and wanted[coding] >= floor)
+
+
+def _coding_weights(value: str) -> dict[str, float]:
+    """Map each listed coding (lower-cased, aliases folded) to its highest weight."""
     weights: dict[str, float] = {}
-    for member in value.split(","):
-        coding, _, params = member.partition(";")
-        coding = coding.strip().lower()
-        coding = _CODING_ALIASES.get(coding, coding)
-        weight = _parse_weight(params) if params else 1.0
-        if coding and weight is not None:
-            weights[coding] = max(weight, weights.get(coding, 0.0))
+    for member in parse_list_header(value):
+        # werkzeug reads a bare "q" or "q=" as no weight (1); like any other malformed
+        # weight it makes the member unusable.
+        if _EMPTY_WEIGHT.search(member):
+            continue
+        for listed, weight in parse_accept_header(member):
+            coding = listed.partition(";")[0].strip().lower()
+            coding = _CODING_ALIASES.get(coding, coding)
+            if coding:
+                weights[coding] = max(weight, weights.get(coding, 0.0))
     return weights
-
-
-def _parse_weight(params: str) -> float | None:
-    """Return the q parameter of a member (1 when absent), or None when it is malformed."""
-    weight = 1.0
-    for param in params.split(";"):
-        name, _, raw = param.partition("=")
-        if name.strip().lower() == "q":
-            raw = raw.strip()
-            if not _QVALUE.match(raw):
-                return None
-            weight = min(float(raw), 1.0)
-    return weight
 
 
 def respond(
@@ -298,13 +296,17 @@ def respond(
     return "200 OK", [*variant.ok_head, cache_control, *rep._tail, *extra], body
 
 
+@lru_cache(maxsize=PARSED_HEADERS_CACHED)
 def is_browser(accept: str | None) -> bool:
-    """Tell a browser navigating to a feed (it asks for HTML) from a feed reader."""
-    return (
-        accept is not None
-        and "text/html" in accept
-        and not any(feed_type in accept for feed_type in _FEED_TYPES)
-    )
+    """Tell a browser navigating to a feed from a feed reader: it ranks HTML above every feed type.
+
+    Browsers get feeds as application/xml, which they style with the feed's stylesheet;
+    `text/html;q=0` or a plain `*/*` asks for no page, so it gets the feed's own type.
+    """
+    if not accept:
+        return False
+    ranked = parse_accept_header(accept, MIMEAccept)
+    return ranked.quality("text/html") > max(ranked.quality(kind) for kind in _FEED_TYPES)
 
 
 def wsgi_respond(
@@ -338,7 +340,9 @@ def _is_not_modified(rep: Representation, variant: _Prepared, environ: Mapping[s
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     # A blank field carries no entity-tags; treat it as absent rather than as "never matches".
     if if_none_match and not if_none_match.isspace():
-        return _etag_listed(if_none_match, variant)
+        if if_none_match == variant.etag or if_none_match == variant.weak_etag:
+            return True
+        return _listed_etags(if_none_match).matches(variant.etag)
     if_modified_since = environ.get("HTTP_IF_MODIFIED_SINCE")
     if not if_modified_since:
         return False
@@ -348,19 +352,30 @@ def _is_not_modified(rep: Representation, variant: _Prepared, environ: Mapping[s
     return since is not None and rep.last_modified <= since
 
 
-def _etag_listed(if_none_match: str, variant: _Prepared) -> bool:
-    """Tell whether an If-None-Match value names `variant` by weak comparison, or is "*"."""
-    if if_none_match == variant.etag or if_none_match == variant.weak_etag:
-        return True
-    return any(tag in ("*", variant.etag) for tag in _ETAG_MEMBER.findall(if_none_match))
+@dataclass(frozen=True)
+class _ListedTags:
+    """The quoted entity-tags of an If-None-Match list (weak or strong), or "*"."""
+
+    tags: frozenset[str]
+    star: bool
+
+    def matches(self, etag: str) -> bool:
+        """Compare weakly, as If-None-Match does (RFC 9110 §13.1.2)."""
+        return self.star or etag in self.tags
 
 
+@lru_cache(maxsize=PARSED_HEADERS_CACHED)
+def _listed_etags(if_none_match: str) -> _ListedTags:
+    """Parse If-None-Match once per distinct value; junk members simply do not match."""
+    parsed = parse_etags(if_none_match)
+    listed = parsed.as_set(include_weak=True)
+    # werkzeug also takes an unquoted word as a tag; a validator must be quoted to match.
+    quoted = frozenset(f'"{tag}"' for tag in listed if f'"{tag}"' in if_none_match)
+    return _ListedTags(quoted, parsed.star_tag or "*" in listed)
+
+
+@lru_cache(maxsize=PARSED_HEADERS_CACHED)
 def parse_http_date(value: str) -> float | None:
     """Return the POSIX time of an HTTP-date (any of the three RFC 9110 forms), else None."""
-    try:
-        moment = parsedate_to_datetime(value)
-        if moment.tzinfo is None:  # asctime and "-0000" dates carry no zone; HTTP means GMT
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+    moment = parse_date(value)
+    return None if moment is None else moment.timestamp()

@@ -1,4 +1,7 @@
-"""HTTP answers: look things up in the current snapshot and hand them to templates or feeds.
+"""HTTP answers: look things up in the current snapshot and hand them to templates.
+
+Feeds and the OPML file have no route here: the fast path (fastpath.py) answers every
+request for them, and an address it does not know is not found.
 
 No URL value ever becomes a file path, except under /media/, where Werkzeug's
 safe_join keeps requests inside the media folder.
@@ -192,7 +195,7 @@ def home():
     feeds = feed_links(SITE_FEED, get_store().settings.site_title)
     for section in snapshot.site.sections.values():
         feeds += feed_links(section.slug, section.title)
-    html = render_template("home.html", articles=latest, feeds=feeds)
+    html = render_template("home.html", articles=latest, feeds=feeds, opml_path=OPML_PATH)
     folders = max((s.file_mtime for s in snapshot.site.sections.values()), default=0.0)
     return _page(html, latest, folders)
 
@@ -269,15 +272,6 @@ def preview_page(section: str, slug: str):
     )
     headers = {"Cache-Control": "private, no-store", "X-Robots-Tag": "noindex, nofollow"}
     return html, 200, headers
-
-
-@bp.get("/<path:name>.xml", defaults={"fmt": RSS})
-@bp.get("/<path:name>.atom", defaults={"fmt": ATOM})
-@bp.get("/<path:name>.json", defaults={"fmt": JSON})
-def feed(name: str, fmt: str):
-    """Serve a section's feed, or the whole site's as /feed.xml, /feed.atom and /feed.json."""
-    rep = get_snapshot().feed(feed_path(name, fmt)) or abort(404)
-    return _answer(rep)
 
 
 @bp.get("/media/<path:filename>")
@@ -360,10 +354,3 @@ def _gone() -> Response:
     html = render_template("gone.html", feeds=feed_links(SITE_FEED, "All articles"))
     headers = {"Cache-Control": f"public, max-age={PAGE_MAX_AGE}"}
     return Response(html, status=410, headers=headers, mimetype="text/html")
-
-
-@bp.get("/feeds.opml")
-def opml():
-    """Serve the list of every feed, for readers that import OPML."""
-    rep = get_snapshot().documents.get(OPML_PATH) or abort(404)
-    return _answer(rep)

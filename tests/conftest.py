@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -22,6 +23,8 @@ from feedsvc import create_app
 SITE_URL = "https://news.example.org"
 # 2020-01-01T00:00:00Z: older than every content date the tests write.
 OLD_MTIME = 1577836800.0
+# A PNG signature and some bytes: enough for the media type, never decoded.
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 
 
 def article_text(body: str = "Body text.", **fields) -> str:
@@ -79,6 +82,29 @@ def write_article(content_dir: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(article_text(body, **fields), encoding="utf-8")
         return path
+
+    return write
+
+
+@pytest.fixture
+def write_stories(write_article):
+    """Write <section>/story-1 … story-<count>, "Story <n>", one a day from `first`.
+
+    `first` is an ISO date or date-time; every other field goes to each article as written.
+    """
+
+    def write(section: str, count: int, first: str = "2026-03-01T09:00:00+00:00", **fields):
+        start = datetime.fromisoformat(first) if "T" in first else date.fromisoformat(first)
+        return [
+            write_article(
+                section,
+                f"story-{n}",
+                title=f"Story {n}",
+                date=(start + timedelta(days=n - 1)).isoformat(),
+                **fields,
+            )
+            for n in range(1, count + 1)
+        ]
 
     return write
 

@@ -17,27 +17,19 @@ import pytest
 
 from feedsvc import PROJECT_ROOT, freeze, views
 from tests.browser import CHROMIUM, Browser
-from tests.conftest import stop_process_group, wait_until
+from tests.conftest import PNG, stop_process_group, wait_until
 from tests.nginx import DEPLOY, NGINX, fetch, free_port, needs_nginx, recipe, running_nginx
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 @pytest.fixture
-def site(write_article, write_section, write_media, monkeypatch):
+def site(write_article, write_section, write_stories, write_media, monkeypatch):
     """Write two sections with pagers, tags, authors, a lead image and site-relative links."""
     monkeypatch.setattr(views, "SECTION_PAGE_SIZE", 2)
     write_section("culture", "Culture")
-    for day in range(1, 6):
-        write_article(
-            "culture",
-            f"story-{day}",
-            date=f"2026-03-0{day}T09:00:00+00:00",
-            tags=["Music"],
-            author="Zoë Martin",
-        )
+    write_stories("culture", 5, tags=["Music"], author="Zoë Martin")
     write_article(
         "science",
         "eels",

@@ -156,7 +156,7 @@ def test_drafts_are_in_no_feed_listing_opml_or_export(drafts, make_app, tmp_path
 
 
 @pytest.fixture
-def moved(write_article, content_dir):
+def moved(write_article, write_stories, content_dir):
     """culture was kultur; one article was renamed from old-name to new-name."""
     write_index(content_dir, "culture", title="Culture", aliases=["kultur"])
     write_article(
@@ -165,8 +165,7 @@ def moved(write_article, content_dir):
         title="Renamed",
         aliases=["/culture/old-name/", "/2019/05/x.html", "/café/"],
     )
-    for day in range(1, 4):
-        write_article("culture", f"story-{day}", title=f"Story {day}", date=f"2026-02-0{day}")
+    write_stories("culture", 3, first="2026-02-01")
 
 
 def test_old_article_and_section_addresses_answer_301_to_the_new_ones(moved, live_server):
@@ -207,10 +206,9 @@ def test_item_ids_survive_moves(moved, client):
 
 @pytest.mark.skipif(NEWSBOAT is None, reason="newsboat is not installed (apt-get install newsboat)")
 def test_newsboat_follows_a_renamed_section_feed_without_duplicates(
-    write_article, content_dir, serve, tmp_path
+    write_stories, content_dir, serve, tmp_path
 ):
-    for day in range(1, 4):
-        write_article("kultur", f"story-{day}", title=f"Story {day}", date=f"2026-02-0{day}")
+    write_stories("kultur", 3, first="2026-02-01")
     base = serve(WATCH_CONTENT=True)
     (tmp_path / "urls").write_text(f"{base}/kultur.xml\n")
     cache = tmp_path / "cache.db"

@@ -31,19 +31,12 @@ LEAD_BODY = (
 
 
 @pytest.fixture
-def site(write_article, write_section, write_media, backdate, monkeypatch):
+def site(write_article, write_section, write_stories, write_media, backdate, monkeypatch):
     """Write three sections, enough articles for archives and a second section page, media."""
     monkeypatch.setattr(views, "SECTION_PAGE_SIZE", 4)
     write_section("culture", "Culture", "Arts in town.")
     write_section("science", "Science")
-    for day in range(1, 8):
-        write_article(
-            "culture",
-            f"story-{day}",
-            date=f"2026-03-0{day}T09:00:00+00:00",
-            tags=["Music"],
-            author="Zoë Martin",
-        )
+    write_stories("culture", 7, tags=["Music"], author="Zoë Martin")
     write_article(
         "culture",
         "lead",

@@ -22,10 +22,9 @@ PREFIXED = "https://example.org/news"
 
 
 @pytest.fixture
-def site(write_article, write_section, write_media):
+def site(write_article, write_section, write_stories, write_media):
     write_section("culture", "Culture")
-    for n in range(1, 4):
-        write_article("culture", f"story-{n}", date=f"2026-03-0{n}T09:00:00+00:00", tags=["Art"])
+    write_stories("culture", 3, tags=["Art"])
     write_article(
         "science",
         "eels",

@@ -14,12 +14,11 @@ import pytest
 from lxml import etree
 
 from feedsvc.urls import absolute_url, encode_uri
-from tests.conftest import SITE_URL
+from tests.conftest import PNG, SITE_URL
 from tests.w3c_rules import feed_problems, opml_problems, uri_problems
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 MEDIA_CONTENT = "{http://search.yahoo.com/mrss/}content"
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 FEEDS = ["/feed.xml", "/feed.atom", "/culture.xml", "/culture.atom"]
 
 
