@@ -231,8 +231,12 @@ class ContentStore:
         while True:
             if self._publisher.held():
                 self._following = False
+                # Watching first, so an edit made during the first read is not missed; the
+                # watcher's thread waits for that read (it asks for the snapshot) before acting.
+                self._watcher = self._watcher_factory(self)
+                self._watcher.start()
                 self.refresh()  # every file checked against the index: nothing is missed
-                break
+                return
             mark = self._mark.read()
             if mark is not None and mark[1] == self._publisher.holder():
                 if self._index is None:
