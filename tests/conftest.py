@@ -191,6 +191,13 @@ def client_factory(make_app):
     return lambda **config: make_app(**config).test_client()
 
 
+def free_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def serve(make_app):
     """Start real HTTP servers on 127.0.0.1, each in a thread; `serve(**config)` gives a URL.
@@ -200,9 +207,7 @@ def serve(make_app):
     servers = []
 
     def start(**config) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         app = make_app(**{"SITE_URL": base_url, **config})
         server = make_server("127.0.0.1", port, app, threaded=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from feedsvc import store
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 from tests.test_publisher import children, everywhere, get, granian, validators, write_site
 
 
@@ -125,9 +124,7 @@ def test_workers_follow_one_publisher_and_the_next_takes_over(
 ):
     write_site(write_article, backdate)
     state, log = tmp_path / "state", tmp_path / "server.log"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = probe.getsockname()[1]
+    address = free_port()
     options = ("--respawn-failed-workers",)
     with granian(address, content_dir, state, log, *options, WATCH_CONTENT="true") as (port, srv):
         wait_until(lambda: len(publishing(port)) == 2, "both workers answering")
@@ -160,9 +157,7 @@ def test_caches_hear_of_an_edit_only_once_every_worker_serves_it(
 ):
     write_site(write_article, backdate)
     state, log = tmp_path / "state", tmp_path / "server.log"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = probe.getsockname()[1]
+    address = free_port()
     seen_at_purge: list[bool] = []
 
     class Cache(BaseHTTPRequestHandler):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ from feedsvc.loader import read_content_file
 from feedsvc.markup import feed_safe_html, new_markdown, render_markdown
 from feedsvc.models import Article, ContentError
 from feedsvc.parsing import ParseContext, parse_article
-from tests.conftest import stop_process_group
+from tests.conftest import free_port, stop_process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATE = "2026-03-01T09:00:00+00:00"
@@ -439,16 +438,10 @@ def _parse_quickly(text: str) -> Article | None:
         assert time.process_time() - started < 2.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_granian_worker_survives_nasty_files_and_keeps_publishing(content_dir, tmp_path):
     """The production server of the README: its worker would die on the first request."""
     _write_tree(content_dir, {k: v for k, v in NASTY.items() if v[1] is not None})
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "FEEDSVC_CONTENT_DIR": str(content_dir), "FEEDSVC_SITE_URL": base}
     command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,13 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from tests.conftest import stop_process_group
+from tests.conftest import free_port, stop_process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {
     "granian": ["-m", "granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1"],
     "gunicorn": ["-m", "gunicorn", "--workers", "2"],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(port: int, path: str, **headers) -> tuple[int, http.client.HTTPMessage, bytes]:

@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 
 from feedsvc import SettingsError, store
 from feedsvc.index import INDEX_NAME
-from tests.conftest import stop_process_group, wait_until
+from tests.conftest import free_port, stop_process_group, wait_until
 from tests.test_websub_notifier import hub  # noqa: F401  (a fixture)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -312,9 +311,7 @@ def test_workers_and_restarts_agree_on_validators(write_article, backdate, conte
         )
     backdate()
     state, log = tmp_path / "state", tmp_path / "server.log"
-    with socket.socket() as probe:  # one address throughout: it is in every feed's bytes
-        probe.bind(("127.0.0.1", 0))
-        address = probe.getsockname()[1]
+    address = free_port()
     with granian(address, content_dir, state, log) as (port, _):
         before = {path: validators(port, path)[:2] for path in FEEDS}
     with granian(address, content_dir, state, log) as (port, _):
@@ -381,9 +378,7 @@ def test_one_edit_one_hub_ping_with_two_workers(
 ):
     write_article("culture", "story", title="Story", date="2026-01-01")
     backdate()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = probe.getsockname()[1]
+    address = free_port()
     state, log = tmp_path / "state", tmp_path / "server.log"
     with granian(address, content_dir, state, log, WEBSUB_HUB=hub.url) as (port, _):
         for _ in range(20):  # fresh connections: both workers load and watch
@@ -465,9 +460,7 @@ def test_a_respawned_worker_serves_the_same_validators_at_once(
 ):
     write_site(write_article, backdate)
     state, log = tmp_path / "state", tmp_path / "server.log"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = probe.getsockname()[1]
+    address = free_port()
     with granian(address, content_dir, state, log, "--respawn-failed-workers") as (port, server):
         for _ in range(20):  # fresh connections: both workers load
             get(port, "/healthz")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import socket
 import threading
 import time
 import urllib.parse
@@ -15,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from feedsvc.websub import HubNotifier
-from tests.conftest import wait_until
+from tests.conftest import free_port, wait_until
 
 DEADLINE = 10.0  # generous for a loaded CI machine; a healthy run takes a fraction of it
 # notify() must return at once: the slow hub of these tests answers after 2 s, 8 times this.
@@ -126,10 +125,7 @@ def make_notifier():
 @pytest.fixture
 def closed_port() -> str:
     """Return the URL of a port on 127.0.0.1 where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/hub"
+    return f"http://127.0.0.1:{free_port()}/hub"
 
 
 def websub_threads() -> list[threading.Thread]:
