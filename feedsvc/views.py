@@ -29,7 +29,8 @@ from flask import (
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
-from .catalog import SITE_FEED, modified_time
+from .catalog import SITE_FEED
+from .editions import modified_time
 from .editorial import resolve
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .health import assess
