@@ -21,11 +21,11 @@ from .feeds import (
     JSON,
     RSS,
     FeedSpec,
-    ItemHtmlMemo,
     document_path,
     media_type,
     render_feed,
 )
+from .itemhtml import ItemHtmlMemo
 from .jsonfeed import render_json_feed
 from .models import Article
 from .responses import IDENTITY, Representation, Variant, build_representation
