@@ -34,7 +34,7 @@ from flask.cli import with_appcontext
 from lxml import etree
 from werkzeug.test import Client, TestResponse
 
-from .loader import media_sizes
+from .media import media_sizes
 from .opml import OPML_PATH
 from .redirectmap import MAP_FILE, render_map
 from .responses import parse_http_date
