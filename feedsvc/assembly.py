@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from . import catalog, editorial
 from .catalog import SITE_FEED, Listing
+from .crosscheck import id_problem
 from .feeds import item_id
 from .loader import (
     RESERVED_SLUGS,
@@ -22,7 +23,6 @@ from .loader import (
     FileState,
     Tree,
     file_digest,
-    id_problem,
     media_digest,
     site_version,
 )
@@ -226,7 +226,7 @@ class SiteAssembler:
             if article is not None and _is_timed(article, now):
                 self._timed[rel] = article
 
-    # Duplicate ids: one article per GUID, as loader._drop_duplicate_ids decides.
+    # Duplicate ids: one article per GUID, as crosscheck.drop_duplicate_ids decides.
 
     def _set_candidate(self, rel: str, article: Article | None, dirty_ids: set[str]) -> None:
         old_guid = self._guids.pop(rel, None)

@@ -1,51 +1,26 @@
-"""The feeds a site offers, each rendered once per change into precomputed HTTP representations.
+"""The feeds a site offers: listings (site, sections, tags, authors), their feed specs and archives.
 
-Subscription feeds (the site's and each section's) are rendered when a snapshot is built;
-tag, author and archive feeds on first request. A feed's Last-Modified rises with every
-change of its bytes, strictly, by at least a second: HTTP dates have no finer grain, and
-readers such as newsboat drop a 200 whose Last-Modified is not newer than their copy.
+What each feed holds is decided here; editions.py renders them once per change.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib
 import math
 import operator
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from . import editorial
-from .feeds import (
-    ATOM,
-    JSON,
-    RSS,
-    FeedSpec,
-    ItemHtmlMemo,
-    document_path,
-    media_type,
-    render_feed,
-)
-from .jsonfeed import render_json_feed
+from .feeds import FeedSpec
 from .models import Article, Site
-from .responses import IDENTITY, Representation, Variant, build_representation
 from .settings import Settings
 from .slugs import name_slug
 
 SITE_FEED = "feed"
 TAGS = "tags"
 AUTHORS = "authors"
-FEED_FORMATS = (RSS, ATOM, JSON)
-# What browsers get for RSS and Atom, so they apply the feed's stylesheet.
-BROWSER_FEED_TYPE = "application/xml; charset=utf-8"
-# Archive documents change only when old articles do: caches may keep them a day.
-ARCHIVE_MAX_AGE = 86400
-# Bytes of tag, author and archive feeds kept rendered; beyond this, the least recently
-# used are rendered again on demand (same bytes, so the same ETag and Last-Modified).
-RENDER_CACHE_BYTES = 64 * 1024 * 1024
 _IN_FEEDS = operator.attrgetter("in_feeds")
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -59,201 +34,6 @@ class Listing:
     label: str
     page_path: str
     articles: tuple[Article, ...]
-
-
-class ValidatorHistory:
-    """The last body digest and Last-Modified served at each feed path, kept across snapshots.
-
-    With a `backing` (the persistent index), the history is shared with the other
-    processes serving the same content and survives restarts: the newest record wins.
-    """
-
-    def __init__(self, backing=None):
-        self._seen: dict[str, tuple[bytes, int]] = {}
-        # The persistent index, if any: subscription feeds are kept there rendered too.
-        self.backing = backing
-        self._lock = threading.Lock()
-
-    def last_modified(self, path: str, body: bytes, content_time: int) -> int:
-        """Return the Last-Modified for `body` at `path`: unchanged bytes keep theirs."""
-        digest = hashlib.sha256(body).digest()
-        with self._lock:
-            seen = self._seen.get(path)
-            if seen is not None and seen[0] == digest:
-                return seen[1]
-            stored = self.backing.validator(path) if self.backing is not None else None
-            if stored is not None and (seen is None or stored[1] >= seen[1]):
-                seen = stored
-                if seen[0] == digest:
-                    self._seen[path] = seen
-                    return seen[1]
-            moment = content_time if seen is None else max(content_time, seen[1] + 1)
-            self._seen[path] = (digest, moment)
-            if self.backing is not None:
-                self.backing.record_validator(path, digest, moment)
-            return moment
-
-
-class RenderCache:
-    """Feeds rendered on demand, least recently used dropped first, bounded in bytes.
-
-    Tag, author and archive feeds are listed in /feeds.opml, so a crawler asks for every
-    one of them; kept without a bound they would outgrow any machine's memory.
-    """
-
-    def __init__(self, budget: int | None = None):
-        self._entries: OrderedDict[tuple, Representation] = OrderedDict()
-        self._budget = RENDER_CACHE_BYTES if budget is None else budget
-        self._used = 0
-        self._lock = threading.Lock()
-        # Item HTML per article version, which every feed's render reuses.
-        self.items = ItemHtmlMemo()
-
-    def get(self, key: tuple) -> Representation | None:
-        """Return the representation kept under `key`, marking it recently used."""
-        with self._lock:
-            rep = self._entries.get(key)
-            if rep is not None:
-                self._entries.move_to_end(key)
-            return rep
-
-    def put(self, key: tuple, rep: Representation) -> None:
-        """Keep `rep`, dropping the least recently used entries when over budget."""
-        size = _size(rep)
-        with self._lock:
-            if key in self._entries or size > self._budget:
-                return
-            self._entries[key] = rep
-            self._used += size
-            while self._used > self._budget:
-                _, dropped = self._entries.popitem(last=False)
-                self._used -= _size(dropped)
-
-    @property
-    def used(self) -> int:
-        """Return the bytes held."""
-        return self._used
-
-
-def _size(rep: Representation) -> int:
-    return sum(len(variant.body) for variant in rep.variants.values())
-
-
-class FeedEdition:
-    """One feed document in every format, rendered on first use.
-
-    A subscription feed keeps its renders for its snapshot; any other feed keeps them in
-    the shared, bounded RenderCache under a token that editions with the same spec share.
-    """
-
-    def __init__(
-        self,
-        spec: FeedSpec,
-        max_age: int,
-        expires_at: float | None,
-        context,
-        cache=None,
-        memo: ItemHtmlMemo | None = None,
-    ):
-        self.spec = spec
-        self._memo = memo
-        self._paths: dict[str, str] | None = None
-        self.max_age = max_age
-        self.expires_at = expires_at
-        self._settings, self._history = context
-        self._cache: RenderCache | None = cache
-        self._token = object()
-        self._rendered: dict[str, Representation] = {}
-        self._lock = threading.Lock()
-
-    def made_with(self, spec, max_age, expires_at, context, cache, memo) -> bool:
-        """Tell whether this edition was made of this very spec, with these same parts."""
-        settings, history = context
-        return (
-            self.spec is spec
-            and self.expires_at == expires_at
-            and self.max_age == max_age
-            and self._settings is settings
-            and self._history is history
-            and self._cache is cache
-            and self._memo is memo
-        )
-
-    def paths(self) -> dict[str, str]:
-        """Map each format's URL path to the format (the same dict each time: do not change it)."""
-        if self._paths is None:
-            self._paths = {document_path(self.spec, fmt): fmt for fmt in FEED_FORMATS}
-        return self._paths
-
-    def inherit(self, previous: FeedEdition) -> None:
-        """Reuse what an edition with the same spec already rendered."""
-        self._token = previous._token
-        for fmt, rep in previous._rendered.items():
-            self._rendered[fmt] = _with_expiry(rep, self.expires_at)
-
-    def rendered(self) -> dict[str, Representation]:
-        """Return the representations this edition holds itself, by format."""
-        return dict(self._rendered)
-
-    def representation(self, fmt: str) -> Representation:
-        """Return the document in `fmt`, rendering it the first time."""
-        rep = self._rendered.get(fmt)
-        if rep is not None:
-            return rep
-        if self._cache is not None:
-            rep = self._cache.get((self._token, fmt))
-            if rep is None:
-                rep = self._render(fmt)
-                self._cache.put((self._token, fmt), rep)
-            return _with_expiry(rep, self.expires_at)
-        with self._lock:
-            rep = self._rendered.get(fmt) or self._render(fmt)
-            self._rendered[fmt] = rep
-        return rep
-
-    def _render(self, fmt: str) -> Representation:
-        settings, spec = self._settings, self.spec
-        path = document_path(spec, fmt)
-        store = self._history.backing if self._cache is None else None
-        key = store.document_key(path, spec) if store is not None else None
-        stored = store.document(path, key) if store is not None else None
-        if stored is not None:  # rendered by an earlier run or another worker
-            content_type, variants, headers, browser_type = stored
-            body = variants[IDENTITY][0]
-            last_modified = self._history.last_modified(path, body, content_last_modified(spec))
-            return Representation(
-                content_type,
-                last_modified,
-                {coding: Variant(*variant) for coding, variant in variants.items()},
-                self.max_age,
-                self.expires_at,
-                headers,
-                browser_type,
-            )
-        if fmt == JSON:
-            body = render_json_feed(spec, settings, self._memo)
-        else:
-            body = render_feed(spec, fmt, settings, self._memo)
-        last_modified = self._history.last_modified(path, body, content_last_modified(spec))
-        headers = ()
-        if spec.hub:
-            self_url = settings.absolute(path)
-            headers = (("Link", f'<{spec.hub}>; rel="hub", <{self_url}>; rel="self"'),)
-        rep = build_representation(
-            body,
-            media_type(fmt),
-            last_modified,
-            self.max_age,
-            self.expires_at,
-            headers,
-            None if fmt == JSON else BROWSER_FEED_TYPE,
-        )
-        if store is not None:
-            variants = {coding: (v.body, v.etag) for coding, v in rep.variants.items()}
-            store.store_document(
-                path, key, (rep.content_type, variants, rep.extra_headers, rep.browser_content_type)
-            )
-        return rep
 
 
 def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
@@ -488,82 +268,9 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     return releases
 
 
-def build_editions(
-    specs: Mapping[str, FeedSpec],
-    previous: Mapping[str, FeedEdition],
-    releases: Mapping[str, float],
-    settings: Settings,
-    history: ValidatorHistory,
-    cache: RenderCache | None = None,
-) -> dict[str, FeedEdition]:
-    """Make the snapshot's editions, keeping what an unchanged spec already rendered.
-
-    With a `cache`, feeds other than the subscription feeds keep their renders there, and
-    every feed takes item HTML from the cache's memo of it.
-    """
-    memo = cache.items if cache is not None else None
-    editions = {}
-    for name, spec in specs.items():
-        max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
-        expires_at = None if spec.archive else releases.get(name)
-        shared = None if is_subscription(name) else cache
-        before = previous.get(name)
-        if before is not None and before.made_with(
-            spec, max_age, expires_at, (settings, history), shared, memo
-        ):
-            editions[name] = before  # a spec carried over as it was: its edition too
-            continue
-        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
-        if before is not None and (before.spec is spec or before.spec == spec):
-            edition.inherit(before)
-        editions[name] = edition
-    return editions
-
-
 def is_subscription(name: str) -> bool:
     """Tell whether feed `name` is rendered eagerly: the site's and the sections' feeds."""
     return not name.startswith((TAGS + "/", AUTHORS + "/")) and "/archive/" not in name
-
-
-def changed_feeds(
-    editions: Mapping[str, FeedEdition], previous: Mapping[str, FeedEdition]
-) -> list[str]:
-    """Return the names of subscribable feeds whose content changed since `previous`."""
-    return [
-        name
-        for name, edition in editions.items()
-        if not edition.spec.archive
-        and (name not in previous or previous[name].spec != edition.spec)
-    ]
-
-
-def content_last_modified(spec: FeedSpec) -> int:
-    """Return when the feed's content last changed: items, their files and section folders.
-
-    Folder times catch deletions, file times catch edits that leave `updated` alone; all
-    are the same in every worker process, so workers agree without talking to each other.
-    """
-    if spec.name == SITE_FEED:
-        sections: Iterable = spec.sections.values()
-    elif spec.name in spec.sections:
-        sections = [spec.sections[spec.name]]
-    else:
-        sections = {spec.sections[a.section] for a in spec.articles if a.section in spec.sections}
-    folder_times = [section.file_mtime for section in sections]
-    return modified_time(spec.articles, [spec.updated.timestamp(), *folder_times])
-
-
-def modified_time(articles: Iterable[Article], other_times: Iterable[float] = ()) -> int:
-    """Return the newest of the articles' updated dates and file times and `other_times`.
-
-    Never in the future: a file stamped ahead of the clock counts as changed now.
-    """
-    moments = [*other_times, *(max(a.updated.timestamp(), a.file_mtime) for a in articles)]
-    return int(min(max(moments, default=0.0), time.time()))
-
-
-def _with_expiry(rep: Representation, expires_at: float | None) -> Representation:
-    return rep if rep.expires_at == expires_at else replace(rep, expires_at=expires_at)
 
 
 def _newest_update(articles: Iterable[Article]) -> datetime:
@@ -576,3 +283,24 @@ def _folder_update(site: Site, name: str) -> datetime:
     if section is None or section.file_mtime <= _EPOCH.timestamp():
         return _EPOCH
     return datetime.fromtimestamp(int(section.file_mtime), UTC)
+
+
+# store.py still imports these from here; they live in editions.py (which imports this
+# module, so they are looked up on first use). Drop this once store.py imports editions.
+_IN_EDITIONS = frozenset(
+    {
+        "FEED_FORMATS",
+        "FeedEdition",
+        "RenderCache",
+        "ValidatorHistory",
+        "build_editions",
+        "changed_feeds",
+        "content_last_modified",
+    }
+)
+
+
+def __getattr__(name: str):
+    if name in _IN_EDITIONS:
+        return getattr(importlib.import_module(".editions", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,8 +11,6 @@ import json
 from .feeds import (
     JSON,
     FeedSpec,
-    ItemHtmlMemo,
-    article_html,
     branding_urls,
     document_path,
     feed_path,
@@ -20,6 +18,7 @@ from .feeds import (
     image_url_of,
     item_id,
 )
+from .itemhtml import ItemHtmlMemo, article_html
 from .models import Article
 from .settings import Settings
 

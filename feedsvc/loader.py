@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import mimetypes
 import multiprocessing
 import os
 from bisect import bisect_left
@@ -17,23 +16,18 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
 
-from . import editorial, urls
-from .feeds import item_id
-from .images import read_image_facts
+from . import editorial
+from .crosscheck import drop_duplicate_ids, id_problems, shared_slugs
 from .isolate import run_isolated
 from .limits import needs_isolation
-from .models import Article, ContentError, ContentWarning, Section, Site
+from .media import MEDIA_DIR, media_sizes, with_media_facts
+from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
-from .slugs import name_slug
 
 log = logging.getLogger(__name__)
 
-MEDIA_DIR = "media"
-MEDIA_PREFIX = f"/{MEDIA_DIR}/"
-STATIC_PREFIX = "/static/"
 # Below this many files per CPU, worker processes cost more than they save.
 PARALLEL_MIN_FILES = 1000
 SECTION_INDEX = "_index.md"
@@ -312,17 +306,6 @@ def _decode(path: Path, data: bytes) -> str:
         raise ContentError(str(path), line, "file is not valid UTF-8 text") from None
 
 
-def media_sizes(root: Path) -> dict[str, int]:
-    """Map each media file's site path to its size, for enclosure lengths."""
-    media_root = root / MEDIA_DIR
-    sizes = {}
-    if media_root.is_dir():
-        for path in sorted(media_root.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                sizes["/" + path.relative_to(root).as_posix()] = path.stat().st_size
-    return sizes
-
-
 def assemble_site(
     tree: Tree,
     states: Mapping[str, FileState],
@@ -353,9 +336,9 @@ def assemble_site(
             articles.append(state.result)
     version = site_version(files, media_digest(sizes), sections)
     articles = editorial.with_original_paths(articles, sections)
-    articles = _drop_duplicate_ids(articles, problems, settings)
-    problems += _id_problems(articles)
-    problems += _shared_slugs(articles)
+    articles = drop_duplicate_ids(articles, problems, settings)
+    problems += id_problems(articles)
+    problems += shared_slugs(articles)
     site = Site(sections, tuple(articles), tuple(problems), version)
     moves = editorial.alias_problems(site, RESERVED_SLUGS)
     return replace(site, problems=site.problems + tuple(moves)) if moves else site
@@ -385,76 +368,6 @@ def site_version(files: int, media: bytes, sections: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def with_media_facts(
-    article: Article, sizes: Mapping[str, int], root: Path | None = None
-) -> Article:
-    """Give the lead image its type, length and pixel size from its file; flag missing files.
-
-    The type is read from a local file's header (a PNG named .jpg is image/png), else
-    guessed from the name.
-    """
-    warnings = missing_media(article, sizes)
-    if warnings != article.media_warnings:
-        article = replace(article, media_warnings=warnings)
-    image_sizes = body_image_sizes(article, sizes, root) if root is not None else ()
-    if image_sizes != article.image_sizes:
-        article = replace(article, image_sizes=image_sizes)
-    if article.image is None:
-        return article
-    mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
-    # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
-    path = article.image.src if article.image.src in sizes else unquote(article.image.src)
-    length = sizes.get(path)
-    facts = read_image_facts(root / path.lstrip("/")) if length and root is not None else None
-    width = height = None
-    if facts is not None:
-        mime_type, width, height = facts.mime_type, facts.width, facts.height
-    found = (mime_type, length, width, height)
-    image = article.image
-    if found == (image.mime_type, image.length, image.width, image.height):
-        return article
-    image = replace(image, mime_type=mime_type, length=length, width=width, height=height)
-    return replace(article, image=image)
-
-
-def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> tuple:
-    """Read the pixel size of each local image the body shows, for width and height on <img>."""
-    found = []
-    for url, _line, is_link in article.media_refs:
-        path = _served_path(article, url)
-        if is_link or path not in sizes:
-            continue
-        facts = read_image_facts(root / path.lstrip("/"))
-        if facts is not None:
-            found.append((url, facts.width, facts.height))
-    return tuple(found)
-
-
-def _served_path(article: Article, url: str) -> str:
-    """Return the site path a body URL names, resolved beside the article's page."""
-    return unquote(urlsplit(urljoin(article.path, url)).path)
-
-
-def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:
-    """Report the files an article uses that nothing serves: readers would see a 404."""
-    warnings = []
-    for url, line, is_link in article.media_refs:
-        path = _served_path(article, url)
-        if path.startswith(MEDIA_PREFIX):
-            if path in sizes:
-                continue
-            reason = f"{url} is not in the media folder (content{path})"
-        elif is_link or path.startswith(STATIC_PREFIX):
-            continue
-        else:
-            reason = (
-                f"image {url} resolves to {path}, where nothing is served;"
-                f" put it in content/media/ and write {MEDIA_PREFIX}{path.rsplit('/', 1)[-1]}"
-            )
-        warnings.append(ContentWarning(article.source_path, line, reason))
-    return tuple(warnings)
-
-
 def with_new_media(
     state: FileState, sizes: Mapping[str, int], root: Path | None = None
 ) -> FileState:
@@ -463,86 +376,3 @@ def with_new_media(
         return state
     article = with_media_facts(state.result, sizes, root)
     return state if article is state.result else replace(state, result=article)
-
-
-def _drop_duplicate_ids(
-    articles: list[Article], problems: list[ContentError], settings: Settings
-) -> list[Article]:
-    """Keep one article per GUID; two items sharing a GUID make readers drop one of them.
-
-    Permalinks are unique by construction, so only an explicit `id:` can collide: with
-    another explicit id (the file first by path keeps it) or with another article's URL.
-    """
-    claimed = [a for a in articles if a.explicit_id is not None]
-    if not claimed:
-        return articles
-    owners = {settings.absolute(a.id_path): a for a in articles if a.explicit_id is None}
-    dropped = set()
-    for article in sorted(claimed, key=lambda a: a.source_path):
-        guid = item_id(article, settings)
-        owner = owners.setdefault(guid, article)
-        if owner is not article:
-            reason = f"id {guid!r} is already used by {owner.source_path}"
-            problems.append(ContentError(article.source_path, article.id_line, reason))
-            dropped.add(article.key)
-    return [a for a in articles if a.key not in dropped]
-
-
-def _id_problems(articles: list[Article]) -> list[ContentError]:
-    """Report ids that look like URIs but are not published as written, or draw warnings.
-
-    A broken one ("tag:…:my post") is published in a valid form, which the author can
-    write in its place to keep it; a valid one with an unknown scheme ("post:42") stays,
-    since changing a published id would show readers every item twice.
-    """
-    return [problem for problem in map(id_problem, articles) if problem is not None]
-
-
-def id_problem(article: Article) -> ContentWarning | None:
-    """Return the warning _id_problems gives about one article's id, if any."""
-    guid = article.explicit_id
-    scheme = urls.scheme_of(guid or "")
-    if not scheme:
-        return None  # a name: published as a urn:uuid, as documented
-    published = urls.item_id(guid)
-    if published != guid:
-        reason = (
-            f"id {guid!r} is not a valid URI; it is published as {published!r}"
-            " (write that as the id to keep it and end this message)"
-        )
-    elif scheme not in urls.REGISTERED_SCHEMES:
-        reason = (
-            f"id {guid!r} is published as a URI whose scheme {scheme!r} is not registered,"
-            " so validators warn; it is kept to stay the same for readers (a new article's"
-            " id without a colon, or a tag: URI, has no such warning)"
-        )
-    else:
-        return None
-    return ContentWarning(article.source_path, article.id_line, reason)
-
-
-def _shared_slugs(articles: list[Article]) -> list[ContentError]:
-    """Report tags (or authors) spelled differently but sharing one URL: they merge into one."""
-    spellings: dict[tuple[str, str], list[str]] = {}
-    problems = []
-    for article in sorted(articles, key=lambda a: a.source_path):
-        for kind, names in (("tags", article.tags), ("authors", article.authors)):
-            for name in names:
-                slug = name_slug(name)
-                if not slug:
-                    reason = (
-                        f"{kind[:-1]} {name!r} has no letter, digit or symbol to make"
-                        " an address of; it is shown without a page or feed"
-                    )
-                    problems.append(ContentWarning(article.source_path, None, reason))
-                    continue
-                known = spellings.setdefault((kind, slug), [])
-                if name not in known:
-                    if known:
-                        reason = (
-                            f"{kind[:-1]} {name!r} and {known[0]!r} share the address"
-                            f" /{kind}/{slug}/; they are published as one"
-                        )
-                        problems.append(ContentError(article.source_path, None, reason))
-                    known.append(name)
-    return problems

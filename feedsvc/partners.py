@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .catalog import feed_specs, is_subscription, listings
-from .feeds import RSS, article_html, render_feed
+from .feeds import RSS, render_feed
+from .itemhtml import article_html
 from .models import Article, ContentWarning, Site
 from .settings import Settings
 

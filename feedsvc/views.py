@@ -29,12 +29,13 @@ from flask import (
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
-from .catalog import SITE_FEED, modified_time
+from .catalog import SITE_FEED
+from .editions import modified_time
 from .editorial import resolve
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .health import assess
-from .loader import MEDIA_DIR
 from .markup import with_image_sizes
+from .media import MEDIA_DIR
 from .models import Article, Section
 from .opml import OPML_PATH
 from .preview import KEY_PARAMETER, PREVIEW_PREFIX, key_matches, read_preview

@@ -22,7 +22,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .loader import MEDIA_DIR
+from .media import MEDIA_DIR
 from .store import ContentStore
 
 log = logging.getLogger(__name__)

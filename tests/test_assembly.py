@@ -14,11 +14,11 @@ from feedsvc.assembly import SiteAssembler
 from feedsvc.catalog import feed_specs, listings, next_releases
 from feedsvc.loader import (
     assemble_site,
-    media_sizes,
     read_content_files,
     scan_tree,
     update_tree,
 )
+from feedsvc.media import media_sizes
 from feedsvc.models import Site
 from tests.conftest import SITE_URL, article_text
 

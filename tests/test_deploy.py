@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from feedsvc import PROJECT_ROOT, freeze, views
+from feedsvc import PROJECT_ROOT, export, views
 from tests.browser import CHROMIUM, Browser
 from tests.conftest import PNG, stop_process_group, wait_until
 from tests.nginx import DEPLOY, NGINX, fetch, free_port, needs_nginx, recipe, running_nginx
@@ -136,12 +136,12 @@ def crawl(server: tuple[str, int], site_url: str) -> dict[str, int]:
         seen[path] = status
         links = []
         if status == 200:
-            reader = freeze.link_reader(headers["content-type"].split(";")[0])
+            reader = export.link_reader(headers["content-type"].split(";")[0])
             links = reader(body) if reader else []
         elif status == 308:
             links = [headers["location"]]
         for link in links:
-            target = freeze.site_path(link, site_url + path, site_url)
+            target = export.site_path(link, site_url + path, site_url)
             if target is None:
                 assert not link.startswith("/"), f"{link} (on {path}) leaves {prefix}/"
                 continue

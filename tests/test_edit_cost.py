@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import feedparser
 
-from feedsvc import feeds
+from feedsvc import itemhtml
 
 
 def _count_sanitised(monkeypatch) -> list[str]:
     calls: list[str] = []
-    made = feeds._article_html
+    made = itemhtml._article_html
 
     def counting(article, settings, full):
         calls.append(article.slug)
         return made(article, settings, full)
 
-    monkeypatch.setattr(feeds, "_article_html", counting)
+    monkeypatch.setattr(itemhtml, "_article_html", counting)
     return calls
 
 
@@ -52,9 +52,9 @@ def test_item_html_memo_stays_within_its_budget(write_article, make_app):
     write_article("culture", "short", title="Short")
     settings = make_app().extensions["feedsvc"].settings
     site = make_app().extensions["feedsvc"].site
-    memo = feeds.ItemHtmlMemo(budget=5000)
+    memo = itemhtml.ItemHtmlMemo(budget=5000)
     for article in site.articles:
-        assert memo.html(article, settings, True) == feeds.article_html(article, settings)
+        assert memo.html(article, settings, True) == itemhtml.article_html(article, settings)
     assert memo.misses == 2
     for article in site.articles:
         memo.html(article, settings, True)

@@ -16,7 +16,7 @@ import feedparser
 import pytest
 from flask import Flask
 
-from feedsvc import freeze, views
+from feedsvc import export, freeze, views
 from feedsvc.responses import parse_http_date
 from tests.conftest import SITE_URL
 from tests.nginx import fetch, free_port, needs_nginx, recipe, running_nginx
@@ -201,7 +201,7 @@ def test_failed_freeze_leaves_the_published_export_alone(site, run_freeze, out, 
     run_freeze()
     published = os.readlink(out)
     before = exported_files(out)
-    real_write, calls = freeze.write_file, []
+    real_write, calls = export.write_file, []
 
     def write_until_disk_full(file, data, mtime):
         calls.append(file)
@@ -209,7 +209,7 @@ def test_failed_freeze_leaves_the_published_export_alone(site, run_freeze, out, 
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(file, data, mtime)
 
-    monkeypatch.setattr(freeze, "write_file", write_until_disk_full)
+    monkeypatch.setattr(export, "write_file", write_until_disk_full)
     _, result = run_freeze()
     assert result.exit_code == 1
     assert "No space left on device" in result.stderr
@@ -230,14 +230,14 @@ def test_unfinished_export_of_a_stopped_freeze_is_removed(site, run_freeze, out,
 def test_content_changed_during_the_export_publishes_nothing(
     site, run_freeze, out, write_article, make_app, monkeypatch
 ):
-    real_save = freeze.save_not_found_page
+    real_save = export.save_not_found_page
 
     def edit_then_save(client, root, export):
         write_article("culture", "late-edit")
         client.application.extensions["feedsvc"].refresh()
         real_save(client, root, export)
 
-    monkeypatch.setattr(freeze, "save_not_found_page", edit_then_save)
+    monkeypatch.setattr(export, "save_not_found_page", edit_then_save)
     _, result = run_freeze()
     assert result.exit_code == 1
     assert "content changed during the export" in result.stderr
@@ -294,13 +294,13 @@ def test_progress_bar_only_on_a_terminal(site, run_freeze, monkeypatch, terminal
     ],
 )
 def test_url_paths_map_to_files(tmp_path, path, name):
-    assert freeze.output_file(tmp_path, path) == tmp_path / name
+    assert export.output_file(tmp_path, path) == tmp_path / name
 
 
 @pytest.mark.parametrize("path", ["/../etc/passwd", "/a/%2e%2e/b", "/a%2Fb", "//x", "/a/./b"])
 def test_paths_without_a_file_of_their_own_are_refused(tmp_path, path):
     with pytest.raises(ValueError):
-        freeze.output_file(tmp_path, path)
+        export.output_file(tmp_path, path)
 
 
 @pytest.mark.parametrize(
@@ -323,13 +323,13 @@ def test_paths_without_a_file_of_their_own_are_refused(tmp_path, path):
     ],
 )
 def test_links_are_followed_only_within_the_site(link, path):
-    assert freeze.site_path(link, f"{SITE_URL}/culture/lead/", SITE_URL) == path
+    assert export.site_path(link, f"{SITE_URL}/culture/lead/", SITE_URL) == path
 
 
 def test_links_of_a_site_under_a_path_prefix():
     site = "https://example.org/news"
-    assert freeze.site_path("https://example.org/news/a.xml", site + "/", site) == "/a.xml"
-    assert freeze.site_path("https://example.org/other/", site + "/", site) is None
+    assert export.site_path("https://example.org/news/a.xml", site + "/", site) == "/a.xml"
+    assert export.site_path("https://example.org/other/", site + "/", site) is None
 
 
 CRAWL_DOCUMENTS = {
@@ -380,7 +380,7 @@ def test_crawl_follows_pages_feeds_archives_opml_and_json_feeds(caplog):
         return app.response_class(body, mimetype=mimetype)
 
     visited, reports = [], []
-    freeze.crawl(
+    export.crawl(
         app.test_client(),
         ["/"],
         SITE_URL,

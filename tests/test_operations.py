@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc import PROJECT_ROOT, SettingsError, create_app
-from feedsvc.freeze import html_links, output_file, site_path
+from feedsvc.export import html_links, output_file, site_path
 from feedsvc.store import STUCK_REFRESH_SECONDS
 
 BIN = Path(sys.executable).parent

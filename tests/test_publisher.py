@@ -329,7 +329,7 @@ def test_workers_and_restarts_agree_on_validators(write_article, backdate, conte
 
 
 def test_a_crawl_of_every_feed_stays_within_the_render_budget(write_article, make_app, monkeypatch):
-    from feedsvc import catalog
+    from feedsvc import catalog, editions
 
     for n in range(12):
         write_article(
@@ -341,7 +341,7 @@ def test_a_crawl_of_every_feed_stays_within_the_render_budget(write_article, mak
             tags=[f"Topic {n}", "Shared"],
             author=f"Writer {n}",
         )
-    monkeypatch.setattr(catalog, "RENDER_CACHE_BYTES", 40_000)
+    monkeypatch.setattr(editions, "RENDER_CACHE_BYTES", 40_000)
     app = make_app(FEED_ITEMS=3)
     client = app.test_client()
     snapshot = app.extensions["feedsvc"].snapshot()
@@ -431,16 +431,16 @@ def test_a_forked_child_does_not_inherit_publishing(tmp_path):
 def test_a_restart_serves_subscription_feeds_rendered_before(
     write_article, backdate, make_app, monkeypatch
 ):
-    from feedsvc import catalog
+    from feedsvc import editions
 
     write_site(write_article, backdate)
     first = make_app()
     before = {path: first.test_client().get(path) for path in ("/feed.xml", "/culture.atom")}
     stop(first)
     renders = []
-    render = catalog.render_feed
+    render = editions.render_feed
     monkeypatch.setattr(
-        catalog, "render_feed", lambda *args: renders.append(args[0].name) or render(*args)
+        editions, "render_feed", lambda *args: renders.append(args[0].name) or render(*args)
     )
     client = make_app().test_client()
     for path, response in before.items():

@@ -1,0 +1,110 @@
+"""Each article's item HTML for feeds: dek, lead image, body, related links, made feed-safe.
+
+RSS, Atom and JSON Feed items carry the same HTML; sanitising it costs more than the rest
+of an item, so it is kept per article version in an ItemHtmlMemo.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from html import escape
+
+from .markup import feed_safe_html, with_image_sizes
+from .models import Article, Image
+from .settings import Settings
+
+# Characters of item HTML an ItemHtmlMemo keeps; beyond this the least recently used go.
+# The items of every subscription feed fit many times over (50 items of 10 kB: 0.5 MB each).
+ITEM_HTML_MEMO_CHARS = 8 * 1024 * 1024
+
+
+class ItemHtmlMemo:
+    """Item HTML (sanitised, links made absolute) kept per article version, bounded in size.
+
+    Sanitising a body costs more than the rest of its item: kept here, a feed rendered
+    again after one edit sanitises only the edited article. Owned by whoever renders (the
+    store's RenderCache), never global. The key holds everything article_html reads.
+    """
+
+    def __init__(self, budget: int = ITEM_HTML_MEMO_CHARS):
+        self._entries: OrderedDict[tuple, str] = OrderedDict()
+        self._budget = budget
+        self._used = 0
+        self._lock = threading.Lock()
+        self.misses = 0  # sanitised bodies, for tests and benchmarks
+
+    def html(self, article: Article, settings: Settings, full: bool) -> str:
+        """Return article_html(article, settings, full), computed once per article version."""
+        key = (
+            article.packed_body,
+            article.path,
+            article.dek,
+            article.summary,
+            article.image,
+            article.image_sizes,
+            article.related,
+            full,
+            settings.site_url,
+        )
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        html = _article_html(article, settings, full)
+        with self._lock:
+            self.misses += 1
+            if key not in self._entries and len(html) <= self._budget:
+                self._entries[key] = html
+                self._used += len(html)
+                while self._used > self._budget:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._used -= len(dropped)
+        return html
+
+
+def article_html(
+    article: Article, settings: Settings, full: bool = True, memo: ItemHtmlMemo | None = None
+) -> str:
+    """Return the article's feed HTML, from `memo` when it has this version of it."""
+    if memo is not None:
+        return memo.html(article, settings, full)
+    return _article_html(article, settings, full)
+
+
+def _article_html(article: Article, settings: Settings, full: bool) -> str:
+    """Return the full article as feed HTML: dek, lead image with credit, body, related links.
+
+    Many readers show only this HTML, not the summary, so a dek written by the author
+    leads it; a summary cut from the body is not repeated. Not `full`: the summary and a
+    link to the article stand in for the body (a feed kept under its byte cap).
+    """
+    parts = []
+    if article.dek or not full:
+        parts.append(f"<p><strong>{escape(article.dek or article.summary)}</strong></p>")
+    if article.image is not None:
+        parts.append(_figure_html(article.image))
+    if full:
+        parts.append(with_image_sizes(article.body_html, article.image_sizes))
+    else:
+        link = escape(settings.absolute(article.path))
+        parts.append(f'<p><a href="{link}">Read the whole article</a></p>')
+    if article.related:
+        links = "".join(
+            f'<li><a href="{escape(link.url)}">{escape(link.title)}</a></li>'
+            for link in article.related
+        )
+        parts.append(f"<h2>Related</h2><ul>{links}</ul>")
+    permalink = settings.absolute(article.path)
+    return feed_safe_html("\n".join(parts), settings.site_url, permalink)
+
+
+def _figure_html(image: Image) -> str:
+    caption = f"<figcaption>{escape(image.credit)}</figcaption>" if image.credit else ""
+    alt = escape(image.alt)
+    # Terminal readers (newsboat) show an image's title, not its alt text.
+    title = f' title="{alt}"' if alt else ""
+    size = f' width="{image.width}" height="{image.height}"' if image.width and image.height else ""
+    src = escape(image.src)
+    return f'<figure><img src="{src}" alt="{alt}"{title}{size}>{caption}</figure>'

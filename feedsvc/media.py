@@ -1,0 +1,101 @@
+"""The media folder and what articles' media files tell: type, length, pixel size, absence.
+
+Lead images get their real type and size from their files (enclosures need a length);
+a file an article uses that nothing serves is reported, since readers would see a 404.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+from .images import read_image_facts
+from .models import Article, ContentWarning
+
+MEDIA_DIR = "media"
+MEDIA_PREFIX = f"/{MEDIA_DIR}/"
+STATIC_PREFIX = "/static/"
+
+
+def media_sizes(root: Path) -> dict[str, int]:
+    """Map each media file's site path to its size, for enclosure lengths."""
+    media_root = root / MEDIA_DIR
+    sizes = {}
+    if media_root.is_dir():
+        for path in sorted(media_root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                sizes["/" + path.relative_to(root).as_posix()] = path.stat().st_size
+    return sizes
+
+
+def with_media_facts(
+    article: Article, sizes: Mapping[str, int], root: Path | None = None
+) -> Article:
+    """Give the lead image its type, length and pixel size from its file; flag missing files.
+
+    The type is read from a local file's header (a PNG named .jpg is image/png), else
+    guessed from the name.
+    """
+    warnings = missing_media(article, sizes)
+    if warnings != article.media_warnings:
+        article = replace(article, media_warnings=warnings)
+    image_sizes = body_image_sizes(article, sizes, root) if root is not None else ()
+    if image_sizes != article.image_sizes:
+        article = replace(article, image_sizes=image_sizes)
+    if article.image is None:
+        return article
+    mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
+    # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
+    path = article.image.src if article.image.src in sizes else unquote(article.image.src)
+    length = sizes.get(path)
+    facts = read_image_facts(root / path.lstrip("/")) if length and root is not None else None
+    width = height = None
+    if facts is not None:
+        mime_type, width, height = facts.mime_type, facts.width, facts.height
+    found = (mime_type, length, width, height)
+    image = article.image
+    if found == (image.mime_type, image.length, image.width, image.height):
+        return article
+    image = replace(image, mime_type=mime_type, length=length, width=width, height=height)
+    return replace(article, image=image)
+
+
+def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> tuple:
+    """Read the pixel size of each local image the body shows, for width and height on <img>."""
+    found = []
+    for url, _line, is_link in article.media_refs:
+        path = _served_path(article, url)
+        if is_link or path not in sizes:
+            continue
+        facts = read_image_facts(root / path.lstrip("/"))
+        if facts is not None:
+            found.append((url, facts.width, facts.height))
+    return tuple(found)
+
+
+def _served_path(article: Article, url: str) -> str:
+    """Return the site path a body URL names, resolved beside the article's page."""
+    return unquote(urlsplit(urljoin(article.path, url)).path)
+
+
+def missing_media(article: Article, sizes: Mapping[str, int]) -> tuple[ContentWarning, ...]:
+    """Report the files an article uses that nothing serves: readers would see a 404."""
+    warnings = []
+    for url, line, is_link in article.media_refs:
+        path = _served_path(article, url)
+        if path.startswith(MEDIA_PREFIX):
+            if path in sizes:
+                continue
+            reason = f"{url} is not in the media folder (content{path})"
+        elif is_link or path.startswith(STATIC_PREFIX):
+            continue
+        else:
+            reason = (
+                f"image {url} resolves to {path}, where nothing is served;"
+                f" put it in content/media/ and write {MEDIA_PREFIX}{path.rsplit('/', 1)[-1]}"
+            )
+        warnings.append(ContentWarning(article.source_path, line, reason))
+    return tuple(warnings)
