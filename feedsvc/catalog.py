@@ -5,7 +5,6 @@ What each feed holds is decided here; editions.py renders them once per change.
 
 from __future__ import annotations
 
-import importlib
 import math
 import operator
 from collections.abc import Iterable, Mapping
@@ -283,24 +282,3 @@ def _folder_update(site: Site, name: str) -> datetime:
     if section is None or section.file_mtime <= _EPOCH.timestamp():
         return _EPOCH
     return datetime.fromtimestamp(int(section.file_mtime), UTC)
-
-
-# store.py still imports these from here; they live in editions.py (which imports this
-# module, so they are looked up on first use). Drop this once store.py imports editions.
-_IN_EDITIONS = frozenset(
-    {
-        "FEED_FORMATS",
-        "FeedEdition",
-        "RenderCache",
-        "ValidatorHistory",
-        "build_editions",
-        "changed_feeds",
-        "content_last_modified",
-    }
-)
-
-
-def __getattr__(name: str):
-    if name in _IN_EDITIONS:
-        return getattr(importlib.import_module(".editions", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,19 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .assembly import SiteAssembler
-from .catalog import (
+from .catalog import SITE_FEED, Listing, feed_specs, is_subscription, next_releases
+from .editions import (
     FEED_FORMATS,
-    SITE_FEED,
     FeedEdition,
-    Listing,
     RenderCache,
     ValidatorHistory,
     build_editions,
     changed_feeds,
     content_last_modified,
-    feed_specs,
-    is_subscription,
-    next_releases,
 )
 from .editorial import Routes, build_routes
 from .feeds import FeedSpec
