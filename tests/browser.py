@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Error, sync_playwright
 
@@ -109,5 +110,9 @@ class Page:
         self._problems.append(f"request failed: {request.failure} {request.url}")
 
     def _response(self, response) -> None:
+        # Chromium asks for /favicon.ico on its own, for documents that name no icon (a
+        # feed shown with its stylesheet), and sometimes only after the page has loaded.
+        if urlsplit(response.url).path == "/favicon.ico":
+            return
         if response.status >= 400:
             self._problems.append(f"HTTP {response.status}: {response.url}")
