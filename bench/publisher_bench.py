@@ -1,6 +1,7 @@
 """Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
 
     python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
+                                    [--crawl] [--under-edits 10]
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
@@ -15,6 +16,9 @@ and each worker count, with a fresh state folder:
 4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
    format (tag and author feeds included), if asked.
+5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
+   (`/culture.xml`, gzip) for SECONDS, then again while an article of the busiest section
+   is retitled once a second: requests/s and p99 of both runs.
 
 With `--in-process`, no server: the store is loaded in this process and the CPU time of
 `store.refresh([path])` after each edit (re-read, assemble, feeds re-described, the site
@@ -33,6 +37,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -51,6 +56,7 @@ from bench.harness import (
     granian_argv,
     measure_memory,
     median,
+    run_wrk,
     setup_logging,
     start_feedsvc,
 )
@@ -58,6 +64,7 @@ from bench.harness import (
 log = logging.getLogger("publisher_bench")
 START_TIMEOUT = 600.0
 SECTION = "news"  # the busiest section of a corpus
+QUIET_FEED = "/culture.xml"  # a feed that edits of SECTION leave alone
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
@@ -101,9 +108,7 @@ def serve_every_feed(server: Started, started: float, content: Path) -> float:
 
 def edit_times(server: Started, content: Path, workers: int, edits: int) -> list[float]:
     """Retitle one article `edits` times; return each edit's time until seen everywhere."""
-    _, feed = get(server.port, f"/{SECTION}.xml")
-    slug = re.search(rb"<item>.*?<link>[^<]*/([^/<]+)/</link>", feed, re.S).group(1).decode()
-    path = content / SECTION / f"{slug}.md"  # the newest article: in the feed, edited
+    path = newest_article(server, content)
     times = []
     for n in range(edits):
         text = path.read_text(encoding="utf-8")
@@ -121,6 +126,40 @@ def edit_times(server: Started, content: Path, workers: int, edits: int) -> list
                 time.sleep(0.005)
         times.append(time.monotonic() - start)
     return times
+
+
+def newest_article(server: Started, content: Path) -> Path:
+    """Return the file of the newest article of SECTION: it is in the feeds, edits show."""
+    _, feed = get(server.port, f"/{SECTION}.xml")
+    slug = re.search(rb"<item>.*?<link>[^<]*/([^/<]+)/</link>", feed, re.S).group(1).decode()
+    return content / SECTION / f"{slug}.md"
+
+
+def serving_under_edits(server: Started, content: Path, seconds: float) -> dict:
+    """Poll a feed no edit touches, without edits and then during one edit a second."""
+    url = server.url(QUIET_FEED)
+    headers = {"Accept-Encoding": "gzip"}
+    run_wrk(url, headers, 2)  # warm-up
+    quiet = run_wrk(url, headers, seconds)
+    path = newest_article(server, content)
+    stop = threading.Event()
+
+    def edit_every_second() -> None:
+        n = 0
+        while not stop.wait(1.0):
+            text = path.read_text(encoding="utf-8")
+            text = re.sub(r"(?m)^title: .*$", f'title: "Under load {n}"', text, count=1)
+            path.write_text(text, encoding="utf-8")
+            n += 1
+
+    editor = threading.Thread(target=edit_every_second, name="editor")
+    editor.start()
+    try:
+        busy = run_wrk(url, headers, seconds)
+    finally:
+        stop.set()
+        editor.join()
+    return {"quiet": quiet, "busy": busy}
 
 
 def crawl(server: Started, content: Path) -> int:
@@ -157,6 +196,8 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
         result["warm_mem"] = measure_memory(server.pids())
         times = edit_times(server, content, workers, args.edits)
         result["edit_p50"], result["edit_max"] = median(times), max(times)
+        if args.under_edits:
+            result["under_edits"] = serving_under_edits(server, content, args.under_edits)
         if args.crawl:
             result["crawled"] = crawl(server, content)
             result["crawl_mem"] = measure_memory(server.pids())
@@ -243,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--edits", type=int, default=5, help="edits timed per server")
     parser.add_argument("--crawl", action="store_true", help="fetch every feed, then memory")
     parser.add_argument(
+        "--under-edits", type=int, default=0, help="seconds of wrk without and with edits"
+    )
+    parser.add_argument(
         "--in-process", action="store_true", help="CPU per edit in this process, no server"
     )
     args = parser.parse_args(argv)
@@ -263,7 +307,27 @@ def main(argv: list[str] | None = None) -> int:
     end = os.getloadavg()[0]
     print(f"load average at start {load[0]:.2f}, at end {end:.2f}; CPUs {os.cpu_count()}")
     print(report(results))
+    loaded = [r for r in results if "under_edits" in r]
+    if loaded:
+        print()
+        print(under_edits_report(loaded))
     return 0
+
+
+def under_edits_report(results: list[dict]) -> str:
+    lines = [
+        f"| articles | workers | {QUIET_FEED} gzip req/s, no edits | p99 | req/s, 1 edit/s | p99"
+        " | throughput kept |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        quiet, busy = r["under_edits"]["quiet"], r["under_edits"]["busy"]
+        lines.append(
+            f"| {r['size']:,} | {r['workers']} | {quiet.requests_per_s:,.0f}"
+            f" | {quiet.p99_ms:.2f} ms | {busy.requests_per_s:,.0f} | {busy.p99_ms:.2f} ms"
+            f" | {busy.requests_per_s / quiet.requests_per_s:.0%} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
