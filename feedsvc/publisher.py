@@ -96,10 +96,8 @@ class PublishedMark:
 
     def write(self, generation: int) -> None:
         """Announce `generation` as published by this process."""
-        spare = self.path.with_name(f".{MARK_NAME}.{os.getpid()}")
         try:
-            spare.write_text(f"{generation} {os.getpid()}\n")
-            os.replace(spare, self.path)
+            _replace_file(self.path, f"{generation} {os.getpid()}\n")
         except OSError as exc:
             log.warning("cannot announce publication in %s: %s", self.path, exc)
 
@@ -134,11 +132,9 @@ class FollowerAcks:
     def record(self, generation: int) -> None:
         """Say that this process now serves `generation`."""
         path = self.folder / str(os.getpid())
-        spare = self.folder / f".{os.getpid()}"
         try:
             self.folder.mkdir(mode=0o700, exist_ok=True)
-            spare.write_text(f"{generation}\n")
-            os.replace(spare, path)
+            _replace_file(path, f"{generation}\n")
         except OSError as exc:
             log.warning("cannot record the publication followed in %s: %s", path, exc)
 
@@ -168,11 +164,18 @@ class FollowerAcks:
         return True
 
 
+def _replace_file(path: Path, text: str) -> None:
+    """Write `text` to `path` in one step: readers see the old content or the new, never half."""
+    spare = path.with_name(f".{path.name}.{os.getpid()}")
+    spare.write_text(text)
+    os.replace(spare, path)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
