@@ -191,6 +191,23 @@ def client_factory(make_app):
     return lambda **config: make_app(**config).test_client()
 
 
+def in_forked_child(work, size: int = 1) -> bytes:
+    """Run `work` (returning bytes) in a forked child; return its `size` bytes of answer."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(reader)
+        try:
+            os.write(writer, work())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    answer = os.read(reader, size)
+    os.waitpid(pid, 0)
+    os.close(reader)
+    return answer
+
+
 def free_port() -> int:
     """Return a port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

@@ -20,7 +20,7 @@ import pytest
 
 from feedsvc import SettingsError, store
 from feedsvc.index import INDEX_NAME
-from tests.conftest import free_port, stop_process_group, wait_until
+from tests.conftest import free_port, in_forked_child, stop_process_group, wait_until
 from tests.test_websub_notifier import hub  # noqa: F401  (a fixture)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -414,16 +414,8 @@ def test_a_forked_child_does_not_inherit_publishing(tmp_path):
 
     lock = PublisherLock(tmp_path / "state")
     assert lock.held()
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: it must not think it publishes, nor free the parent's lock
-        os.close(reader)
-        os.write(writer, b"1" if lock.held() else b"0")
-        os._exit(0)
-    os.close(writer)
-    answer = os.read(reader, 1)
-    os.waitpid(pid, 0)
-    os.close(reader)
+    # The child must not think it publishes, nor free the parent's lock.
+    answer = in_forked_child(lambda: b"1" if lock.held() else b"0")
     assert answer == b"0"
     assert not PublisherLock(tmp_path / "state").held()  # the parent still holds it
 

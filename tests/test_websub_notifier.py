@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from feedsvc.websub import HubNotifier
-from tests.conftest import free_port, wait_until
+from tests.conftest import free_port, in_forked_child, wait_until
 
 DEADLINE = 10.0  # generous for a loaded CI machine; a healthy run takes a fraction of it
 # notify() must return at once: the slow hub of these tests answers after 2 s, 8 times this.
@@ -325,24 +325,17 @@ def test_close_drops_waiting_pings_with_a_warning(hub, make_notifier, caplog):
 
 
 def test_a_forked_child_starts_with_an_empty_queue_and_pings_on_its_own(hub, make_notifier):
-    import os
-
     notifier = make_notifier(hub.url)
     hub.delay = 1.0  # the parent's ping is still on the wire when the child is forked
     notifier.notify(["http://example.org/parent.xml"])
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: nothing of the parent's queue, and its own thread
-        os.close(reader)
+
+    def in_the_child() -> bytes:  # nothing of the parent's queue, and its own thread
         idle = notifier._courier.wait_idle(0)
         notifier.notify(["http://example.org/child.xml"])
         sent = notifier._courier.wait_idle(10)
-        os.write(writer, b"%d%d" % (idle, sent))
-        os._exit(0)
-    os.close(writer)
-    answer = os.read(reader, 2)
-    os.waitpid(pid, 0)
-    os.close(reader)
+        return b"%d%d" % (idle, sent)
+
+    answer = in_forked_child(in_the_child, 2)
     assert answer == b"11"
     wait_until(lambda: "http://example.org/child.xml" in hub.pinged(), "the child's ping")
     wait_until(lambda: "http://example.org/parent.xml" in hub.pinged(), "the parent's ping")
