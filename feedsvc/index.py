@@ -146,7 +146,8 @@ class ContentIndex:
             if conn is None:
                 return {}, None
             try:
-                rows = conn.execute("SELECT rel, saved_at, state FROM files").fetchall()
+                # Row by row: the blobs of a 100,000-file index never sit in memory at once.
+                rows = conn.execute("SELECT rel, saved_at, state FROM files")
                 entries = {}
                 for rel, saved_at, blob in rows:
                     state = pickle.loads(blob)
