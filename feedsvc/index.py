@@ -233,18 +233,19 @@ class ContentIndex:
                     newest = int(meta.get("generation", 0))
                     rows = conn.execute(
                         "SELECT rel, state FROM files WHERE generation > ?", (generation,)
-                    ).fetchall()
+                    )
+                    # Row by row: a new worker never holds every blob of the index at once.
+                    states = {}
+                    for rel, blob in rows:
+                        state = pickle.loads(blob)
+                        if not isinstance(state, FileState) or state.rel != rel:
+                            raise ValueError(f"entry {rel!r} holds something else")
+                        states[rel] = state
                     gone = conn.execute(
                         "SELECT rel FROM gone WHERE generation > ?", (generation,)
                     ).fetchall()
                 finally:
                     conn.execute("COMMIT")
-                states = {}
-                for rel, blob in rows:
-                    state = pickle.loads(blob)
-                    if not isinstance(state, FileState) or state.rel != rel:
-                        raise ValueError(f"entry {rel!r} holds something else")
-                    states[rel] = state
                 shape = pickle.loads(bytes.fromhex(meta["shape"])) if "shape" in meta else None
                 sizes = json.loads(meta["media"]) if "media" in meta else {}
             except sqlite3.Error as exc:
