@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from .loader import FileState, parse_context
+from .loader import FileState, cycle_collection_paused, parse_context
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,12 @@ class ContentIndex:
                 # Row by row: the blobs of a 100,000-file index never sit in memory at once.
                 rows = conn.execute("SELECT rel, saved_at, state FROM files")
                 entries = {}
-                for rel, saved_at, blob in rows:
-                    state = pickle.loads(blob)
-                    if not isinstance(state, FileState) or state.rel != rel:
-                        raise ValueError(f"entry {rel!r} holds something else")
-                    entries[rel] = (state, saved_at)
+                with cycle_collection_paused():
+                    for rel, saved_at, blob in rows:
+                        state = pickle.loads(blob)
+                        if not isinstance(state, FileState) or state.rel != rel:
+                            raise ValueError(f"entry {rel!r} holds something else")
+                        entries[rel] = (state, saved_at)
                 media = conn.execute("SELECT value FROM meta WHERE key = 'media'").fetchone()
                 sizes = json.loads(media[0]) if media else None
             except sqlite3.OperationalError as exc:  # locked, unreadable: not its content
@@ -236,11 +237,12 @@ class ContentIndex:
                     )
                     # Row by row: a new worker never holds every blob of the index at once.
                     states = {}
-                    for rel, blob in rows:
-                        state = pickle.loads(blob)
-                        if not isinstance(state, FileState) or state.rel != rel:
-                            raise ValueError(f"entry {rel!r} holds something else")
-                        states[rel] = state
+                    with cycle_collection_paused():
+                        for rel, blob in rows:
+                            state = pickle.loads(blob)
+                            if not isinstance(state, FileState) or state.rel != rel:
+                                raise ValueError(f"entry {rel!r} holds something else")
+                            states[rel] = state
                     gone = conn.execute(
                         "SELECT rel FROM gone WHERE generation > ?", (generation,)
                     ).fetchall()

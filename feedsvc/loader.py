@@ -6,6 +6,8 @@ assembling (`assemble_site`) turns the current set of file states into a snapsho
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -100,10 +102,11 @@ def read_content_files(
     if states is None:
         context = parse_context(settings)
         states = {}
-        for rel in rels:
-            states[rel] = read_content_file(root, rel, context, sizes, previous.get(rel))
-            if progress is not None:
-                progress()
+        with cycle_collection_paused():
+            for rel in rels:
+                states[rel] = read_content_file(root, rel, context, sizes, previous.get(rel))
+                if progress is not None:
+                    progress()
         return states
     for rel, state in states.items():
         if state.result is None and rel in previous:
@@ -141,7 +144,25 @@ def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, Fil
 
 def _read_chunk(root, rels, settings, sizes) -> list[FileState]:
     context = parse_context(settings)
-    return [read_content_file(root, rel, context, sizes) for rel in rels]
+    with cycle_collection_paused():
+        return [read_content_file(root, rel, context, sizes) for rel in rels]
+
+
+@contextlib.contextmanager
+def cycle_collection_paused():
+    """Pause Python's cycle collector while many objects are made and kept (file states).
+
+    Each collection walks every object kept so far: over 100,000 states that is a quarter
+    of the time spent making them. Nothing made there is garbage with cycles worth waiting
+    for; the collector runs again (if it ran before) when the block ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def parse_context(settings: Settings) -> ParseContext:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import pickle
 
+import pytest
 from PIL import Image
 
 from feedsvc.images import ImageFactsCache
-from feedsvc.loader import FileState, read_content_files
+from feedsvc.loader import FileState, cycle_collection_paused, read_content_files
 
 
 def png(width: int, height: int) -> bytes:
@@ -94,3 +96,23 @@ def test_a_restart_from_the_index_serves_the_same_bytes(
         assert after.status_code == before[path].status_code == 200, path
         assert after.data == before[path].data, path
         assert after.headers.get("ETag") == before[path].headers.get("ETag"), path
+
+
+def test_the_cycle_collector_runs_again_after_a_read(content_dir, make_app, write_stories):
+    write_stories("news", 3)
+    settings = make_app().extensions["feedsvc"].settings
+    rels = [f"news/story-{n}.md" for n in range(1, 4)]
+    assert gc.isenabled()
+    states = read_content_files(content_dir, rels, settings, {})
+    assert gc.isenabled()
+    assert all(state.result is not None for state in states.values())
+    with pytest.raises(RuntimeError), cycle_collection_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a failed read")
+    assert gc.isenabled()
+    gc.disable()  # a process that turned it off keeps it off
+    try:
+        read_content_files(content_dir, rels, settings, {})
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
