@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
@@ -20,6 +21,7 @@ from .catalog import AUTHORS, SITE_FEED, TAGS
 from .editions import modified_time
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
 from .markup import with_image_sizes
+from .models import Article
 from .opml import OPML_PATH
 from .responses import Representation, build_representation
 from .settings import Settings
@@ -148,13 +150,22 @@ class Pages:
         `root` is the site's path prefix as the first request gives it (SCRIPT_NAME).
         """
         at = page_at(path)
-        shown = None if at is None else self._show(snapshot, at, root)
+        if at is None:
+            return None
+        if at.kind == HOME:
+            shown = self._home(snapshot, root)
+        elif at.kind == ARTICLE:
+            shown = self._article(snapshot, at, root)
+        else:
+            shown = self._listing(snapshot, at, root)
         if shown is None:
             return None
-        html, articles, folder_mtime = shown
-        last_modified = modified_time(articles, [folder_mtime])
         rep = build_representation(
-            html.encode(), HTML, last_modified, PAGE_MAX_AGE, snapshot.next_release
+            shown.html.encode(),
+            HTML,
+            modified_time(shown.articles, [shown.folder_mtime]),
+            PAGE_MAX_AGE,
+            snapshot.next_release,
         )
         snapshot.pages.put(path, rep)
         return rep
@@ -181,41 +192,43 @@ class Pages:
             for fmt, label in ((RSS, "RSS"), (ATOM, "Atom"), (JSON, "JSON Feed"))
         ]
 
-    def _show(self, snapshot: Snapshot, at: PageAt, root: str):
-        """Return the page's HTML, the articles it shows and its folder's time; None: not found."""
-        site_feeds = self.feed_links(SITE_FEED, self.settings.site_title)
-        sections = snapshot.site.sections
-        if at.kind == HOME:
-            latest = snapshot.published()[:HOME_ARTICLES]
-            feeds = site_feeds
-            for section in sections.values():
-                feeds += self.feed_links(section.slug, section.title)
-            html = self.render(
-                "home.html", snapshot, root, articles=latest, feeds=feeds, opml_path=OPML_PATH
-            )
-            return html, latest, max((s.file_mtime for s in sections.values()), default=0.0)
-        if at.kind == ARTICLE:
-            article = snapshot.find(at.section, at.slug)
-            if article is None:
-                return None
-            info = sections[at.section]
-            feeds = self.feed_links(at.section, info.title) + site_feeds
-            html = self.render(
-                "article.html", snapshot, root, article=article, section=info, feeds=feeds
-            )
-            return html, [article], 0.0
+    def _home(self, snapshot: Snapshot, root: str) -> _Shown:
+        latest = snapshot.published()[:HOME_ARTICLES]
+        sections = snapshot.site.sections.values()
+        feeds = self.feed_links(SITE_FEED, self.settings.site_title)
+        for section in sections:
+            feeds += self.feed_links(section.slug, section.title)
+        html = self.render(
+            "home.html", snapshot, root, articles=latest, feeds=feeds, opml_path=OPML_PATH
+        )
+        return _Shown(html, latest, max((s.file_mtime for s in sections), default=0.0))
+
+    def _article(self, snapshot: Snapshot, at: PageAt, root: str) -> _Shown | None:
+        article = snapshot.find(at.section, at.slug)
+        if article is None:
+            return None
+        info = snapshot.site.sections[at.section]
+        feeds = self._feeds_with_site(at.section, info.title)
+        html = self.render(
+            "article.html", snapshot, root, article=article, section=info, feeds=feeds
+        )
+        return _Shown(html, (article,))
+
+    def _listing(self, snapshot: Snapshot, at: PageAt, root: str) -> _Shown | None:
+        """Return one page of a section, tag or author listing; None past its last page."""
         if at.kind == SECTION:
-            info = sections.get(at.section)
+            info = snapshot.site.sections.get(at.section)
             if info is None:
                 return None
-            name, label, folder_mtime = info.slug, info.title, info.file_mtime
-            listed = snapshot.published(at.section)
+            listed, folder_mtime = snapshot.published(at.section), info.file_mtime
+            feeds = self._feeds_with_site(info.slug, info.title)
             template, context = "section.html", {"section": info}
         else:
             listing = snapshot.listings.get(f"{at.kind}/{at.slug}")
             if listing is None:
                 return None
-            name, label, listed, folder_mtime = listing.name, listing.label, listing.articles, 0.0
+            listed, folder_mtime = listing.articles, 0.0
+            feeds = self._feeds_with_site(listing.name, listing.label)
             template, context = "listing.html", {"kind": at.kind, "listing": listing}
         pages = max(1, -(-len(listed) // SECTION_PAGE_SIZE))
         if at.page > pages:
@@ -227,8 +240,19 @@ class Pages:
             "newer": root + replace(at, page=at.page - 1).path() if at.page > 1 else None,
             "older": root + replace(at, page=at.page + 1).path() if at.page < pages else None,
         }
-        feeds = self.feed_links(name, label) + site_feeds
         html = self.render(
             template, snapshot, root, articles=articles, feeds=feeds, pager=pager, **context
         )
-        return html, articles, folder_mtime
+        return _Shown(html, articles, folder_mtime)
+
+    def _feeds_with_site(self, name: str, title: str) -> list[dict]:
+        """Return the autodiscovery entries of feed `name`, then of the site's feed."""
+        return self.feed_links(name, title) + self.feed_links(SITE_FEED, self.settings.site_title)
+
+
+class _Shown(NamedTuple):
+    """A page as rendered, with what its Last-Modified is made of."""
+
+    html: str
+    articles: tuple[Article, ...]
+    folder_mtime: float = 0.0
