@@ -131,7 +131,7 @@ class Snapshot:
         return build_routes(self.site, self.as_of, RESERVED_SLUGS)
 
     def lookup(self, path: str) -> Representation | None:
-        """Return the precomputed response for a URL path: a feed, a document or a page."""
+        """Return the precomputed response for a URL path: a feed, a document or a rendered page."""
         return self.feed(path) or self.documents.get(path) or self.pages.get(path)
 
 
