@@ -17,12 +17,12 @@ import json
 import logging
 import mimetypes
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+import lxml.html
 from flask import Flask
 from lxml import etree
 from werkzeug.test import Client, TestResponse
@@ -170,6 +170,7 @@ class LinkCheck:
         self.site_url = site_url
         # Each site path linked to, with the first document that links to it.
         self.referrers: dict[str, str] = {}
+        self._targets: dict[str, str | None] = {}
 
     def read(self, path: str, content_type: str, body: bytes) -> None:
         """Note the site paths the document at `path` links to."""
@@ -177,10 +178,18 @@ class LinkCheck:
         if read_links is None:
             return
         base = self.site_url + path
-        for link in read_links(body):
-            target = site_path(link, base, self.site_url)
+        for link in set(read_links(body)):
+            target = self._target(link, base)
             if target is not None:
                 self.referrers.setdefault(target, path)
+
+    def _target(self, link: str, base: str) -> str | None:
+        """Return site_path(link), worked out once for a link that means the same anywhere."""
+        if not link.startswith(("/", "http://", "https://")):  # relative to `base`
+            return site_path(link, base, self.site_url)
+        if link not in self._targets:  # navigation, feeds, items: the same on many pages
+            self._targets[link] = site_path(link, base, self.site_url)
+        return self._targets[link]
 
     def report_broken(self, exported: set[str], routes: Routes) -> None:
         """Warn of each link to a path the export neither holds nor redirects."""
@@ -227,29 +236,18 @@ def link_reader(mimetype: str) -> Callable[[bytes], list[str]] | None:
     return None
 
 
-class _LinkParser(HTMLParser):
-    """Collect href, src and srcset values of the elements that link to other files."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _HTML_LINK_TAGS:
-            return
-        for name, value in attrs:
-            if value and name in ("href", "src"):
-                self.links.append(value)
-            elif value and name == "srcset":
-                self.links += [item.split()[0] for item in value.split(",") if item.strip()]
-
-
 def html_links(body: bytes) -> list[str]:
-    """Return the URLs an HTML page links to, as written."""
-    parser = _LinkParser()
-    parser.feed(body.decode("utf-8", "replace"))
-    parser.close()
-    return parser.links
+    """Return the URLs an HTML page links to, as written: href, src and srcset values."""
+    try:
+        root = lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except etree.ParserError:  # an empty document
+        return []
+    links = []
+    for element in root.iter(*_HTML_LINK_TAGS):
+        links += [value for name in ("href", "src") if (value := element.get(name))]
+        if srcset := element.get("srcset"):
+            links += [item.split()[0] for item in srcset.split(",") if item.strip()]
+    return links
 
 
 def xml_links(body: bytes) -> list[str]:
@@ -324,12 +322,20 @@ def save_file(root: Path, path: str, file: Path, export: Export) -> bool:
     """Copy a media or static file as the app serves it, dated by its modification time."""
     mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     try:
-        body = file.read_bytes()
         mtime = int(file.stat().st_mtime)  # Last-Modified holds whole seconds
+        # Images, audio and video are copied a chunk at a time, never held whole.
+        data = file.read_bytes() if compressible(mimetype) else _chunks(file)
     except OSError as exc:
         log.warning("not exported: %s cannot be read: %s", path, exc)
         return False
-    return save(root, path, body, None, mimetype, mtime, export)
+    return save(root, path, data, None, mimetype, mtime, export)
+
+
+def _chunks(file: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """Yield the bytes of `file` a chunk at a time."""
+    with file.open("rb") as source:
+        while chunk := source.read(size):
+            yield chunk
 
 
 def save_response(root: Path, path: str, response: TestResponse, export: Export) -> bool:
@@ -341,7 +347,7 @@ def save_response(root: Path, path: str, response: TestResponse, export: Export)
 def save(
     root: Path,
     path: str,
-    body: bytes,
+    body: bytes | Iterable[bytes],
     twin: bytes | None,
     mimetype: str,
     mtime: float | None,
@@ -352,7 +358,7 @@ def save(
         file = output_file(root, path)
         file.parent.mkdir(parents=True, exist_ok=True)
         export.add(write_file(file, body, mtime))
-        if compressible(mimetype):
+        if isinstance(body, bytes) and compressible(mimetype):
             twin = gzip_twin(body, twin)
             if twin is not None:
                 export.add(write_file(file.with_name(file.name + ".gz"), twin, mtime))

@@ -332,6 +332,39 @@ def test_links_of_a_site_under_a_path_prefix():
     assert export.site_path("https://example.org/other/", site + "/", site) is None
 
 
+def test_links_read_from_pages_feeds_opml_and_json_feeds():
+    page = (
+        '<link rel="alternate" href="/feed.atom"><a href="/a/#top">a</a><a href="">x</a>'
+        '<img src="pic.png" srcset="pic-2x.png 2x, pic-3x.png 3x"><p title="/no/">t</p>'
+        '<audio><source src="/media/s.mp3"></audio>'
+    )
+    assert export.html_links(page.encode()) == [
+        "/feed.atom",
+        "/a/#top",
+        "pic.png",
+        "pic-2x.png",
+        "pic-3x.png",
+        "/media/s.mp3",
+    ]
+    assert export.html_links(b"") == []
+    feed = (
+        b'<?xml version="1.0"?>\n<?xml-stylesheet type="text/xsl" href="/static/feed.xsl"?>\n'
+        b"<rss><channel><link>https://news.example.org/</link>"
+        b'<item><enclosure url="/media/a.png"/></item></channel></rss>'
+    )
+    assert export.xml_links(feed) == [
+        "/static/feed.xsl",
+        "https://news.example.org/",
+        "/media/a.png",
+    ]
+    opml = b'<opml><body><outline xmlUrl="/feed.xml" htmlUrl="/"/></body></opml>'
+    assert export.xml_links(opml) == ["/feed.xml", "/"]
+    assert sorted(export.json_links(b'{"items": [{"url": "/x/", "image": "/i.png"}]}')) == [
+        "/i.png",
+        "/x/",
+    ]
+
+
 def reachable(client, seeds: list[str]) -> set[str]:
     """Return every site path answering 200 that the app's own links lead to from `seeds`."""
     found, queue = set(), deque(seeds)
