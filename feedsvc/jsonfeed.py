@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from .addresses import item_id
 from .feeds import (
     JSON,
     FeedSpec,
@@ -16,7 +17,6 @@ from .feeds import (
     feed_path,
     fit_to_cap,
     image_url_of,
-    item_id,
 )
 from .itemhtml import ItemHtmlMemo, article_html
 from .models import Article

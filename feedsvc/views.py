@@ -29,7 +29,7 @@ from flask import (
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
-from .catalog import SITE_FEED
+from .addresses import AUTHORS, HEALTHZ, MEDIA, OPML_PATH, PAGE, SITE_FEED, TAGS, Address
 from .editions import modified_time
 from .editorial import resolve
 from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
@@ -37,7 +37,6 @@ from .health import assess
 from .markup import with_image_sizes
 from .media import MEDIA_DIR
 from .models import Article, Section
-from .opml import OPML_PATH
 from .preview import KEY_PARAMETER, PREVIEW_PREFIX, key_matches, read_preview
 from .responses import Representation, build_representation, respond
 from .slugs import name_slug
@@ -216,7 +215,7 @@ def _one_page(articles: tuple[Article, ...], page: int, endpoint: str, **values)
 
 
 @bp.get("/<slug:section>/", defaults={"page": 1})
-@bp.get("/<slug:section>/page/<int(min=2):page>/")
+@bp.get(f"/<slug:section>/{PAGE}/<int(min=2):page>/")
 def section_page(section: str, page: int):
     """Show one section's articles, newest first, SECTION_PAGE_SIZE to a page."""
     snapshot = get_snapshot()
@@ -231,14 +230,14 @@ def section_page(section: str, page: int):
     return _page(html, articles, info.file_mtime)
 
 
-@bp.get("/tags/<name:slug>/", defaults={"kind": "tags", "page": 1})
-@bp.get("/tags/<name:slug>/page/<int(min=2):page>/", defaults={"kind": "tags"})
-@bp.get("/authors/<name:slug>/", defaults={"kind": "authors", "page": 1})
-@bp.get("/authors/<name:slug>/page/<int(min=2):page>/", defaults={"kind": "authors"})
+@bp.get(f"/{TAGS}/<name:slug>/", defaults={"kind": TAGS, "page": 1})
+@bp.get(f"/{TAGS}/<name:slug>/{PAGE}/<int(min=2):page>/", defaults={"kind": TAGS})
+@bp.get(f"/{AUTHORS}/<name:slug>/", defaults={"kind": AUTHORS, "page": 1})
+@bp.get(f"/{AUTHORS}/<name:slug>/{PAGE}/<int(min=2):page>/", defaults={"kind": AUTHORS})
 def listing_page(kind: str, slug: str, page: int):
     """Show the articles of one tag or one author, newest first."""
     snapshot = get_snapshot()
-    listing = snapshot.listings.get(f"{kind}/{slug}") or abort(404)
+    listing = snapshot.listings.get(Address.named(kind, slug).name) or abort(404)
     articles, pager = _one_page(listing.articles, page, "site.listing_page", kind=kind, slug=slug)
     feeds = feed_links(listing.name, listing.label)
     feeds += feed_links(SITE_FEED, get_store().settings.site_title)
@@ -275,7 +274,7 @@ def preview_page(section: str, slug: str):
     return html, 200, headers
 
 
-@bp.get("/media/<path:filename>")
+@bp.get(f"/{MEDIA}/<path:filename>")
 def media(filename: str):
     """Serve a file from the content's media folder, and nothing outside it."""
     if "\0" in filename or any(len(part) > MAX_NAME_LENGTH for part in filename.split("/")):
@@ -293,7 +292,7 @@ def media(filename: str):
     return send_file(target, max_age=MEDIA_MAX_AGE)
 
 
-@bp.get("/healthz")
+@bp.get(f"/{HEALTHZ}")
 def healthz():
     """Report whether the site serves, what it holds and which files have problems.
 
