@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 
-from .addresses import item_id
+from .addresses import feed_path, item_id
 from .feeds import (
     JSON,
     FeedSpec,
     branding_urls,
     document_path,
-    feed_path,
     fit_to_cap,
     image_url_of,
 )

@@ -29,10 +29,20 @@ from flask import (
 from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 
-from .addresses import AUTHORS, HEALTHZ, MEDIA, OPML_PATH, PAGE, SITE_FEED, TAGS, Address
+from .addresses import (
+    AUTHORS,
+    HEALTHZ,
+    MEDIA,
+    OPML_PATH,
+    PAGE,
+    SITE_FEED,
+    TAGS,
+    Address,
+    feed_path,
+)
 from .editions import modified_time
 from .editorial import resolve
-from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
+from .feeds import ATOM, FORMATS, JSON, RSS
 from .health import assess
 from .markup import with_image_sizes
 from .media import MEDIA_DIR
