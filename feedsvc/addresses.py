@@ -111,18 +111,9 @@ class Address:
             return f"{self.section}/{self.slug}"
         return listing_name(self.kind, self.slug)
 
-    @property
-    def feed(self) -> Address:
-        """Return the subscription feed this archive page or listing page belongs to."""
-        return replace(self, archive=0, page=1)
-
     def archive_page(self, number: int) -> Address:
         """Return archive page `number` of this listing's feed."""
         return replace(self, archive=number, page=1)
-
-    def html_page(self, number: int) -> Address:
-        """Return page `number` of this listing's HTML."""
-        return replace(self, archive=0, page=number)
 
     @property
     def is_named(self) -> bool:
