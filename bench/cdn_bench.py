@@ -95,7 +95,7 @@ def start_varnish(procs: Processes, workdir: Path, port: int, origin_port: int) 
     return started, work
 
 
-def throughput(args, procs: Processes, site: Path, workdir: Path, wrk: str, nginx_path: str):
+def throughput(args, procs: Processes, site: Path, workdir: Path, nginx_path: str):
     """Measure requests/s through Varnish, from nginx and from feedsvc, alternating."""
     origin_port, edge_port = free_port(), free_port()
     origin = start_origin(
@@ -279,11 +279,11 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="feedsvc-cdn-bench-"))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        nginx_path, wrk = require_tools()
+        nginx_path, _ = require_tools()  # wrk: found by name again in harness.wrk_argv
         corpus = ensure_corpus(args.articles)
         load = {}
         if not args.skip_throughput:
-            load = throughput(args, procs, corpus, workdir, wrk, nginx_path)
+            load = throughput(args, procs, corpus, workdir, nginx_path)
         polls = {
             "no purge (Cache-Control only)": poll(args, procs, corpus, workdir, purge=False),
             "purge (edge lifetime 1 day)": poll(args, procs, corpus, workdir, purge=True),

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -258,6 +259,12 @@ class Started:
         return "\n".join(text[-lines:])
 
 
+# A benchmarked process: reads nothing, logs stderr with stdout, in a session of its own.
+_DETACHED = MappingProxyType(
+    {"stdin": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "start_new_session": True}
+)
+
+
 class Processes:
     """Start processes and stop exactly those again, by PID, with their children."""
 
@@ -266,18 +273,11 @@ class Processes:
 
     def start(self, name: str, argv: Sequence, env: dict, log_path: Path, port: int = 0) -> Started:
         """Spawn argv in its own session (Ctrl-C reaches only us), output to log_path."""
-        log.info("starting %s: %s", name, shlex.join(map(str, argv)))
+        argv = [str(arg) for arg in argv]
+        log.info("starting %s: %s", name, shlex.join(argv))
         with log_path.open("ab") as out:
             started_at = time.perf_counter()
-            popen = subprocess.Popen(
-                list(map(str, argv)),
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            popen = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=out, **_DETACHED)
         started = Started(name, popen, log_path, started_at, port)
         self.running.append(started)
         return started

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from flask import Config  # noqa: E402
 from test_pathological import NASTY, _file  # noqa: E402
 
 from bench.harness import child_env, cpu_seconds, ensure_corpus, median  # noqa: E402
@@ -57,18 +58,10 @@ def write_site(root: Path, articles: int) -> None:
 
 
 def settings_for(root: Path) -> Settings:
-    return Settings(
-        content_dir=root,
-        site_url="https://news.example.org",
-        site_title="Bench",
-        site_description="Bench",
-        site_author="Staff",
-        language="en",
-        timezone=ZoneInfo("UTC"),
-        feed_items=50,
-        feed_max_age=300,
-        watch_content=False,
-    )
+    """Return the app's default settings (config.py) on the content folder `root`, unwatched."""
+    config = Config(ROOT)
+    config.from_pyfile(ROOT / "config.py")
+    return Settings.from_config({**config, "CONTENT_DIR": str(root), "WATCH_CONTENT": False})
 
 
 def refresh_costs(site_articles: int) -> list[tuple[str, float, str]]:

@@ -10,6 +10,7 @@ from flask import Flask
 from . import cli, views
 from .edge import EdgePolicy
 from .fastpath import FastPath, SitePrefix
+from .pages import Pages
 from .purge import Purger
 from .settings import Settings, SettingsError
 from .store import ContentStore
@@ -44,9 +45,10 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     store = ContentStore(settings, watcher, notifier, purger)
     edge = EdgePolicy(settings.edge_max_age) if settings.edge_max_age else None
     app.extensions["feedsvc"] = store
-    app.extensions[views.EDGE_EXTENSION] = edge
+    pages = Pages(settings)
+    app.extensions[views.PAGES_EXTENSION] = pages
     app.register_blueprint(views.bp)
-    app.wsgi_app = FastPath(app.wsgi_app, store, edge)
+    app.wsgi_app = FastPath(app.wsgi_app, store, pages, edge)
     if settings.path_prefix.rstrip("/"):
         app.wsgi_app = SitePrefix(app.wsgi_app, settings.path_prefix)
     cli.init_app(app)

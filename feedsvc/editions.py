@@ -109,11 +109,6 @@ class RenderCache:
                 _, dropped = self._entries.popitem(last=False)
                 self._used -= _size(dropped)
 
-    @property
-    def used(self) -> int:
-        """Return the bytes held."""
-        return self._used
-
 
 def _size(rep: Representation) -> int:
     return sum(len(variant.body) for variant in rep.variants.values())
@@ -170,10 +165,6 @@ class FeedEdition:
         self._token = previous._token
         for fmt, rep in previous._rendered.items():
             self._rendered[fmt] = _with_expiry(rep, self.expires_at)
-
-    def rendered(self) -> dict[str, Representation]:
-        """Return the representations this edition holds itself, by format."""
-        return dict(self._rendered)
 
     def representation(self, fmt: str) -> Representation:
         """Return the document in `fmt`, rendering it the first time."""

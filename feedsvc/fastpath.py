@@ -1,8 +1,8 @@
-"""The thin serving path: GET and HEAD for precomputed responses, without entering Flask.
+"""The one responder for precomputed documents: pages, feeds and the OPML file, without Flask.
 
-Feeds, the OPML file, and pages once Flask has rendered them, are answered here from
-bytes prepared once per content version, so pollers cost a dict lookup and a header
-check. Everything else (first renders, media, errors, /healthz) goes on to the Flask app.
+Each is rendered once per content version (pages and most feeds on their first request)
+into bytes, so a request costs a dict lookup and a header check. Everything else
+(media, /healthz, previews, redirects, errors) goes on to the Flask app.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .edge import EdgePolicy
+from .pages import Pages
 from .responses import wsgi_respond
 from .store import ContentStore
 
@@ -18,15 +19,22 @@ from .store import ContentStore
 class FastPath:
     """WSGI middleware in front of the Flask app's own WSGI callable."""
 
-    def __init__(self, app: Callable, store: ContentStore, edge: EdgePolicy | None = None):
+    def __init__(
+        self, app: Callable, store: ContentStore, pages: Pages, edge: EdgePolicy | None = None
+    ):
         self.app = app
         self.store = store
+        self.pages = pages
         self.edge = edge
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         # Every method: respond() answers 405 to anything but GET and HEAD.
         path = _site_path(environ.get("PATH_INFO", ""))
-        rep = self.store.snapshot().lookup(path)
+        snapshot = self.store.snapshot()
+        rep = snapshot.lookup(path)
+        if rep is None:  # a page not asked for yet in this snapshot, or not a page at all
+            root = _site_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
+            rep = self.pages.page(snapshot, path, root)
         if rep is not None:
             now = time.time()
             extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)
@@ -37,7 +45,7 @@ class FastPath:
 class SitePrefix:
     """WSGI middleware serving a site whose SITE_URL has a path ("https://host/news").
 
-    Pages, redirects and static links are built by Flask from SCRIPT_NAME: it is set to
+    Links in pages, and redirects, are built from SCRIPT_NAME: it is set to
     the prefix unless the server or proxy passes one, and a proxy that forwards the path
     unchanged (/news/culture/) has the prefix taken off PATH_INFO.
     """

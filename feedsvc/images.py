@@ -7,7 +7,8 @@ space of an <img> with width and height (no layout shift), and a file's extensio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -46,3 +47,26 @@ def read_image_facts(path: Path) -> ImageFacts | None:
     if not mime_type or width < 1 or height < 1:
         return None
     return ImageFacts(width, height, mime_type)
+
+
+@dataclass
+class ImageFactsCache:
+    """Image facts by file identity, for one read of the content: articles that share a
+    picture (a section's default lead image, an author's portrait) open it once.
+
+    A file counts as the same while its path, size, mtime (ns) and inode are, as for the
+    content index; it lives as long as the read it serves, so it holds one entry per file.
+    """
+
+    _facts: dict = field(default_factory=dict)
+
+    def read(self, path: Path) -> ImageFacts | None:
+        """Return read_image_facts(path), from the cache while the file is unchanged."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        key = (str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+        if key not in self._facts:
+            self._facts[key] = read_image_facts(path)
+        return self._facts[key]

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from .loader import FileState, parse_context
+from .loader import FileState, cycle_collection_paused, parse_context
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -146,13 +146,15 @@ class ContentIndex:
             if conn is None:
                 return {}, None
             try:
-                rows = conn.execute("SELECT rel, saved_at, state FROM files").fetchall()
+                # Row by row: the blobs of a 100,000-file index never sit in memory at once.
+                rows = conn.execute("SELECT rel, saved_at, state FROM files")
                 entries = {}
-                for rel, saved_at, blob in rows:
-                    state = pickle.loads(blob)
-                    if not isinstance(state, FileState) or state.rel != rel:
-                        raise ValueError(f"entry {rel!r} holds something else")
-                    entries[rel] = (state, saved_at)
+                with cycle_collection_paused():
+                    for rel, saved_at, blob in rows:
+                        state = pickle.loads(blob)
+                        if not isinstance(state, FileState) or state.rel != rel:
+                            raise ValueError(f"entry {rel!r} holds something else")
+                        entries[rel] = (state, saved_at)
                 media = conn.execute("SELECT value FROM meta WHERE key = 'media'").fetchone()
                 sizes = json.loads(media[0]) if media else None
             except sqlite3.OperationalError as exc:  # locked, unreadable: not its content
@@ -232,18 +234,20 @@ class ContentIndex:
                     newest = int(meta.get("generation", 0))
                     rows = conn.execute(
                         "SELECT rel, state FROM files WHERE generation > ?", (generation,)
-                    ).fetchall()
+                    )
+                    # Row by row: a new worker never holds every blob of the index at once.
+                    states = {}
+                    with cycle_collection_paused():
+                        for rel, blob in rows:
+                            state = pickle.loads(blob)
+                            if not isinstance(state, FileState) or state.rel != rel:
+                                raise ValueError(f"entry {rel!r} holds something else")
+                            states[rel] = state
                     gone = conn.execute(
                         "SELECT rel FROM gone WHERE generation > ?", (generation,)
                     ).fetchall()
                 finally:
                     conn.execute("COMMIT")
-                states = {}
-                for rel, blob in rows:
-                    state = pickle.loads(blob)
-                    if not isinstance(state, FileState) or state.rel != rel:
-                        raise ValueError(f"entry {rel!r} holds something else")
-                    states[rel] = state
                 shape = pickle.loads(bytes.fromhex(meta["shape"])) if "shape" in meta else None
                 sizes = json.loads(meta["media"]) if "media" in meta else {}
             except sqlite3.Error as exc:

@@ -7,13 +7,13 @@ a file an article uses that nothing serves is reported, since readers would see 
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from .addresses import MEDIA, STATIC
-from .images import read_image_facts
+from .images import ImageFacts, read_image_facts
 from .models import Article, ContentWarning
 
 MEDIA_DIR = MEDIA  # the folder is served at its own name
@@ -33,45 +33,54 @@ def media_sizes(root: Path) -> dict[str, int]:
 
 
 def with_media_facts(
-    article: Article, sizes: Mapping[str, int], root: Path | None = None
+    article: Article,
+    sizes: Mapping[str, int],
+    root: Path | None = None,
+    read_facts: Callable[[Path], ImageFacts | None] = read_image_facts,
 ) -> Article:
     """Give the lead image its type, length and pixel size from its file; flag missing files.
 
     The type is read from a local file's header (a PNG named .jpg is image/png), else
-    guessed from the name.
+    guessed from the name; `read_facts` reads it (e.g. ImageFactsCache.read).
     """
+    changes: dict = {}  # one copy of the article at most: 100,000 are read at a start
     warnings = missing_media(article, sizes)
     if warnings != article.media_warnings:
-        article = replace(article, media_warnings=warnings)
-    image_sizes = body_image_sizes(article, sizes, root) if root is not None else ()
+        changes["media_warnings"] = warnings
+    image_sizes = body_image_sizes(article, sizes, root, read_facts) if root is not None else ()
     if image_sizes != article.image_sizes:
-        article = replace(article, image_sizes=image_sizes)
-    if article.image is None:
-        return article
-    mime_type, _ = mimetypes.guess_type(article.image.src.split("?", 1)[0])
-    # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
-    path = article.image.src if article.image.src in sizes else unquote(article.image.src)
-    length = sizes.get(path)
-    facts = read_image_facts(root / path.lstrip("/")) if length and root is not None else None
-    width = height = None
-    if facts is not None:
-        mime_type, width, height = facts.mime_type, facts.width, facts.height
-    found = (mime_type, length, width, height)
+        changes["image_sizes"] = image_sizes
     image = article.image
-    if found == (image.mime_type, image.length, image.width, image.height):
-        return article
-    image = replace(image, mime_type=mime_type, length=length, width=width, height=height)
-    return replace(article, image=image)
+    if image is not None:
+        mime_type, _ = mimetypes.guess_type(image.src.split("?", 1)[0])
+        # "/media/my%20pic.png" names the file "my pic.png", as its URL does.
+        path = image.src if image.src in sizes else unquote(image.src)
+        length = sizes.get(path)
+        facts = read_facts(root / path.lstrip("/")) if length and root is not None else None
+        width = height = None
+        if facts is not None:
+            mime_type, width, height = facts.mime_type, facts.width, facts.height
+        found = (mime_type, length, width, height)
+        if found != (image.mime_type, image.length, image.width, image.height):
+            changes["image"] = replace(
+                image, mime_type=mime_type, length=length, width=width, height=height
+            )
+    return replace(article, **changes) if changes else article
 
 
-def body_image_sizes(article: Article, sizes: Mapping[str, int], root: Path) -> tuple:
+def body_image_sizes(
+    article: Article,
+    sizes: Mapping[str, int],
+    root: Path,
+    read_facts: Callable[[Path], ImageFacts | None] = read_image_facts,
+) -> tuple:
     """Read the pixel size of each local image the body shows, for width and height on <img>."""
     found = []
     for url, _line, is_link in article.media_refs:
         path = _served_path(article, url)
         if is_link or path not in sizes:
             continue
-        facts = read_image_facts(root / path.lstrip("/"))
+        facts = read_facts(root / path.lstrip("/"))
         if facts is not None:
             found.append((url, facts.width, facts.height))
     return tuple(found)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
+from sys import intern
 from types import MappingProxyType
 
 from .addresses import SECTION, Address, article_path
@@ -67,7 +68,7 @@ class ContentWarning(ContentError):
         return (ContentWarning, self.key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Image:
     """A lead image: where it is, what it shows, who made it."""
 
@@ -80,8 +81,18 @@ class Image:
     width: int | None = None
     height: int | None = None
 
+    def __reduce__(self):
+        # Many articles share a lead image: its texts are kept once (see _shared).
+        return (_image, (_IMAGE_VALUES(self),))
 
-@dataclass(frozen=True)
+
+def _image(values: tuple) -> Image:
+    """Make an Image again (unpickling), its texts that repeat kept once."""
+    src, alt, credit, mime_type, *rest = values
+    return Image(intern(src), alt, intern(credit), mime_type and intern(mime_type), *rest)
+
+
+@dataclass(frozen=True, slots=True)
 class RelatedLink:
     """A link shown under an article."""
 
@@ -89,7 +100,7 @@ class RelatedLink:
     url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Article:
     """One published (or scheduled) article, parsed from one content file."""
 
@@ -134,6 +145,11 @@ class Article:
     # Where the article was first published, when it moved: its item id stays that URL.
     original_path: str = ""
 
+    def __reduce__(self):
+        # Unpickled (from the index, from a parsing process) with one copy per distinct
+        # section, author and tag name: 100,000 articles repeat few of them.
+        return (_article, (_ARTICLE_VALUES(self),))
+
     @property
     def removed_at(self) -> datetime | None:
         """Return when a takedown takes effect: its date, else when the file was last changed."""
@@ -170,6 +186,23 @@ class Article:
     def path(self) -> str:
         """Return the article's URL path relative to the site root."""
         return article_path(self.section, self.slug)
+
+
+# Every field's value, in order: what an Article or Image pickles as.
+_ARTICLE_VALUES = attrgetter(*(f.name for f in fields(Article)))
+_IMAGE_VALUES = attrgetter(*(f.name for f in fields(Image)))
+_SECTION, _AUTHORS, _TAGS = (
+    [f.name for f in fields(Article)].index(name) for name in ("section", "authors", "tags")
+)
+
+
+def _article(values: tuple) -> Article:
+    """Make an Article again (unpickling), its section, author and tag names kept once."""
+    values = list(values)
+    values[_SECTION] = intern(values[_SECTION])
+    values[_AUTHORS] = tuple(map(intern, values[_AUTHORS]))
+    values[_TAGS] = tuple(map(intern, values[_TAGS]))
+    return Article(*values)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from markdown_it_pyrs import MarkdownIt
 from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
 from .embeds import lost_in_feeds
+from .images import ImageFactsCache
 from .limits import (
     MAX_MEDIA_REFS,
     check_body_html,
@@ -84,6 +85,8 @@ class ParseContext:
     now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
     # Read a draft too, for its signed preview page.
     preview: bool = False
+    # Image files' facts, read once per file for the articles read with this context.
+    images: ImageFactsCache = field(default_factory=ImageFactsCache, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -58,12 +58,12 @@ class Miss:
 
 @dataclass(frozen=True)
 class Context:
-    """What the rules look at: the site now, its settings, and its subscription feeds."""
+    """What the rules look at: the site and what it publishes now, its settings and feeds."""
 
     site: Site
-    settings: Settings
-    now: datetime
     published: tuple[Article, ...]
+    now: datetime
+    settings: Settings
     feeds: dict[str, bytes]  # subscription feed name -> its RSS document
 
 
@@ -87,7 +87,7 @@ def check_partner(profile: Profile, site: Site, settings: Settings, now: datetim
     specs = feed_specs(site, listings(site, list(published)), now, settings)
     subscribed = {name: spec for name, spec in specs.items() if is_subscription(name)}
     feeds = {name: render_feed(spec, RSS, settings) for name, spec in subscribed.items()}
-    context = Context(site, settings, now, published, feeds)
+    context = Context(site, published, now, settings, feeds)
     misses = [miss for rule in profile.site_rules for miss in rule(context)]
     in_feeds = {article.key for spec in subscribed.values() for article in spec.articles}
     for article in published:  # the articles a partner can fetch: those in its feeds
@@ -117,18 +117,14 @@ def _settings_path(context: Context) -> str:
 # Rules shared by several partners, each bound to its source by a small factory.
 
 
-def _title_length(low: int, high: int, source: str) -> ArticleRule:
+def _plain_title(low: int, high: int, source: str) -> ArticleRule:
+    """Return the rule for a title of `low` to `high` characters, in plain text."""
+
     def rule(article: Article, context: Context) -> Iterator[Miss]:
         length = len(article.title)
         if not low <= length <= high:
             reason = f"title has {length} characters; the rule asks for {low} to {high}"
             yield Miss(article.source_path, field_line(article, "title"), reason, source)
-
-    return rule
-
-
-def _title_without_markup(source: str) -> ArticleRule:
-    def rule(article: Article, context: Context) -> Iterator[Miss]:
         if _HTML_TAG.search(article.title):
             reason = "title holds HTML markup, which is stripped or refused: write plain text"
             yield Miss(article.source_path, field_line(article, "title"), reason, source)
@@ -269,19 +265,14 @@ PROFILES = {
             "apple-news",
             "Apple News",
             (_language_with_locale(APPLE_NEWS_SOURCE),),
-            (
-                _title_length(15, 60, APPLE_NEWS_SOURCE),
-                _title_without_markup(APPLE_NEWS_SOURCE),
-                _apple_excerpt,
-            ),
+            (_plain_title(15, 60, APPLE_NEWS_SOURCE), _apple_excerpt),
         ),
         Profile(
             "msn",
             "Microsoft Start / MSN",
             (_https_site(MSN_MEDIA_SOURCE),),
             (
-                _title_length(21, 150, MSN_ITEM_SOURCE),
-                _title_without_markup(MSN_ITEM_SOURCE),
+                _plain_title(21, 150, MSN_ITEM_SOURCE),
                 _msn_date_age,
                 _lead_image(
                     MSN_MEDIA_SOURCE, longest_side=720, ratio=(0.5, 1.89), max_bytes=15 * MEGABYTE

@@ -30,6 +30,7 @@ from .editions import (
 )
 from .editorial import Routes, build_routes
 from .feeds import FeedSpec
+from .images import ImageFactsCache
 from .index import ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
@@ -130,7 +131,7 @@ class Snapshot:
         return build_routes(self.site, self.as_of, RESERVED_SLUGS)
 
     def lookup(self, path: str) -> Representation | None:
-        """Return the precomputed response for a URL path: a feed, a document or a page."""
+        """Return the precomputed response for a URL path: a feed, a document or a rendered page."""
         return self.feed(path) or self.documents.get(path) or self.pages.get(path)
 
 
@@ -434,7 +435,10 @@ class ContentStore:
             sizes = media_sizes(root)
             if sizes != self._sizes:
                 self._sizes = sizes
-                states = {rel: with_new_media(state, sizes, root) for rel, state in states.items()}
+                images = ImageFactsCache()
+                states = {
+                    rel: with_new_media(state, sizes, root, images) for rel, state in states.items()
+                }
                 every = True
         states.update(read_content_files(root, dirty, self.settings, self._sizes, before))
         self._states = states
@@ -478,7 +482,7 @@ class ContentStore:
 
     def _changed_on_disk(self, root: Path, rel: str) -> bool:
         try:
-            stat = os.stat(root / rel)
+            stat = os.stat(f"{root}/{rel}")  # a str, not a Path: 100,000 of them at a start
         except OSError:
             return True
         return (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._states[rel].fingerprint

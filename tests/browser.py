@@ -103,6 +103,8 @@ class Page:
             return
         # The browser's own errors (a resource that failed to load) name the resource.
         where = message.location.get("url", "")
+        if _is_favicon(where):  # asked for by the browser itself: see _response
+            return
         suffix = f" {where}" if where and where != self._page.url else ""
         self._problems.append(f"console: {message.text}{suffix}")
 
@@ -112,7 +114,11 @@ class Page:
     def _response(self, response) -> None:
         # Chromium asks for /favicon.ico on its own, for documents that name no icon (a
         # feed shown with its stylesheet), and sometimes only after the page has loaded.
-        if urlsplit(response.url).path == "/favicon.ico":
+        if _is_favicon(response.url):
             return
         if response.status >= 400:
             self._problems.append(f"HTTP {response.status}: {response.url}")
+
+
+def _is_favicon(url: str) -> bool:
+    return urlsplit(url).path == "/favicon.ico"

@@ -53,9 +53,10 @@ def test_bad_configuration_fails_at_start(make_app, config, error):
         make_app(**config)
 
 
-def test_shipped_sample_site_is_clean_and_every_feed_reads(monkeypatch):
+def test_shipped_sample_site_is_clean_and_every_feed_reads(monkeypatch, tmp_path):
     monkeypatch.delenv("FEEDSVC_CONTENT_DIR", raising=False)
-    app = create_app({"TESTING": True})
+    # A state folder of its own: no other test's (or run's) publisher to follow.
+    app = create_app({"TESTING": True, "STATE_DIR": str(tmp_path), "WATCH_CONTENT": False})
     client = app.test_client()
     health = client.get("/healthz").get_json()
     assert health["problems"] == []

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from feedsvc import PROJECT_ROOT, export, views
+from feedsvc import PROJECT_ROOT, export, pages
 from tests.browser import CHROMIUM, Browser
 from tests.conftest import PNG, stop_process_group, wait_until
 from tests.nginx import DEPLOY, NGINX, fetch, free_port, needs_nginx, recipe, running_nginx
@@ -27,7 +27,7 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 @pytest.fixture
 def site(write_article, write_section, write_stories, write_media, monkeypatch):
     """Write two sections with pagers, tags, authors, a lead image and site-relative links."""
-    monkeypatch.setattr(views, "SECTION_PAGE_SIZE", 2)
+    monkeypatch.setattr(pages, "SECTION_PAGE_SIZE", 2)
     write_section("culture", "Culture")
     write_stories("culture", 5, tags=["Music"], author="Zoë Martin")
     write_article(

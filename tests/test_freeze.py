@@ -16,7 +16,7 @@ import feedparser
 import pytest
 from flask import Flask
 
-from feedsvc import export, freeze, views
+from feedsvc import export, freeze, pages
 from feedsvc.responses import parse_http_date
 from tests.conftest import SITE_URL
 from tests.nginx import fetch, free_port, needs_nginx, recipe, running_nginx
@@ -33,7 +33,7 @@ LEAD_BODY = (
 @pytest.fixture
 def site(write_article, write_section, write_stories, write_media, backdate, monkeypatch):
     """Write three sections, enough articles for archives and a second section page, media."""
-    monkeypatch.setattr(views, "SECTION_PAGE_SIZE", 4)
+    monkeypatch.setattr(pages, "SECTION_PAGE_SIZE", 4)
     write_section("culture", "Culture", "Arts in town.")
     write_section("science", "Science")
     write_stories("culture", 7, tags=["Music"], author="Zoë Martin")

@@ -38,9 +38,10 @@ def test_awkward_content_still_gives_clean_feeds(awkward_site, client_factory, u
     assert feed_problems(client_factory().get(url).data) == []
 
 
-def test_shipped_sample_site_feeds_are_clean(monkeypatch):
+def test_shipped_sample_site_feeds_are_clean(monkeypatch, tmp_path):
     monkeypatch.delenv("FEEDSVC_CONTENT_DIR", raising=False)
-    app = create_app({"TESTING": True, "SITE_URL": "https://news.example.org"})
+    config = {"SITE_URL": "https://news.example.org", "STATE_DIR": str(tmp_path)}
+    app = create_app({"TESTING": True, "WATCH_CONTENT": False, **config})
     client = app.test_client()
     for name in ["feed", *app.extensions["feedsvc"].site.sections]:
         for extension in ("xml", "atom"):
