@@ -24,6 +24,7 @@ from feedsvc.addresses import (
     parse_path,
 )
 from feedsvc.edge import SITE_KEY, surrogate_keys
+from feedsvc.pages import page_at
 from feedsvc.parsing import SLUG
 
 PAGES = [
@@ -183,3 +184,13 @@ def test_an_articles_listing_names_are_its_tags_then_its_authors(write_article, 
         (Address(AUTHOR, "zoe-martin").name, "Zoë Martin"),
     ]
     assert article.path == Address.article("culture", "story").page_path == "/culture/story/"
+
+
+@pytest.mark.parametrize(("path", "address"), PAGES)
+def test_pages_are_looked_up_by_their_address(path, address):
+    assert page_at(path) == address
+
+
+@pytest.mark.parametrize("path", ["/Culture/", "/culture/Story/", "/culture.xml", "/tags/"])
+def test_a_path_no_page_can_have_is_no_page(path):
+    assert page_at(path) is None
