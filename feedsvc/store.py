@@ -65,6 +65,8 @@ class PageCache:
 
     def __init__(self, budget: int = PAGE_CACHE_BYTES):
         self._pages: dict[str, Representation] = {}
+        # The size each page was counted at (its compressed codings are made later).
+        self._sizes: dict[str, int] = {}
         self._budget = budget
         self._used = 0
         self._lock = threading.Lock()
@@ -75,15 +77,16 @@ class PageCache:
 
     def put(self, path: str, rep: Representation) -> None:
         """Keep `rep` for `path`, dropping the oldest pages when over budget."""
-        size = sum(len(variant.body) for variant in rep.variants.values())
+        size = rep.held_bytes()
         with self._lock:
             if path in self._pages or size > self._budget:
                 return
             while self._used + size > self._budget:
                 oldest = next(iter(self._pages))
-                dropped = self._pages.pop(oldest)
-                self._used -= sum(len(v.body) for v in dropped.variants.values())
+                del self._pages[oldest]
+                self._used -= self._sizes.pop(oldest)
             self._pages[path] = rep
+            self._sizes[path] = size
             self._used += size
 
 
