@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,14 +103,28 @@ class Snapshot:
     # When the next scheduled article goes live; the snapshot is stale from then on.
     next_release: float | None
     pages: PageCache = field(default_factory=PageCache, compare=False, repr=False)
+    # The snapshot before, whose URL map is taken over for the editions carried over.
+    before: InitVar[Snapshot | None] = None
     _feed_paths: Mapping[str, tuple[FeedEdition, str]] = field(init=False, repr=False)
 
-    def __post_init__(self):
-        paths = {
-            path: (edition, fmt)
-            for edition in self.editions.values()
-            for path, fmt in edition.paths().items()
-        }
+    def __post_init__(self, before: Snapshot | None):
+        editions = self.editions
+        if before is None:
+            paths = {
+                path: (edition, fmt)
+                for edition in editions.values()
+                for path, fmt in edition.paths().items()
+            }
+        else:  # an edit changes a few editions of thousands (archive pages): map those
+            paths = dict(before._feed_paths)
+            old = before.editions
+            for name, edition in old.items():
+                if editions.get(name) is not edition:
+                    for path in edition.paths():
+                        paths.pop(path, None)
+            for name, edition in editions.items():
+                if old.get(name) is not edition:
+                    paths.update({path: (edition, fmt) for path, fmt in edition.paths().items()})
         object.__setattr__(self, "_feed_paths", paths)
 
     def published(self, listing: str | None = None) -> tuple[Article, ...]:
@@ -492,7 +506,8 @@ class ContentStore:
         groups = self._assembler.listings(site, now)
         previous = before.editions if before is not None else {}
         old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
-        specs = feed_specs(site, groups, now, self.settings, old)
+        all_in_feeds = self._assembler.all_in_feeds(site)
+        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds)
         releases = next_releases(site, now, self.settings)
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders
@@ -509,7 +524,7 @@ class ContentStore:
         if wait > 0:  # a second change within one second: its Last-Modified is next second
             time.sleep(wait)
         next_release = min(releases.values(), default=None)
-        return Snapshot(site, now, groups, editions, documents, next_release)
+        return Snapshot(site, now, groups, editions, documents, next_release, before=before)
 
     def _opml(self, groups: Mapping[str, Listing], site_feed: FeedSpec) -> Representation:
         body = render_opml(groups.values(), self.settings)
