@@ -72,6 +72,7 @@ class SiteAssembler:
         self._claims: dict[str, dict[str, Article]] = {}  # id -> file -> article
         self._duplicates: dict[str, ContentError] = {}  # file -> why its article is left out
         self._visible: dict[str, Article] = {}  # file -> the article the site publishes
+        self._unfed = 0  # how many of them say `feeds: false`
         self._keys: list[tuple] = []  # sort keys of _articles, newest first
         self._articles: list[Article] = []
         self._by_key: dict[tuple[str, str], Article] = {}
@@ -169,6 +170,14 @@ class SiteAssembler:
         for name in sorted(self._ranks, key=self._ranks.__getitem__):
             groups[name] = self._listed[name]
         return groups
+
+    def all_in_feeds(self, site: Site) -> bool:
+        """Tell whether every article of `site` (this assembler's latest) goes in feeds.
+
+        Then a feed need not filter its listing's articles: at 100,000 that walk alone
+        cost an edit tens of milliseconds.
+        """
+        return site is self._site and self._unfed == 0
 
     def _list(self, name: str, site: Site, timed: list[Article] | None, now: datetime) -> None:
         keys, members = self._groups.get(name, ([], []))
@@ -278,6 +287,7 @@ class SiteAssembler:
 
     def _place(self, rel: str, article: Article, key: tuple, slugs: set, aliases: set) -> None:
         self._visible[rel] = article
+        self._unfed += not article.in_feeds
         index = bisect_left(self._keys, key)
         self._keys.insert(index, key)
         self._articles.insert(index, article)
@@ -289,6 +299,7 @@ class SiteAssembler:
 
     def _withdraw(self, rel: str, article: Article, slugs: set, aliases: set) -> None:
         del self._visible[rel]
+        self._unfed -= not article.in_feeds
         key = _order(article)
         index = bisect_left(self._keys, key)
         del self._keys[index]

@@ -67,12 +67,14 @@ def feed_specs(
     now: datetime,
     settings: Settings,
     previous: tuple[Mapping[str, Listing], Mapping[str, FeedSpec]] | None = None,
+    all_in_feeds: bool = False,
 ) -> dict[str, FeedSpec]:
     """Describe every feed document: subscription feeds, their archives, tag and author feeds.
 
     `previous`: the listings and specs of the snapshot before. A listing that is the very
     same object keeps its specs, and an archive page whose items are the same keeps its
     spec: one edit re-describes the feeds it is in, not every feed and page of the site.
+    `all_in_feeds`: no article says `feeds: false`, so listings need no filtering.
     """
     hub = settings.websub_hub or None
     specs = {}
@@ -93,7 +95,9 @@ def feed_specs(
                 specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
             continue
         title, description = _title_and_description(site, group, settings)
-        in_feeds = tuple(filter(_IN_FEEDS, group.articles))  # `feeds: false` left out
+        in_feeds = group.articles  # `feeds: false` left out:
+        if not all_in_feeds:
+            in_feeds = tuple(filter(_IN_FEEDS, in_feeds))
         latest = in_feeds[: settings.feed_items]
         updated = _newest_update(latest) if latest else _folder_update(site, name)
         if stones:  # readers see the feed change when it announces a removal
@@ -273,8 +277,10 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     if settings is not None:
         changes += editorial.coming_changes(site, now, settings.tombstone_period)
     for article, moment in changes:
+        stamp = moment.timestamp()
         for name in feed_names(article):
-            releases[name] = min(releases.get(name, math.inf), moment.timestamp())
+            if stamp < releases.get(name, math.inf):
+                releases[name] = stamp
     return releases
 
 

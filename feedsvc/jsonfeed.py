@@ -51,7 +51,8 @@ def _render(spec: FeedSpec, settings: Settings, memo: ItemHtmlMemo | None) -> by
         document["next_url"] = settings.absolute(feed_path(spec.json_next, JSON))
     if not document["authors"]:
         del document["authors"]
-    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+    # Compact: an indent sends json.dumps to its pure-Python encoder (about twice the time).
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _item(article: Article, settings: Settings, full: bool, memo: ItemHtmlMemo | None) -> dict:
