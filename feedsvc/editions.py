@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from .catalog import SITE_FEED, is_subscription
+from .addresses import SITE_FEED, is_subscription
 from .feeds import (
     ATOM,
     JSON,

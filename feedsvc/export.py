@@ -24,8 +24,8 @@ from flask import Flask
 from lxml import etree
 from werkzeug.test import Client, TestResponse
 
+from .addresses import OPML_PATH
 from .media import media_sizes
-from .opml import OPML_PATH
 from .redirectmap import MAP_FILE, render_map
 from .responses import parse_http_date
 from .store import Snapshot

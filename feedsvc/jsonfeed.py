@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 
+from .addresses import feed_path, item_id
 from .feeds import (
     JSON,
     FeedSpec,
     branding_urls,
     document_path,
-    feed_path,
     fit_to_cap,
     image_url_of,
-    item_id,
 )
 from .itemhtml import ItemHtmlMemo, article_html
 from .models import Article

@@ -16,8 +16,9 @@ from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .addresses import OPML_PATH, RESERVED_SLUGS, SITE_FEED, is_subscription
 from .assembly import SiteAssembler
-from .catalog import SITE_FEED, Listing, feed_specs, is_subscription, next_releases
+from .catalog import Listing, feed_specs, next_releases
 from .editions import (
     FEED_FORMATS,
     FeedEdition,
@@ -33,7 +34,6 @@ from .images import ImageFactsCache
 from .index import ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
-    RESERVED_SLUGS,
     FileState,
     Tree,
     media_sizes,
@@ -43,7 +43,7 @@ from .loader import (
     with_new_media,
 )
 from .models import Article, ContentError, Site
-from .opml import OPML_PATH, OPML_TYPE, render_opml
+from .opml import OPML_TYPE, render_opml
 from .publisher import FollowerAcks, PublishedMark, PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings

@@ -18,7 +18,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 from werkzeug.utils import redirect
 
-from .catalog import SITE_FEED
+from .addresses import HEALTHZ, MEDIA, SITE_FEED
 from .editorial import resolve
 from .health import assess
 from .media import MEDIA_DIR
@@ -90,7 +90,7 @@ def preview_page(section: str, slug: str):
     return html, 200, headers
 
 
-@bp.get("/media/<path:filename>")
+@bp.get(f"/{MEDIA}/<path:filename>")
 def media(filename: str):
     """Serve a file from the content's media folder, and nothing outside it."""
     if "\0" in filename or any(len(part) > MAX_NAME_LENGTH for part in filename.split("/")):
@@ -108,7 +108,7 @@ def media(filename: str):
     return send_file(target, max_age=MEDIA_MAX_AGE)
 
 
-@bp.get("/healthz")
+@bp.get(f"/{HEALTHZ}")
 def healthz():
     """Report whether the site serves, what it holds and which files have problems.
 
