@@ -28,7 +28,7 @@ from .addresses import OPML_PATH
 from .media import media_sizes
 from .redirectmap import MAP_FILE, render_map
 from .responses import parse_http_date
-from .store import Snapshot
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from flask.cli import with_appcontext
 
 from .addresses import ARTICLE, parse_path
 from .export import Export, FreezeError, Report, export_site
-from .store import Snapshot
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from .models import Article
 from .responses import Representation, build_representation
 from .settings import Settings
 from .slugs import name_slug
-from .store import Snapshot
+from .snapshot import Snapshot
 from .urls import encode_uri
 
 HOME_ARTICLES = 20

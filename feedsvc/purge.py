@@ -22,7 +22,7 @@ from .edge import SITE_KEY
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .store import Snapshot
+    from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 

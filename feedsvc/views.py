@@ -25,7 +25,8 @@ from .media import MEDIA_DIR
 from .models import Section
 from .pages import PAGE_MAX_AGE, SEGMENT_SAFE, Pages, page_at
 from .preview import KEY_PARAMETER, PREVIEW_PREFIX, key_matches, read_preview
-from .store import ContentStore, Snapshot
+from .snapshot import Snapshot
+from .store import ContentStore
 from .urls import encode_uri
 
 bp = Blueprint("site", __name__)
