@@ -12,14 +12,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from . import editorial
+from .addresses import (
+    SECTION,
+    SITE,
+    SITE_FEED,
+    TAG,
+    Address,
+    is_subscription,
+    listing_name,
+    named_in,
+    names_in,
+)
 from .feeds import FeedSpec
 from .models import Article, Site
 from .settings import Settings
 from .slugs import name_slug
 
-SITE_FEED = "feed"
-TAGS = "tags"
-AUTHORS = "authors"
 _IN_FEEDS = operator.attrgetter("in_feeds")
 # The updated time of a feed with no items at all: fixed, so its bytes stay stable.
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -37,23 +45,19 @@ class Listing:
 
 def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
     """Group the published articles: the whole site, each section, each tag, each author."""
-    groups = {SITE_FEED: Listing(SITE_FEED, "", "/", tuple(published))}
+    groups = {SITE_FEED: Listing(SITE_FEED, "", Address.site().page_path, tuple(published))}
     members: dict[str, list[Article]] = {slug: [] for slug in site.sections}
     labels: dict[str, str] = {}
     for article in published:
         members[article.section].append(article)
-        for kind, values in ((TAGS, article.tags), (AUTHORS, article.authors)):
-            for value in values:
-                slug = name_slug(value)
-                if slug:
-                    name = f"{kind}/{slug}"
-                    labels.setdefault(name, value)  # the newest article's spelling
-                    group = members.setdefault(name, [])
-                    if not group or group[-1] is not article:
-                        group.append(article)
+        for name, value in named_in(article):
+            labels.setdefault(name, value)  # the newest article's spelling
+            group = members.setdefault(name, [])
+            if not group or group[-1] is not article:
+                group.append(article)
     for name, articles in members.items():
         label = labels.get(name) or site.sections[name].title
-        groups[name] = Listing(name, label, f"/{name}/", tuple(articles))
+        groups[name] = Listing(name, label, Address.from_name(name).page_path, tuple(articles))
     return groups
 
 
@@ -63,12 +67,14 @@ def feed_specs(
     now: datetime,
     settings: Settings,
     previous: tuple[Mapping[str, Listing], Mapping[str, FeedSpec]] | None = None,
+    all_in_feeds: bool = False,
 ) -> dict[str, FeedSpec]:
     """Describe every feed document: subscription feeds, their archives, tag and author feeds.
 
     `previous`: the listings and specs of the snapshot before. A listing that is the very
     same object keeps its specs, and an archive page whose items are the same keeps its
     spec: one edit re-describes the feeds it is in, not every feed and page of the site.
+    `all_in_feeds`: no article says `feeds: false`, so listings need no filtering.
     """
     hub = settings.websub_hub or None
     specs = {}
@@ -82,14 +88,16 @@ def feed_specs(
         before = old_specs.get(name)
         stones = tombstones.get(name, ())
         if old_groups.get(name) is group and before is not None and before.tombstones == stones:
-            kept = [name, *(f"{name}/archive/{n}" for n in range(1, _archive_count(before) + 1))]
+            kept = [name, *_archive_names(name, _archive_count(before))]
             for kept_name in kept:
                 spec = old_specs[kept_name]
                 # A folder's new time (a file added or removed) counts for Last-Modified.
                 specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
             continue
         title, description = _title_and_description(site, group, settings)
-        in_feeds = tuple(filter(_IN_FEEDS, group.articles))  # `feeds: false` left out
+        in_feeds = group.articles  # `feeds: false` left out:
+        if not all_in_feeds:
+            in_feeds = tuple(filter(_IN_FEEDS, in_feeds))
         latest = in_feeds[: settings.feed_items]
         updated = _newest_update(latest) if latest else _folder_update(site, name)
         if stones:  # readers see the feed change when it announces a removal
@@ -106,7 +114,7 @@ def feed_specs(
             hub=hub,
             tombstones=stones,
         )
-        if name.startswith((TAGS + "/", AUTHORS + "/")):
+        if not is_subscription(name):  # a tag's or an author's feed: no archive
             specs[name] = base
         else:
             pages = _with_archives(base, in_feeds, settings.feed_items, old_specs, bool(sections))
@@ -132,27 +140,33 @@ def _archive_count(spec: FeedSpec) -> int:
     """Return how many archive pages a subscription feed's spec links to."""
     if spec.archive or not spec.archive_links:
         return 0
-    return int(spec.archive_links[0][1].rsplit("/", 1)[1])
+    return Address.from_name(spec.archive_links[0][1]).archive
+
+
+def _archive_names(name: str, count: int) -> list[str]:
+    """Return the names of the `count` archive pages of feed `name`, oldest first."""
+    if not count:
+        return []
+    address = Address.from_name(name)
+    return [address.archive_page(number).name for number in range(1, count + 1)]
 
 
 def feed_names(article: Article) -> list[str]:
     """Return the names of the feeds an article is in: the site's, its section's, tags, authors."""
-    names = [SITE_FEED, article.section]
-    names += [f"{TAGS}/{name_slug(tag)}" for tag in article.tags]
-    names += [f"{AUTHORS}/{name_slug(author)}" for author in article.authors]
-    return names
+    names = [SITE_FEED, listing_name(SECTION, article.section)]
+    return names + [name for name, _ in named_in(article)]
 
 
 def _emptied_groups(tombstones: Mapping[str, tuple], groups: Mapping[str, Listing]) -> dict:
     """Keep the feed of a tag or author whose every article was taken down, to announce it."""
     emptied = {}
     for name, stones in tombstones.items():
-        kind, _, slug = name.partition("/")
-        if name in groups or kind not in (TAGS, AUTHORS) or not slug:
+        address = Address.from_name(name)
+        if name in groups or not address.is_named or not address.slug:
             continue
-        names = stones[0].tags if kind == TAGS else stones[0].authors
-        label = next((n for n in names if name_slug(n) == slug), slug)
-        emptied[name] = Listing(name, label, f"/{name}/", ())
+        names = names_in(stones[0], address.kind)
+        label = next((n for n in names if name_slug(n) == address.slug), address.slug)
+        emptied[name] = Listing(name, label, address.page_path, ())
     return emptied
 
 
@@ -166,13 +180,14 @@ def _tombstones_by_feed(site: Site, now: datetime, settings: Settings) -> dict[s
 
 
 def _title_and_description(site: Site, group: Listing, settings: Settings) -> tuple[str, str]:
-    if group.name == SITE_FEED:
+    kind = Address.from_name(group.name).kind
+    if kind == SITE:
         return settings.site_title, settings.site_description
-    if group.name in site.sections:
+    if kind == SECTION:
         section = site.sections[group.name]
         description = section.description or settings.site_description
         return f"{section.title} — {settings.site_title}", description
-    if group.name.startswith(TAGS + "/"):
+    if kind == TAG:
         return f"{group.label} — {settings.site_title}", f"Articles tagged “{group.label}”."
     return f"{group.label} — {settings.site_title}", f"Articles by {group.label}."
 
@@ -193,7 +208,7 @@ def _with_archives(
     """
     count = len(articles)
     full_pages = count // size if count > size else 0
-    stem = f"{base.name}/archive"
+    address = Address.from_name(base.name)
     before = (previous or {}).get(base.name)
     same_feed = before is not None and (
         before.title,
@@ -209,7 +224,7 @@ def _with_archives(
         # Page n, newest first, holds the n-th `size` of the oldest articles.
         start = count - number * size
         page = articles[start : start + size]
-        path_stem = f"{stem}/{number}"
+        path_stem = address.archive_page(number).name
         kept = previous.get(path_stem) if number <= kept_pages else None
         if (
             kept is not None
@@ -222,9 +237,9 @@ def _with_archives(
             continue
         links = [("current", base.name)]
         if number > 1:
-            links.append(("prev-archive", f"{stem}/{number - 1}"))
+            links.append(("prev-archive", address.archive_page(number - 1).name))
         if number < full_pages:
-            links.append(("next-archive", f"{stem}/{number + 1}"))
+            links.append(("next-archive", address.archive_page(number + 1).name))
         specs[path_stem] = replace(
             base,
             articles=page,
@@ -233,16 +248,16 @@ def _with_archives(
             archive_links=tuple(links),
             archive=True,
             path_stem=path_stem,
-            json_next=f"{stem}/{number - 1}" if number > 1 else None,
+            json_next=address.archive_page(number - 1).name if number > 1 else None,
         )
     if full_pages:
-        newest_page = specs[f"{stem}/{full_pages}"].articles
+        newest_page = specs[address.archive_page(full_pages).name].articles
         shown = {article.key for article in base.articles}
         base = replace(
             base,
-            archive_links=(("prev-archive", f"{stem}/{full_pages}"),),
+            archive_links=(("prev-archive", address.archive_page(full_pages).name),),
             json_more=tuple(a for a in newest_page if a.key not in shown),
-            json_next=f"{stem}/{full_pages - 1}" if full_pages > 1 else None,
+            json_next=address.archive_page(full_pages - 1).name if full_pages > 1 else None,
         )
     return {base.name: base, **specs}
 
@@ -262,14 +277,11 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     if settings is not None:
         changes += editorial.coming_changes(site, now, settings.tombstone_period)
     for article, moment in changes:
+        stamp = moment.timestamp()
         for name in feed_names(article):
-            releases[name] = min(releases.get(name, math.inf), moment.timestamp())
+            if stamp < releases.get(name, math.inf):
+                releases[name] = stamp
     return releases
-
-
-def is_subscription(name: str) -> bool:
-    """Tell whether feed `name` is rendered eagerly: the site's and the sections' feeds."""
-    return not name.startswith((TAGS + "/", AUTHORS + "/")) and "/archive/" not in name
 
 
 def _newest_update(articles: Iterable[Article]) -> datetime:

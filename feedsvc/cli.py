@@ -16,8 +16,9 @@ import yaml
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .addresses import RESERVED_SLUGS
 from .freeze import freeze_command, stderr_is_terminal
-from .loader import RESERVED_SLUGS, load_site
+from .loader import load_site
 from .models import ContentError, ContentWarning, Site
 from .parsing import SLUG
 from .partners import PROFILES, check_partner

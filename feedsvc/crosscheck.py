@@ -5,7 +5,7 @@ than written, and tag or author spellings that share one address.
 from __future__ import annotations
 
 from . import urls
-from .feeds import item_id
+from .addresses import NAMED_KINDS, Address, item_id, names_in
 from .models import Article, ContentError, ContentWarning
 from .settings import Settings
 from .slugs import name_slug
@@ -72,12 +72,12 @@ def shared_slugs(articles: list[Article]) -> list[ContentError]:
     spellings: dict[tuple[str, str], list[str]] = {}
     problems = []
     for article in sorted(articles, key=lambda a: a.source_path):
-        for kind, names in (("tags", article.tags), ("authors", article.authors)):
-            for name in names:
+        for kind in NAMED_KINDS:
+            for name in names_in(article, kind):
                 slug = name_slug(name)
                 if not slug:
                     reason = (
-                        f"{kind[:-1]} {name!r} has no letter, digit or symbol to make"
+                        f"{kind} {name!r} has no letter, digit or symbol to make"
                         " an address of; it is shown without a page or feed"
                     )
                     problems.append(ContentWarning(article.source_path, None, reason))
@@ -86,8 +86,8 @@ def shared_slugs(articles: list[Article]) -> list[ContentError]:
                 if name not in known:
                     if known:
                         reason = (
-                            f"{kind[:-1]} {name!r} and {known[0]!r} share the address"
-                            f" /{kind}/{slug}/; they are published as one"
+                            f"{kind} {name!r} and {known[0]!r} share the address"
+                            f" {Address.listing(kind, slug).page_path}; they are published as one"
                         )
                         problems.append(ContentError(article.source_path, None, reason))
                     known.append(name)

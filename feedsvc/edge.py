@@ -9,9 +9,9 @@ it changed there (see purge.py). Each feed and page carries surrogate keys (`xke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from functools import lru_cache
 
-from .catalog import AUTHORS, SITE_FEED, TAGS
+from .addresses import OPML_KEY, OPML_PATH, parse_path
 from .responses import Header, fresh_for
 
 # Past its lifetime, an edge may serve its copy this long while it fetches a new one...
@@ -20,7 +20,8 @@ STALE_WHILE_REVALIDATE = 30
 STALE_IF_ERROR = 86_400
 # Every page carries this key: the sections' names and titles are on every page.
 SITE_KEY = "site"
-PAGE_SEGMENT = "page"
+# Paths whose keys are kept worked out: the feeds and pages pollers ask for again and again.
+KEYED_PATHS_CACHED = 4096
 
 
 @dataclass(frozen=True)
@@ -62,36 +63,18 @@ class EdgePolicy:
         )
 
 
+@lru_cache(maxsize=KEYED_PATHS_CACHED)
 def surrogate_keys(path: str) -> tuple[str, ...]:
-    """Return the keys of the feed or page at `path`: what a publish purges it by."""
-    stem, dot, extension = path.rpartition(".")
-    if dot and "/" not in extension:  # a document (/culture.xml, /feeds.opml): all its formats
-        return (feed_key(stem.lstrip("/")),)
-    parts = path.strip("/").split("/")
-    if not parts[0]:
-        return (listing_key(SITE_FEED), SITE_KEY)
-    if parts[0] in (TAGS, AUTHORS) and len(parts) > 1:
-        return (listing_key(f"{parts[0]}/{parts[1]}"), SITE_KEY)
-    if len(parts) == 2:
-        return (article_key(parts[0], parts[1]), SITE_KEY)
-    return (listing_key(parts[0]), SITE_KEY)
+    """Return the keys of the feed or page at `path`: what a publish purges it by.
 
-
-def feed_key(stem: str) -> str:
-    """Return the key of a feed in every format, by its path stem ("culture", "feed")."""
-    return "feed:" + _token(stem)
-
-
-def listing_key(name: str) -> str:
-    """Return the key of every page of a listing ("feed" for the home page, "tags/music")."""
-    return "list:" + _token(name)
-
-
-def article_key(section: str, slug: str) -> str:
-    """Return the key of an article's page."""
-    return f"article:{_token(section)}/{_token(slug)}"
-
-
-def _token(text: str) -> str:
-    """Write a key part in ASCII without spaces or commas, as every cache reads keys."""
-    return quote(text, safe="/%")
+    Cached by path: a request pays one dict lookup instead of reading its address.
+    """
+    if path == OPML_PATH:
+        return (OPML_KEY,)
+    found = parse_path(path)
+    if found is None:
+        return (SITE_KEY,)
+    address, fmt = found
+    if fmt:  # a feed document (/culture.xml): all its formats
+        return (address.feed_key,)
+    return (address.page_key, SITE_KEY)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from .catalog import SITE_FEED, is_subscription
+from .addresses import SITE_FEED, is_subscription
 from .feeds import (
     ATOM,
     JSON,
@@ -28,7 +28,7 @@ from .feeds import (
 from .itemhtml import ItemHtmlMemo
 from .jsonfeed import render_json_feed
 from .models import Article
-from .responses import IDENTITY, Representation, Variant, build_representation
+from .responses import IDENTITY, Representation, build_representation, encodings
 from .settings import Settings
 
 FEED_FORMATS = (RSS, ATOM, JSON)
@@ -82,7 +82,8 @@ class RenderCache:
     """
 
     def __init__(self, budget: int | None = None):
-        self._entries: OrderedDict[tuple, Representation] = OrderedDict()
+        # Each entry with the size it was counted at (its codings are made later, lazily).
+        self._entries: OrderedDict[tuple, tuple[Representation, int]] = OrderedDict()
         self._budget = RENDER_CACHE_BYTES if budget is None else budget
         self._used = 0
         self._lock = threading.Lock()
@@ -92,10 +93,11 @@ class RenderCache:
     def get(self, key: tuple) -> Representation | None:
         """Return the representation kept under `key`, marking it recently used."""
         with self._lock:
-            rep = self._entries.get(key)
-            if rep is not None:
-                self._entries.move_to_end(key)
-            return rep
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
 
     def put(self, key: tuple, rep: Representation) -> None:
         """Keep `rep`, dropping the least recently used entries when over budget."""
@@ -103,15 +105,15 @@ class RenderCache:
         with self._lock:
             if key in self._entries or size > self._budget:
                 return
-            self._entries[key] = rep
+            self._entries[key] = (rep, size)
             self._used += size
             while self._used > self._budget:
-                _, dropped = self._entries.popitem(last=False)
-                self._used -= _size(dropped)
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._used -= dropped
 
 
 def _size(rep: Representation) -> int:
-    return sum(len(variant.body) for variant in rep.variants.values())
+    return rep.held_bytes()
 
 
 class FeedEdition:
@@ -190,12 +192,12 @@ class FeedEdition:
         stored = store.document(path, key) if store is not None else None
         if stored is not None:  # rendered by an earlier run or another worker
             content_type, variants, headers, browser_type = stored
-            body = variants[IDENTITY][0]
+            body, etag = variants[IDENTITY]
             last_modified = self._history.last_modified(path, body, content_last_modified(spec))
             return Representation(
                 content_type,
                 last_modified,
-                {coding: Variant(*variant) for coding, variant in variants.items()},
+                encodings(body, etag),  # compressed as this worker's readers ask, same bytes
                 self.max_age,
                 self.expires_at,
                 headers,
@@ -220,7 +222,9 @@ class FeedEdition:
             None if fmt == JSON else BROWSER_FEED_TYPE,
         )
         if store is not None:
-            variants = {coding: (v.body, v.etag) for coding, v in rep.variants.items()}
+            # The identity only: each worker compresses, deterministically, what it is asked.
+            identity = rep.variants[IDENTITY]
+            variants = {IDENTITY: (identity.body, identity.etag)}
             store.store_document(
                 path, key, (rep.content_type, variants, rep.extra_headers, rep.browser_content_type)
             )

@@ -13,13 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from urllib.parse import unquote
 
+from .addresses import FEED_EXTENSIONS, Address
 from .dates import DateError, to_datetime
 from .models import Article, ContentError, ContentWarning, Section, Site
 
 # An article's address: /<section>/<slug>/. Only such an alias was once a feedsvc address.
 ARTICLE_PATH = re.compile(r"^/([a-z0-9-]+)/([a-z0-9-]+)/$")
 # An old section address: its page, pages and articles (/kultur/…) or a feed (/kultur.xml).
-_SECTION_PATH = re.compile(r"^/([a-z0-9-]+)(/.*|\.(?:xml|atom|json))?$")
+_SECTION_PATH = re.compile(rf"^/([a-z0-9-]+)(/.*|\.(?:{'|'.join(FEED_EXTENSIONS.values())}))?$")
 _SECTION_NAME = re.compile(r"^[a-z0-9-]+$")
 # What an alias may not hold: it must be one plain path a web server can match exactly.
 _ALIAS_REFUSED = re.compile(r"""[\s"'\\;{}?#<>\x00-\x1f\x7f]""")
@@ -142,7 +143,7 @@ def with_original_paths(articles: Iterable[Article], sections: Mapping[str, Sect
         section_name, slug = ARTICLE_PATH.match(first).groups()
         section = sections.get(section_name)
         if section is not None and section.aliases:
-            first = f"/{section.aliases[0]}/{slug}/"
+            first = Address.article(section.aliases[0], slug).page_path
         if first != article.path:
             article = replace(article, original_path=first)
         moved.append(article)

@@ -28,13 +28,13 @@ from lxml import etree
 from werkzeug.test import Client, TestResponse
 
 from . import pages as pages_module
-from .catalog import SITE_FEED
+from .addresses import SITE_FEED, Address
 from .editorial import Routes, resolve
 from .media import MEDIA_DIR, media_sizes
-from .pages import ARTICLE, HOME, SECTION, PageAt, Pages
+from .pages import Pages
 from .redirectmap import MAP_FILE, render_map
 from .responses import GZIP, IDENTITY, Representation, parse_http_date
-from .store import Snapshot
+from .snapshot import Snapshot
 from .views import PAGES_EXTENSION
 
 log = logging.getLogger(__name__)
@@ -121,20 +121,19 @@ def snapshot_documents(snapshot: Snapshot, pages: Pages, prefix: str) -> list[tu
     Pages come first, home then listings then articles, so a broken link is reported
     from the page an editor wrote it in. `prefix` is the site's path prefix ("/news").
     """
-    found = [PageAt(HOME)]
+    found = [Address.site()]
     for name, listing in snapshot.listings.items():
         if name == SITE_FEED:
             continue
-        kind, _, slug = name.rpartition("/")
-        at = PageAt(kind, slug=slug) if kind else PageAt(SECTION, name)
+        at = Address.from_name(name)
         count = max(1, -(-len(listing.articles) // pages_module.SECTION_PAGE_SIZE))
         found += [replace(at, page=number) for number in range(1, count + 1)]
-    found += [PageAt(ARTICLE, a.section, a.slug) for a in snapshot.published()]
+    found += [Address.article(a.section, a.slug) for a in snapshot.published()]
 
     def page(key: str) -> Render:
         return lambda: snapshot.pages.get(key) or pages.page(snapshot, key, prefix)
 
-    documents = [(normal_path(at.path()), page(unquote(at.path()))) for at in found]
+    documents = [(normal_path(at.page_path), page(at.page_path)) for at in found]
     documents += [
         (normal_path(path), functools.partial(snapshot.documents.get, path))
         for path in snapshot.documents

@@ -21,6 +21,7 @@ from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
 
 from . import urls
+from .addresses import FEED_EXTENSIONS, STATIC, feed_path, item_id
 from .itemhtml import ItemHtmlMemo, article_html
 from .models import Article, Image, Section
 from .settings import Settings
@@ -32,9 +33,9 @@ ATOM = "atom"
 JSON = "json"
 # Format -> (file extension, media type). JSON Feed documents are built in jsonfeed.py.
 FORMATS = {
-    RSS: ("xml", "application/rss+xml"),
-    ATOM: ("atom", "application/atom+xml"),
-    JSON: ("json", "application/feed+json"),
+    RSS: (FEED_EXTENSIONS[RSS], "application/rss+xml"),
+    ATOM: (FEED_EXTENSIONS[ATOM], "application/atom+xml"),
+    JSON: (FEED_EXTENSIONS[JSON], "application/feed+json"),
 }
 GENERATOR = "feedsvc"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
@@ -46,7 +47,7 @@ TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 # Feedly's branding elements (icon, logo, cover, accentColor): https://blog.feedly.com/10-ways-to-optimize-your-feed-for-feedly/
 WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
-FEED_STYLESHEET = "/static/feed.css"
+FEED_STYLESHEET = f"/{STATIC}/feed.css"
 # RSS elements that hold plain text, and the short HTML description (the same characters).
 _RSS_PLAIN_TEXT = re.compile(
     rb"(<(title|description|category|dc:creator|media:credit)\b[^>]*>)([^<]+)(?=</\2>)"
@@ -90,11 +91,6 @@ def feed_links(spec: FeedSpec, fmt: str, settings: Settings) -> list[tuple[str, 
     return links
 
 
-def feed_path(name: str, fmt: str) -> str:
-    """Return the site path of feed `name` in format `fmt`, e.g. /culture.xml."""
-    return f"/{name}.{FORMATS[fmt][0]}"
-
-
 def document_path(spec: FeedSpec, fmt: str) -> str:
     """Return the site path of the document `spec` describes, in format `fmt`."""
     return feed_path(spec.path_stem or spec.name, fmt)
@@ -103,13 +99,6 @@ def document_path(spec: FeedSpec, fmt: str) -> str:
 def media_type(fmt: str) -> str:
     """Return the Content-Type of a feed format."""
     return FORMATS[fmt][1] + "; charset=utf-8"
-
-
-def item_id(article: Article, settings: Settings) -> str:
-    """Return the item's permanent GUID / Atom id: the permalink, or the author's `id`."""
-    if article.explicit_id is None:
-        return settings.absolute(article.id_path)  # a moved article keeps its first address
-    return urls.item_id(article.explicit_id)
 
 
 def render_feed(

@@ -24,8 +24,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .addresses import ARTICLE, parse_path
 from .export import Export, FreezeError, Report, export_site
-from .store import Snapshot
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ BUILD_MARK = ".build-"
 PARTIAL_MARK = ".partial-"
 # Problems named in freeze's refusal; `flask check` lists them all.
 SHOWN_PROBLEMS = 3
-# Top folders of an export whose pages are listings, not articles.
-LISTING_FOLDERS = frozenset({"tags", "authors"})
 
 
 @click.command("freeze")
@@ -144,11 +143,13 @@ def check_size(snapshot: Snapshot, output: Path, allow_shrink: bool, content_dir
 
 def article_pages(root: Path) -> list[str]:
     """Return the site paths of an export's article pages (/<section>/<slug>/)."""
-    return [
-        f"/{page.parent.parent.name}/{page.parent.name}/"
-        for page in root.glob("*/*/index.html")
-        if page.parent.parent.name not in LISTING_FOLDERS
-    ]
+    folders = (page.parent.relative_to(root) for page in root.glob("*/*/index.html"))
+    return [path for f in folders if _names_an_article(path := f"/{f.as_posix()}/")]
+
+
+def _names_an_article(path: str) -> bool:
+    found = parse_path(path)
+    return found is not None and found[0].kind == ARTICLE
 
 
 def _siblings(output: Path, mark: str) -> list[Path]:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 
+from .addresses import feed_path, item_id
 from .feeds import (
     JSON,
     FeedSpec,
     branding_urls,
     document_path,
-    feed_path,
     fit_to_cap,
     image_url_of,
-    item_id,
 )
 from .itemhtml import ItemHtmlMemo, article_html
 from .models import Article
@@ -52,7 +51,8 @@ def _render(spec: FeedSpec, settings: Settings, memo: ItemHtmlMemo | None) -> by
         document["next_url"] = settings.absolute(feed_path(spec.json_next, JSON))
     if not document["authors"]:
         del document["authors"]
-    return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+    # Compact: an indent sends json.dumps to its pure-Python encoder (about twice the time).
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _item(article: Article, settings: Settings, full: bool, memo: ItemHtmlMemo | None) -> dict:

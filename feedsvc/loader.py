@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import editorial
+from .addresses import RESERVED_SLUGS
 from .crosscheck import drop_duplicate_ids, id_problems, shared_slugs
 from .images import ImageFactsCache
 from .isolate import run_isolated
@@ -35,8 +36,6 @@ log = logging.getLogger(__name__)
 PARALLEL_MIN_FILES = 1000
 SECTION_INDEX = "_index.md"
 MAX_FILE_BYTES = 2 * 1024 * 1024
-# Section slugs that would shadow a fixed URL of the site.
-RESERVED_SLUGS = frozenset({"feed", "feeds", "media", "healthz", "static", "tags", "authors"})
 
 
 @dataclass(frozen=True, slots=True)

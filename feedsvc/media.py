@@ -12,12 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from .addresses import MEDIA, STATIC
 from .images import ImageFacts, read_image_facts
 from .models import Article, ContentWarning
 
-MEDIA_DIR = "media"
+MEDIA_DIR = MEDIA  # the folder is served at its own name
 MEDIA_PREFIX = f"/{MEDIA_DIR}/"
-STATIC_PREFIX = "/static/"
+STATIC_PREFIX = f"/{STATIC}/"
 
 
 def media_sizes(root: Path) -> dict[str, int]:

@@ -11,6 +11,7 @@ from operator import attrgetter, itemgetter
 from sys import intern
 from types import MappingProxyType
 
+from .addresses import SECTION, Address, article_path
 from .dates import announced_update
 
 # zlib level for article bodies kept in memory (0: plain UTF-8, no compression).
@@ -184,7 +185,7 @@ class Article:
     @property
     def path(self) -> str:
         """Return the article's URL path relative to the site root."""
-        return f"/{self.section}/{self.slug}/"
+        return article_path(self.section, self.slug)
 
 
 # Every field's value, in order: what an Article or Image pickles as.
@@ -221,7 +222,7 @@ class Section:
     @property
     def path(self) -> str:
         """Return the section page's URL path relative to the site root."""
-        return f"/{self.slug}/"
+        return Address.listing(SECTION, self.slug).page_path
 
 
 def _newest_first(article: Article) -> tuple:

@@ -10,11 +10,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from html import escape
 
-from .catalog import AUTHORS, SITE_FEED, TAGS, Listing
-from .feeds import RSS, feed_path
+from .addresses import AUTHOR, SITE, TAG, Address
+from .catalog import Listing
+from .feeds import RSS
 from .settings import Settings
 
-OPML_PATH = "/feeds.opml"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 
 
@@ -26,23 +26,22 @@ def render_opml(groups: Iterable[Listing], settings: Settings) -> bytes:
     ET.SubElement(head, "ownerName").text = _html(settings.site_author or settings.site_title)
     body = ET.SubElement(opml, "body")
     folders = {
-        "": body,
-        TAGS: ET.Element("outline", text="Tags"),
-        AUTHORS: ET.Element("outline", text="Authors"),
+        TAG: ET.Element("outline", text="Tags"),
+        AUTHOR: ET.Element("outline", text="Authors"),
     }
     for group in groups:
-        kind = group.name.split("/", 1)[0] if "/" in group.name else ""
-        title = _html(settings.site_title if group.name == SITE_FEED else group.label)
+        address = Address.from_name(group.name)
+        title = _html(settings.site_title if address.kind == SITE else group.label)
         ET.SubElement(
-            folders[kind],
+            folders.get(address.kind, body),
             "outline",
             type="rss",
             text=title,
             title=title,
-            xmlUrl=settings.absolute(feed_path(group.name, RSS)),
+            xmlUrl=settings.absolute(address.feed_path(RSS)),
             htmlUrl=settings.absolute(group.page_path),
         )
-    body.extend(folder for kind, folder in folders.items() if kind and len(folder))
+    body.extend(folder for folder in folders.values() if len(folder))
     ET.indent(opml)
     return ET.tostring(opml, encoding="utf-8", xml_declaration=True) + b"\n"
 

@@ -9,7 +9,7 @@ error pages and previews, through the same Pages object.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -17,80 +17,57 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
-from .catalog import AUTHORS, SITE_FEED, TAGS
+from .addresses import (
+    ARTICLE,
+    AUTHORS,
+    OPML_PATH,
+    SECTION,
+    SITE,
+    SITE_FEED,
+    TAG,
+    TAGS,
+    Address,
+    feed_path,
+    parse_path,
+)
 from .editions import modified_time
-from .feeds import ATOM, FORMATS, JSON, RSS, feed_path
+from .feeds import ATOM, FORMATS, JSON, RSS
 from .markup import with_image_sizes
 from .models import Article
-from .opml import OPML_PATH
 from .responses import Representation, build_representation
 from .settings import Settings
 from .slugs import name_slug
-from .store import Snapshot
+from .snapshot import Snapshot
 from .urls import encode_uri
 
 HOME_ARTICLES = 20
 SECTION_PAGE_SIZE = 50
 PAGE_MAX_AGE = 60
 HTML = "text/html; charset=utf-8"
-HOME, SECTION, ARTICLE = "home", "section", "article"
 TEMPLATES = Path(__file__).parent / "templates"
 # What a path segment may hold unquoted (as Werkzeug builds URLs).
 SEGMENT_SAFE = "!$&'()*+,/:;=@"
-_SLUG = r"[a-z0-9-]+"
-# A tag or author slug may hold letters of any script (see name_slug), never "/" or ".".
-_NAME = r"[^/.]+"
-_PAGE = r"(?:page/(?P<page>\d+)/)?"
-_LISTING_PAGE = re.compile(rf"/(?P<kind>{TAGS}|{AUTHORS})/(?P<slug>{_NAME})/{_PAGE}")
-_SECTION_PAGE = re.compile(rf"/(?P<section>{_SLUG})/{_PAGE}")
-_ARTICLE_PAGE = re.compile(rf"/(?P<section>{_SLUG})/(?P<slug>{_SLUG})/")
+# Section and article slugs; a tag or author slug may hold letters of any script.
+_SLUG = re.compile(r"[a-z0-9-]+")
 # An attribute holding a root-relative URL ("/media/x.png", not "//host/x"), as authors write.
 _ROOT_RELATIVE = re.compile(r"""(\s(?:href|src|poster|cite)\s*=\s*["']?)/(?!/)""", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class PageAt:
-    """What a page path names: its kind (home, section, tags, authors, article) and page."""
-
-    kind: str
-    section: str = ""
-    slug: str = ""
-    page: int = 1
-
-    def path(self) -> str:
-        """Return the page's path, percent-encoded."""
-        if self.kind == HOME:
-            return "/"
-        if self.kind == ARTICLE:
-            parts = [self.section, self.slug]
-        else:
-            parts = [self.section] if self.kind == SECTION else [self.kind, self.slug]
-        if self.page > 1:
-            parts += ["page", str(self.page)]
-        return quote(f"/{'/'.join(parts)}/", safe=SEGMENT_SAFE)
-
-
-def page_at(path: str) -> PageAt | None:
-    """Return what the page path `path` names, or None for a path no page can have."""
-    if path == "/":
-        return PageAt(HOME)
-    if found := _LISTING_PAGE.fullmatch(path):
-        at = PageAt(found["kind"], slug=found["slug"], page=_page_number(found["page"]))
-    elif found := _SECTION_PAGE.fullmatch(path):
-        at = PageAt(SECTION, found["section"], page=_page_number(found["page"]))
-    elif found := _ARTICLE_PAGE.fullmatch(path):
-        return PageAt(ARTICLE, found["section"], found["slug"])
-    else:
+def page_at(path: str) -> Address | None:
+    """Return the page the path `path` names (see addresses.py), or None for no page."""
+    found = parse_path(path)
+    if found is None or found[1]:  # nothing, or a feed
         return None
-    return at if at.page else None
+    at = found[0]
+    slugs = (at.section, at.slug) if at.kind == ARTICLE else (at.slug,)
+    if at.kind in (SECTION, ARTICLE) and not all(map(_SLUG.fullmatch, slugs)):
+        return None
+    return at
 
 
-def _page_number(digits: str | None) -> int:
-    """Return the number of a listing's page; 0 for /page/1/, the listing's own address."""
-    if digits is None:
-        return 1
-    number = int(digits)
-    return number if number > 1 else 0
+def _href(at: Address) -> str:
+    """Return a page's path, percent-encoded."""
+    return quote(at.page_path, safe=SEGMENT_SAFE)
 
 
 def _long_date(moment: datetime) -> str:
@@ -118,10 +95,20 @@ def _site_links(context, html: str) -> str:
     return _ROOT_RELATIVE.sub(lambda match: match.group(1) + root + "/", html) if root else html
 
 
+# What templates name pages by: url('home'), url('section', slug), url('tags', slug=…)…
+_TEMPLATE_PAGES = {
+    "home": lambda section, slug: Address.site(),
+    "section": lambda section, slug: Address.listing(SECTION, section),
+    "article": Address.article,
+    TAGS: lambda section, slug: Address.named(TAGS, slug),
+    AUTHORS: lambda section, slug: Address.named(AUTHORS, slug),
+}
+
+
 @pass_context
 def _url(context, kind: str, section: str = "", slug: str = "") -> str:
     """Return the site-relative URL of a page, under the site's path prefix."""
-    return context["root"] + PageAt(kind, section, slug).path()
+    return context["root"] + _href(_TEMPLATE_PAGES[kind](section, slug))
 
 
 class Pages:
@@ -152,7 +139,7 @@ class Pages:
         at = page_at(path)
         if at is None:
             return None
-        if at.kind == HOME:
+        if at.kind == SITE:
             shown = self._home(snapshot, root)
         elif at.kind == ARTICLE:
             shown = self._article(snapshot, at, root)
@@ -203,7 +190,7 @@ class Pages:
         )
         return _Shown(html, latest, max((s.file_mtime for s in sections), default=0.0))
 
-    def _article(self, snapshot: Snapshot, at: PageAt, root: str) -> _Shown | None:
+    def _article(self, snapshot: Snapshot, at: Address, root: str) -> _Shown | None:
         article = snapshot.find(at.section, at.slug)
         if article is None:
             return None
@@ -214,22 +201,23 @@ class Pages:
         )
         return _Shown(html, (article,))
 
-    def _listing(self, snapshot: Snapshot, at: PageAt, root: str) -> _Shown | None:
+    def _listing(self, snapshot: Snapshot, at: Address, root: str) -> _Shown | None:
         """Return one page of a section, tag or author listing; None past its last page."""
         if at.kind == SECTION:
-            info = snapshot.site.sections.get(at.section)
+            info = snapshot.site.sections.get(at.slug)
             if info is None:
                 return None
-            listed, folder_mtime = snapshot.published(at.section), info.file_mtime
+            listed, folder_mtime = snapshot.published(at.slug), info.file_mtime
             feeds = self._feeds_with_site(info.slug, info.title)
             template, context = "section.html", {"section": info}
         else:
-            listing = snapshot.listings.get(f"{at.kind}/{at.slug}")
+            listing = snapshot.listings.get(at.name)
             if listing is None:
                 return None
             listed, folder_mtime = listing.articles, 0.0
             feeds = self._feeds_with_site(listing.name, listing.label)
-            template, context = "listing.html", {"kind": at.kind, "listing": listing}
+            kind = TAGS if at.kind == TAG else AUTHORS  # as templates name them
+            template, context = "listing.html", {"kind": kind, "listing": listing}
         pages = max(1, -(-len(listed) // SECTION_PAGE_SIZE))
         if at.page > pages:
             return None
@@ -237,8 +225,8 @@ class Pages:
         pager = {
             "page": at.page,
             "pages": pages,
-            "newer": root + replace(at, page=at.page - 1).path() if at.page > 1 else None,
-            "older": root + replace(at, page=at.page + 1).path() if at.page < pages else None,
+            "newer": root + _href(replace(at, page=at.page - 1)) if at.page > 1 else None,
+            "older": root + _href(replace(at, page=at.page + 1)) if at.page < pages else None,
         }
         html = self.render(
             template, snapshot, root, articles=articles, feeds=feeds, pager=pager, **context

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .catalog import feed_specs, is_subscription, listings
+from .addresses import is_subscription
+from .catalog import feed_specs, listings
 from .feeds import RSS, render_feed
 from .itemhtml import article_html
 from .models import Article, ContentWarning, Site

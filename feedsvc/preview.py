@@ -11,6 +11,7 @@ import hmac
 from dataclasses import replace
 from urllib.parse import urlencode
 
+from .addresses import Address
 from .loader import SECTION_INDEX, parse_context, read_content_file
 from .models import Article
 from .parsing import SLUG
@@ -30,15 +31,17 @@ def preview_key(secret: str, path: str) -> str:
 
 def preview_path(secret: str, section: str, slug: str) -> str:
     """Return the site path of an article's preview page, its signature included."""
-    key = preview_key(secret, f"/{section}/{slug}/")
-    return f"{PREVIEW_PREFIX}/{section}/{slug}/?{urlencode({KEY_PARAMETER: key})}"
+    path = Address.article(section, slug).page_path
+    key = preview_key(secret, path)
+    return f"{PREVIEW_PREFIX}{path}?{urlencode({KEY_PARAMETER: key})}"
 
 
 def key_matches(secret: str, section: str, slug: str, key: str) -> bool:
     """Tell whether `key` signs /section/slug/; always False without a secret."""
     if not secret or not key:
         return False
-    return hmac.compare_digest(preview_key(secret, f"/{section}/{slug}/"), key)
+    path = Address.article(section, slug).page_path
+    return hmac.compare_digest(preview_key(secret, path), key)
 
 
 def read_preview(settings: Settings, section: str, slug: str) -> Article | None:

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
+from .addresses import Address
 from .delivery import Channel, Courier, describe
-from .edge import SITE_KEY, article_key, listing_key
+from .edge import SITE_KEY
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from .store import Snapshot
+    from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,13 @@ def _changed_page_keys(before: Snapshot, after: Snapshot) -> list[str]:
     if before.site.sections != after.site.sections:
         return [SITE_KEY]  # the navigation of every page
     keys = [
-        listing_key(name)
+        Address.from_name(name).page_key
         for name in sorted(before.listings.keys() | after.listings.keys())
         if _articles(before.listings, name) != _articles(after.listings, name)
     ]
     old, new = _by_address(before), _by_address(after)
     keys += [
-        article_key(*address)
+        Address.article(*address).page_key
         for address in sorted(old.keys() | new.keys())
         if old.get(address) != new.get(address)
     ]

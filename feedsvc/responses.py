@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,11 @@ BROTLI = "br"
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 8
 ETAG_SUFFIXES = MappingProxyType({IDENTITY: "", GZIP: "-gz", BROTLI: "-br"})
+# Bodies shorter than this are offered as identity only: compressing them barely pays off.
+MIN_COMPRESSED_BODY = 256
+# What a compressed coding is counted as before it is made (a fraction of the body): feed
+# text compresses to 15-25 % of its size, so the two codings together stay below half.
+UNMADE_CODING_SHARE = 0.25
 ALLOWED_METHODS = ("GET", "HEAD")
 BROWSER_ETAG_SUFFIX = "-x"
 _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
@@ -60,15 +66,129 @@ class Variant:
             raise ValueError(f"not a quoted strong ETag: {tag!r}")
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    """What `respond` sends for one variant, built once so requests only copy it."""
+class Encodings(Mapping[str, Variant]):
+    """A body's variants: identity given, each compressed coding made on its first use.
 
-    body: bytes
-    etag: str
-    weak_etag: str
-    ok_head: tuple[Header, ...]
-    not_modified_head: tuple[Header, ...]
+    An edit re-renders a handful of documents of which readers may never ask most codings:
+    compressing them all eagerly cost half of an edit's CPU. Each coding's ETag follows from
+    the identity ETag, so a 304 needs no compression, and the bytes are deterministic (gzip
+    with mtime=0), so every worker making them gives the same. Made once, thread-safely.
+    """
+
+    def __init__(self, identity: Variant, codings: Iterable[str] = ()):
+        self._identity = identity
+        self._codings = (IDENTITY, *(c for c in codings if c != IDENTITY))
+        unknown = set(self._codings) - set(ETAG_SUFFIXES)
+        if unknown:
+            raise ValueError(f"unknown content codings: {sorted(unknown)}")
+        self._made: dict[str, Variant] = {IDENTITY: identity}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, coding: str) -> Variant:
+        variant = self._made.get(coding)
+        if variant is not None:
+            return variant
+        if coding not in self._codings:
+            raise KeyError(coding)
+        with self._lock:
+            variant = self._made.get(coding)
+            if variant is None:
+                started = time.perf_counter()
+                body = _compress(self._identity.body, coding)
+                variant = Variant(body, self.etag(coding))
+                self._made[coding] = variant
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                logger.debug(
+                    "made %s: %d → %d bytes in %.1f ms",
+                    coding,
+                    len(self._identity.body),
+                    len(body),
+                    elapsed_ms,
+                )
+        return variant
+
+    def __iter__(self):
+        return iter(self._codings)
+
+    def __len__(self) -> int:
+        return len(self._codings)
+
+    def __contains__(self, coding: object) -> bool:
+        return coding in self._codings
+
+    def __eq__(self, other: object) -> bool:
+        """Compare without compressing: equal identity and codings make equal variants."""
+        if isinstance(other, Encodings):
+            return self._identity == other._identity and self._codings == other._codings
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def etag(self, coding: str) -> str:
+        """Return the ETag of `coding` without making its bytes."""
+        if coding == IDENTITY:
+            return self._identity.etag
+        return self._identity.etag[:-1] + ETAG_SUFFIXES[coding] + '"'
+
+    def held_bytes(self) -> int:
+        """Return the bytes held, counting each coding not yet made at its expected share."""
+        size = len(self._identity.body)
+        made = self._made
+        return sum(
+            len(made[coding].body) if coding in made else int(size * UNMADE_CODING_SHARE)
+            for coding in self._codings
+        )
+
+
+class _Prepared:
+    """What `respond` sends for one variant: validators at once, body and length on first 200."""
+
+    __slots__ = (
+        "_coding",
+        "_content_type",
+        "_last_modified",
+        "_ok",
+        "_variants",
+        "etag",
+        "not_modified_head",
+        "weak_etag",
+    )
+
+    def __init__(
+        self,
+        coding: str,
+        variants: Mapping[str, Variant],
+        etag: str,
+        content_type: str,
+        last_modified: str,
+    ):
+        self._coding = coding
+        self._variants = variants
+        self._content_type = content_type
+        self._last_modified = last_modified
+        self.etag = etag
+        self.weak_etag = "W/" + etag
+        self.not_modified_head: tuple[Header, ...] = (
+            ("ETag", etag),
+            ("Last-Modified", last_modified),
+        )
+        self._ok: tuple[tuple[Header, ...], bytes] | None = None
+
+    def ok(self) -> tuple[tuple[Header, ...], bytes]:
+        """Return the 200 header lines (up to Cache-Control) and the body, made once."""
+        ok = self._ok
+        if ok is None:
+            body = self._variants[self._coding].body
+            head = [("Content-Type", self._content_type), ("Content-Length", str(len(body)))]
+            if self._coding != IDENTITY:
+                head.append(("Content-Encoding", self._coding))
+            ok = self._ok = ((*head, *self.not_modified_head), body)
+        return ok
+
+    @property
+    def body(self) -> bytes:
+        """Return this variant's bytes (compressing them the first time)."""
+        return self.ok()[1]
 
 
 @dataclass(frozen=True)
@@ -104,28 +224,33 @@ class Representation:
         if self.expires_at is None:
             static = ("Cache-Control", _cache_control_value(self.max_age, None, 0.0))
         prepared = {
-            coding: _prepare(coding, variant, self.content_type, last_modified_http)
-            for coding, variant in variants.items()
+            coding: _Prepared(
+                coding, variants, _etag_of(variants, coding), self.content_type, last_modified_http
+            )
+            for coding in variants
         }
         for_browsers = None
         vary = "Accept-Encoding"
         if self.browser_content_type is not None:
             _check_header_value("Content-Type", self.browser_content_type)
             vary = "Accept-Encoding, Accept"
+            # Another media type is another representation: another ETag, the same bytes.
             for_browsers = MappingProxyType(
                 {
-                    coding: _prepare(
+                    coding: _Prepared(
                         coding,
-                        # Another media type is another representation: another ETag.
-                        Variant(variant.body, variant.etag[:-1] + BROWSER_ETAG_SUFFIX + '"'),
+                        variants,
+                        _etag_of(variants, coding)[:-1] + BROWSER_ETAG_SUFFIX + '"',
                         self.browser_content_type,
                         last_modified_http,
                     )
-                    for coding, variant in variants.items()
+                    for coding in variants
                 }
             )
         setter = object.__setattr__
-        setter(self, "variants", MappingProxyType(variants))
+        if not isinstance(variants, Encodings):
+            variants = MappingProxyType(variants)
+        setter(self, "variants", variants)
         setter(self, "extra_headers", extras)
         setter(self, "last_modified_http", last_modified_http)
         setter(self, "_prepared", MappingProxyType(prepared))
@@ -133,9 +258,17 @@ class Representation:
         setter(self, "_tail", (("Vary", vary), *extras))
         setter(self, "_static_cache_control", static)
 
+    def held_bytes(self) -> int:
+        """Return the bytes this representation holds (or will, once every coding is asked)."""
+        if isinstance(self.variants, Encodings):
+            return self.variants.held_bytes()
+        return sum(len(variant.body) for variant in self.variants.values())
 
-def _check_variants(variants: Mapping[str, Variant]) -> dict[str, Variant]:
-    """Return a private copy of `variants`, refusing unknown codings or a missing identity."""
+
+def _check_variants(variants: Mapping[str, Variant]) -> Mapping[str, Variant]:
+    """Return `variants` (a private copy unless lazy), refusing unknown codings or no identity."""
+    if isinstance(variants, Encodings):
+        return variants
     copy = dict(variants)
     unknown = set(copy) - set(ETAG_SUFFIXES)
     if unknown:
@@ -143,6 +276,13 @@ def _check_variants(variants: Mapping[str, Variant]) -> dict[str, Variant]:
     if IDENTITY not in copy:
         raise ValueError("an identity variant is required: it is the fallback for every client")
     return copy
+
+
+def _etag_of(variants: Mapping[str, Variant], coding: str) -> str:
+    """Return a variant's ETag, without compressing a lazy one."""
+    if isinstance(variants, Encodings):
+        return variants.etag(coding)
+    return variants[coding].etag
 
 
 def _check_extra_headers(headers: Iterable[Header]) -> tuple[Header, ...]:
@@ -162,21 +302,6 @@ def _check_header_value(name: str, value: str) -> None:
         raise ValueError(f"control character in {name} header value")
 
 
-def _prepare(coding: str, variant: Variant, content_type: str, last_modified: str) -> _Prepared:
-    """Build the header lines for one variant, up to (not including) Cache-Control."""
-    validators = (("ETag", variant.etag), ("Last-Modified", last_modified))
-    ok_head = [("Content-Type", content_type), ("Content-Length", str(len(variant.body)))]
-    if coding != IDENTITY:
-        ok_head.append(("Content-Encoding", coding))
-    return _Prepared(
-        body=variant.body,
-        etag=variant.etag,
-        weak_etag="W/" + variant.etag,
-        ok_head=(*ok_head, *validators),
-        not_modified_head=validators,
-    )
-
-
 def build_representation(
     body: bytes,
     content_type: str,
@@ -186,35 +311,31 @@ def build_representation(
     extra_headers: Iterable[Header] = (),
     browser_content_type: str | None = None,
 ) -> Representation:
-    """Compress `body` once and derive its ETags, so serving it never hashes or compresses."""
-    started = time.perf_counter()
+    """Derive `body`'s ETags once; its compressed codings are made on first request."""
     tag = hashlib.sha256(body).hexdigest()[:32]
-    variants = {IDENTITY: Variant(body, f'"{tag}"')}
-    for coding, compressed in _compress(body).items():
-        # A coding that does not shrink the body (tiny bodies) only costs the client CPU.
-        if len(compressed) < len(body):
-            variants[coding] = Variant(compressed, f'"{tag}{ETAG_SUFFIXES[coding]}"')
-    rep = Representation(
+    return Representation(
         content_type=content_type,
         last_modified=last_modified,
-        variants=variants,
+        variants=encodings(body, f'"{tag}"'),
         max_age=max_age,
         expires_at=expires_at,
         extra_headers=tuple(extra_headers),
         browser_content_type=browser_content_type,
     )
-    sizes = {coding: len(variant.body) for coding, variant in variants.items()}
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    logger.debug("built %s: sizes %s in %.1f ms", content_type, sizes, elapsed_ms)
-    return rep
 
 
-def _compress(body: bytes) -> dict[str, bytes]:
-    """Return `body` in each compressed coding; mtime=0 keeps gzip bytes deterministic."""
-    return {
-        BROTLI: brotli.compress(body, mode=brotli.MODE_TEXT, quality=BROTLI_QUALITY),
-        GZIP: gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0),
-    }
+def encodings(body: bytes, etag: str) -> Encodings:
+    """Return `body`'s variants: identity, and (unless tiny) br and gzip made when asked."""
+    # A coding that does not shrink the body (tiny bodies) only costs the client CPU.
+    codings = (BROTLI, GZIP) if len(body) >= MIN_COMPRESSED_BODY else ()
+    return Encodings(Variant(body, etag), codings)
+
+
+def _compress(body: bytes, coding: str) -> bytes:
+    """Return `body` in one compressed coding; mtime=0 keeps gzip bytes deterministic."""
+    if coding == BROTLI:
+        return brotli.compress(body, mode=brotli.MODE_TEXT, quality=BROTLI_QUALITY)
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def choose_encoding(accept_encoding: str | None, available: Collection[str]) -> str:
@@ -292,8 +413,9 @@ def respond(
             [*variant.not_modified_head, cache_control, *rep._tail, *extra],
             b"",
         )
-    body = variant.body if method == "GET" else b""
-    return "200 OK", [*variant.ok_head, cache_control, *rep._tail, *extra], body
+    # A HEAD makes the coding too: its Content-Length is the GET's.
+    ok_head, body = variant.ok()
+    return "200 OK", [*ok_head, cache_control, *rep._tail, *extra], body if method == "GET" else b""
 
 
 @lru_cache(maxsize=PARSED_HEADERS_CACHED)

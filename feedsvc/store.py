@@ -6,34 +6,30 @@ next snapshot aside and swaps it in with one assignment.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .addresses import OPML_PATH, SITE_FEED, is_subscription
 from .assembly import SiteAssembler
-from .catalog import SITE_FEED, Listing, feed_specs, is_subscription, next_releases
+from .catalog import Listing, feed_specs, next_releases
 from .editions import (
     FEED_FORMATS,
-    FeedEdition,
     RenderCache,
     ValidatorHistory,
     build_editions,
     changed_feeds,
     content_last_modified,
 )
-from .editorial import Routes, build_routes
 from .feeds import FeedSpec
 from .images import ImageFactsCache
 from .index import ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
-    RESERVED_SLUGS,
     FileState,
     Tree,
     media_sizes,
@@ -43,10 +39,11 @@ from .loader import (
     with_new_media,
 )
 from .models import Article, ContentError, Site
-from .opml import OPML_PATH, OPML_TYPE, render_opml
+from .opml import OPML_TYPE, render_opml
 from .publisher import FollowerAcks, PublishedMark, PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
+from .snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -57,82 +54,6 @@ STUCK_REFRESH_SECONDS = 300.0
 RACY_SECONDS = 2.0
 # How long a worker that follows waits between looks for the publisher's first publication.
 FOLLOW_WAIT_SECONDS = 0.05
-# Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
-PAGE_CACHE_BYTES = 32 * 1024 * 1024
-
-
-class PageCache:
-    """Pages rendered for one snapshot, bounded in bytes so a crawler cannot fill memory."""
-
-    def __init__(self, budget: int = PAGE_CACHE_BYTES):
-        self._pages: dict[str, Representation] = {}
-        self._budget = budget
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def get(self, path: str) -> Representation | None:
-        """Return the cached page at `path`, if any."""
-        return self._pages.get(path)
-
-    def put(self, path: str, rep: Representation) -> None:
-        """Keep `rep` for `path`, dropping the oldest pages when over budget."""
-        size = sum(len(variant.body) for variant in rep.variants.values())
-        with self._lock:
-            if path in self._pages or size > self._budget:
-                return
-            while self._used + size > self._budget:
-                oldest = next(iter(self._pages))
-                dropped = self._pages.pop(oldest)
-                self._used -= sum(len(v.body) for v in dropped.variants.values())
-            self._pages[path] = rep
-            self._used += size
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The site as published at one moment, with its feeds and pages as they are then."""
-
-    site: Site
-    as_of: datetime
-    listings: Mapping[str, Listing]
-    editions: Mapping[str, FeedEdition]
-    # Documents about the feeds themselves, such as /feeds.opml.
-    documents: Mapping[str, Representation]
-    # When the next scheduled article goes live; the snapshot is stale from then on.
-    next_release: float | None
-    pages: PageCache = field(default_factory=PageCache, compare=False, repr=False)
-    _feed_paths: Mapping[str, tuple[FeedEdition, str]] = field(init=False, repr=False)
-
-    def __post_init__(self):
-        paths = {
-            path: (edition, fmt)
-            for edition in self.editions.values()
-            for path, fmt in edition.paths().items()
-        }
-        object.__setattr__(self, "_feed_paths", paths)
-
-    def published(self, listing: str | None = None) -> tuple[Article, ...]:
-        """Return the published articles of the site, a section, a tag or an author."""
-        group = self.listings.get(listing or SITE_FEED)
-        return group.articles if group is not None else ()
-
-    def find(self, section: str, slug: str) -> Article | None:
-        """Return the article at /section/slug/ if this snapshot publishes it."""
-        return self.site.find(section, slug, self.as_of)
-
-    def feed(self, path: str) -> Representation | None:
-        """Return the feed document at a URL path, rendering it on first use."""
-        entry = self._feed_paths.get(path)
-        return entry[0].representation(entry[1]) if entry is not None else None
-
-    @functools.cached_property
-    def routes(self) -> Routes:
-        """Return where old and removed addresses lead, worked out on the first miss."""
-        return build_routes(self.site, self.as_of, RESERVED_SLUGS)
-
-    def lookup(self, path: str) -> Representation | None:
-        """Return the precomputed response for a URL path: a feed, a document or a rendered page."""
-        return self.feed(path) or self.documents.get(path) or self.pages.get(path)
 
 
 class ContentStore:
@@ -178,6 +99,10 @@ class ContentStore:
         self._states: dict[str, FileState] = {}
         self._sizes: dict[str, int] = {}
         self._snapshot: Snapshot | None = None
+        # Built but not served until its visible_from, with what was served when it was
+        # built if caches and the hub are to hear of it (from this process) once it is.
+        self._pending: tuple[Snapshot, Snapshot | None] | None = None
+        self._swap_lock = threading.Lock()
         self._watcher_factory = watcher_factory
         self._watcher = None
         self.watching = False
@@ -195,13 +120,48 @@ class ContentStore:
 
         With no watcher running, a snapshot that a scheduled article made stale is
         refreshed here; with one, the watcher does it on time and requests never wait.
+        A snapshot built within the second of the one before is served from the next.
         """
+        if self._pending is not None:
+            self._promote()
         snapshot = self._snapshot
         if snapshot is None:
             return self._start()
         if not self.watching and snapshot.next_release and time.time() >= snapshot.next_release:
-            return self.refresh(())
+            return self.refresh((), wait=False)
         return snapshot
+
+    def _latest(self) -> Snapshot | None:
+        """Return the newest snapshot built, served or not: the next one builds on it."""
+        pending = self._pending
+        return pending[0] if pending is not None else self._snapshot
+
+    def _install(self, snapshot: Snapshot, tell: bool) -> None:
+        """Make `snapshot` the next to serve; `tell`: caches and the hub hear of it then."""
+        with self._swap_lock:
+            served = self._snapshot
+            self._pending = (snapshot, served if tell and served is not None else None)
+
+    def _promote(self) -> None:
+        """Serve the pending snapshot if its Last-Modified is no longer ahead of the clock."""
+        with self._swap_lock:
+            pending = self._pending
+            if pending is None or time.time() < pending[0].visible_from:
+                return
+            snapshot, served = pending
+            self._snapshot = snapshot
+            self._pending = None
+        if served is not None:  # told only after the swap, so they fetch the new bytes
+            self._notify(served, snapshot)
+
+    def _served_when_due(self) -> Snapshot | None:
+        """Wait, holding no lock, until what was built is served; return the served snapshot."""
+        while (pending := self._pending) is not None:
+            delay = pending[0].visible_from - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            self._promote()
+        return self._snapshot
 
     def _start(self) -> Snapshot:
         """Load the content and start watching it, once, in the process that serves.
@@ -283,32 +243,38 @@ class ContentStore:
     def follow(self) -> Snapshot | None:
         """Serve what the publisher published since this process last looked; parse nothing."""
         with self._refresh_lock:
-            changes = self._index.changes_since(self._publication[1])
-            if changes is None or changes.shape is None:
-                return self._snapshot
-            changed: set[str] | None = {*changes.states, *changes.removed}
-            if changes.epoch != self._publication[0]:  # a rebuilt index: take all of it
-                if self._publication[1]:
-                    changes = self._index.changes_since(0)
-                    if changes is None or changes.shape is None:
-                        return self._snapshot
-                self._states, changed = {}, None
-            elif changes.generation <= self._publication[1]:
-                return self._snapshot
-            before = self._snapshot
-            for rel in changes.removed:
-                self._states.pop(rel, None)
-            self._states.update(changes.states)
-            self._sizes = dict(changes.sizes)
-            tree = Tree(changes.shape[0], (), changes.shape[1])
-            site = self._assembler.assemble(tree, self._states, self._sizes, changed)
-            self._snapshot = self._publish(site, before)
-            self._publication = (changes.epoch, changes.generation)
-            self._recorded_epoch = changes.epoch
-            self._acks.record(changes.generation)
-            if before is not None:
-                _log_problem_changes(before.site.problems, site.problems)
-            return self._snapshot
+            self._follow()
+        return self._served_when_due()
+
+    def _follow(self) -> None:
+        """Take up the publisher's new publication, if any; follow() holds the lock."""
+        changes = self._index.changes_since(self._publication[1])
+        if changes is None or changes.shape is None:
+            return
+        changed: set[str] | None = {*changes.states, *changes.removed}
+        if changes.epoch != self._publication[0]:  # a rebuilt index: take all of it
+            if self._publication[1]:
+                changes = self._index.changes_since(0)
+                if changes is None or changes.shape is None:
+                    return
+            self._states, changed = {}, None
+        elif changes.generation <= self._publication[1]:
+            return
+        before = self._latest()
+        for rel in changes.removed:
+            self._states.pop(rel, None)
+        self._states.update(changes.states)
+        self._sizes = dict(changes.sizes)
+        tree = Tree(changes.shape[0], (), changes.shape[1])
+        site = self._assembler.assemble(tree, self._states, self._sizes, changed)
+        self._install(self._publish(site, before), tell=False)
+        self._publication = (changes.epoch, changes.generation)
+        self._recorded_epoch = changes.epoch
+        # Acknowledged at once: any request after visible_from gets the new snapshot.
+        self._acks.record(changes.generation)
+        self._promote()
+        if before is not None:
+            _log_problem_changes(before.site.problems, site.problems)
 
     def close(self) -> None:
         """Stop watching the content folder and pinging the hub."""
@@ -324,19 +290,26 @@ class ContentStore:
             self._index.close()
         self._publisher.release()
 
-    def refresh(self, changed: Iterable[str] | None = None) -> Snapshot:
-        """Re-read `changed` paths (relative to the content folder; None: check every file)."""
+    def refresh(self, changed: Iterable[str] | None = None, wait: bool = True) -> Snapshot:
+        """Re-read `changed` paths (relative to the content folder; None: check every file).
+
+        Return the snapshot served then; `wait`: after waiting, outside any lock, for the
+        one built to be served (within a second: see Snapshot.visible_from).
+        """
         with self._refresh_lock:
             self._refresh_started = time.monotonic()
             try:
-                snapshot = self._refresh(changed)
+                self._refresh(changed)
             except Exception as exc:
                 self._refresh_error = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
                 self._refresh_started = None
             self._refresh_error = ""
-            return snapshot
+        if self._snapshot is None or wait:
+            return self._served_when_due()
+        self._promote()
+        return self._snapshot
 
     def publisher_trouble(self) -> str | None:
         """Say why this process no longer publishes changes, or None while it does."""
@@ -349,22 +322,20 @@ class ContentStore:
             return "the content watcher has stopped"
         return None
 
-    def _refresh(self, changed: Iterable[str] | None) -> Snapshot:
+    def _refresh(self, changed: Iterable[str] | None) -> None:
         """Re-read and publish; refresh() holds the lock and records the outcome."""
-        before = self._snapshot
+        before = self._latest()
         site = self._read(None if before is None else changed)
         if before is not None and changed != () and _same_content(site, before.site):
             self._record(None)  # new file identities only
-            return before  # a rescan or a touch: keep the snapshot and its rendered pages
+            return  # a rescan or a touch: keep the snapshot and its rendered pages
         snapshot = self._publish(site, before)
         _log_problem_changes(before.site.problems if before else (), site.problems)
-        self._snapshot = snapshot
-        self._record(snapshot)
-        # Told only after the swap, so caches and the hub fetch the new bytes; by one process.
+        # Caches and the hub are told by one process, once the new snapshot is served.
         told = self._notifier is not None or self._purger is not None
-        if before is not None and told and self._publisher.held():
-            self._notify(before, snapshot)
-        return snapshot
+        self._install(snapshot, tell=told and self._publisher.held())
+        self._record(snapshot)  # before telling: followers must have the publication
+        self._promote()
 
     def _record(self, snapshot: Snapshot | None) -> None:
         """Record the file states read in the index; with `snapshot`, as a new publication.
@@ -488,12 +459,13 @@ class ContentStore:
         return (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._states[rel].fingerprint
 
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
-        """Render what changed; wait, if needed, until every new Last-Modified is in the past."""
+        """Render what changed into a snapshot served once its newest Last-Modified is not ahead."""
         now = datetime.now(UTC)
         groups = self._assembler.listings(site, now)
         previous = before.editions if before is not None else {}
         old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
-        specs = feed_specs(site, groups, now, self.settings, old)
+        all_in_feeds = self._assembler.all_in_feeds(site)
+        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds)
         releases = next_releases(site, now, self.settings)
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders
@@ -505,12 +477,12 @@ class ContentStore:
             for fmt in FEED_FORMATS
         ]
         documents = {OPML_PATH: self._opml(groups, specs[SITE_FEED])}
+        # A second change within one second gets the next second: served from then on.
         newest = max(rep.last_modified for rep in [*eager, *documents.values()])
-        wait = newest - time.time()
-        if wait > 0:  # a second change within one second: its Last-Modified is next second
-            time.sleep(wait)
         next_release = min(releases.values(), default=None)
-        return Snapshot(site, now, groups, editions, documents, next_release)
+        return Snapshot(
+            site, now, groups, editions, documents, next_release, visible_from=newest, before=before
+        )
 
     def _opml(self, groups: Mapping[str, Listing], site_feed: FeedSpec) -> Representation:
         body = render_opml(groups.values(), self.settings)

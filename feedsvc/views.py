@@ -18,14 +18,15 @@ from werkzeug.routing import BaseConverter
 from werkzeug.security import safe_join
 from werkzeug.utils import redirect
 
-from .catalog import SITE_FEED
+from .addresses import HEALTHZ, MEDIA, SITE_FEED
 from .editorial import resolve
 from .health import assess
 from .media import MEDIA_DIR
 from .models import Section
 from .pages import PAGE_MAX_AGE, SEGMENT_SAFE, Pages, page_at
 from .preview import KEY_PARAMETER, PREVIEW_PREFIX, key_matches, read_preview
-from .store import ContentStore, Snapshot
+from .snapshot import Snapshot
+from .store import ContentStore
 from .urls import encode_uri
 
 bp = Blueprint("site", __name__)
@@ -90,7 +91,7 @@ def preview_page(section: str, slug: str):
     return html, 200, headers
 
 
-@bp.get("/media/<path:filename>")
+@bp.get(f"/{MEDIA}/<path:filename>")
 def media(filename: str):
     """Serve a file from the content's media folder, and nothing outside it."""
     if "\0" in filename or any(len(part) > MAX_NAME_LENGTH for part in filename.split("/")):
@@ -108,7 +109,7 @@ def media(filename: str):
     return send_file(target, max_age=MEDIA_MAX_AGE)
 
 
-@bp.get("/healthz")
+@bp.get(f"/{HEALTHZ}")
 def healthz():
     """Report whether the site serves, what it holds and which files have problems.
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import feedparser
+import pytest
 
 from feedsvc import itemhtml
+from tests.conftest import wait_until
 
 
 def _count_sanitised(monkeypatch) -> list[str]:
@@ -120,3 +124,80 @@ def test_a_refresh_of_named_paths_sees_files_and_folders_come_and_go(
         ("science", "two"),
     ]
     assert store.refresh(None) is snapshot  # a full rescan finds nothing it missed
+
+
+def test_what_an_edit_carries_over_equals_a_fresh_start(write_article, make_app, content_dir):
+    for day in range(1, 10):
+        for section in ("culture", "science"):
+            write_article(section, f"story-{day}", title=f"{section} {day}", date=f"2026-01-0{day}")
+    store = make_app(FEED_ITEMS=2).extensions["feedsvc"]
+    store.snapshot()
+    edits = [
+        ("culture/story-4.md", {"title": "Out of feeds"}),
+        ("culture/story-3.md", {"title": "Retitled"}),
+        ("culture/story-4.md", {"title": "Out of feeds", "feeds": False}),  # filtered again
+        ("science/story-9.md", None),  # removed: its archive page goes
+        ("culture/story-4.md", {"title": "Back in feeds"}),
+        ("science/story-10.md", {"title": "New"}),  # a new archive page
+    ]
+    hidden = [False, False, True, True, True, True]  # "Out of feeds" left out of every feed
+    for (rel, fields), left_out in zip(edits, hidden, strict=True):
+        section, slug = rel[:-3].split("/")
+        day = min(int(slug.split("-")[1]), 9)
+        if fields is None:
+            (content_dir / rel).unlink()
+        else:
+            write_article(section, slug, date=f"2026-01-0{day}", **fields)
+        after = store.refresh([rel])
+        fresh = make_app(FEED_ITEMS=2, STATE_DIR=str(content_dir.parent / f"fresh-{rel}"))
+        expected = fresh.extensions["feedsvc"].snapshot()
+        assert after._feed_paths.keys() == expected._feed_paths.keys()
+        shown = b"".join(
+            after.feed(path).variants["identity"].body
+            for path in after._feed_paths
+            if path.startswith("/culture") and path.endswith(".xml")
+        )
+        assert (b"Out of feeds" not in shown) == left_out
+        current = {id(edition) for edition in after.editions.values()}
+        for path, (edition, _) in after._feed_paths.items():
+            assert id(edition) in current, path  # no edition of an earlier snapshot
+            assert edition.spec == expected._feed_paths[path][0].spec, path
+            assert after.feed(path).variants == expected.feed(path).variants, path
+    assert b"Back in feeds" in shown
+
+
+def test_a_second_change_within_its_second_is_served_from_the_next_and_nothing_sleeps(
+    write_article, make_app
+):
+    write_article("culture", "one", title="First", date="2026-01-01")
+    app = make_app()
+    client = app.test_client()
+    store = app.extensions["feedsvc"]
+    client.get("/culture.xml")
+    for _ in range(5):  # until both edits fall within one second
+        time.sleep(1.0 - time.time() % 1.0)
+        write_article("culture", "one", title="Edit A", date="2026-01-01")
+        store.refresh(["culture/one.md"])
+        shown = client.get("/culture.xml")
+        write_article("culture", "one", title="Edit B", date="2026-01-01")
+        served = store.refresh(["culture/one.md"], wait=False)
+        if store._pending is not None:
+            break
+    else:
+        pytest.fail("no two edits within one second")
+    # Edit B waits for the next second to be served, and nothing waits holding the lock.
+    assert not store._refresh_lock.locked()
+    assert b"Edit A" in served.feed("/culture.xml").variants["identity"].body
+    now = client.get("/culture.xml")
+    if store._pending is not None:  # (unless the second turned meanwhile)
+        assert now.data == shown.data and now.last_modified == shown.last_modified
+    wait_until(lambda: b"Edit B" in client.get("/culture.xml").data, "edit B served")
+    after = client.get("/culture.xml")
+    assert after.last_modified.timestamp() == shown.last_modified.timestamp() + 1
+    assert after.last_modified.timestamp() <= time.time()  # never ahead of the clock
+    assert (
+        client.get(
+            "/culture.xml", headers={"If-Modified-Since": shown.headers["Last-Modified"]}
+        ).status_code
+        == 200
+    )
