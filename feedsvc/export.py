@@ -2,9 +2,9 @@
 
 The snapshot says what the site publishes: its pages, feeds and archives, the OPML file;
 the media and static folders add their files. Each is written from its representation,
-with no request and no crawl, and text gets a .gz twin for nginx's gzip_static. Links
-are read only to warn of those the export cannot answer. freeze.py decides whether and
-where an export is published.
+with no request and no crawl, and text gets a .gz twin for nginx's gzip_static; only
+the 404 and 410 error pages are asked of the app. Links are read only to warn of those
+the export cannot answer. freeze.py decides whether and where an export is published.
 """
 
 from __future__ import annotations
