@@ -1,34 +1,41 @@
-"""The site as static files: crawl the app through its test client and write each answer.
+"""The site as static files: every document of one snapshot, written as the app sends it.
 
-Each file holds the bytes the app itself answers, found by crawling from the home page,
-the feed list, every feed, media and static file; text gets a .gz twin for nginx's
-gzip_static. freeze.py decides whether and where an export is published.
+The snapshot says what the site publishes: its pages, feeds and archives, the OPML file;
+the media and static folders add their files. Each is written from its representation,
+with no request and no crawl, and text gets a .gz twin for nginx's gzip_static; only
+the 404 and 410 error pages are asked of the app. Links are read only to warn of those
+the export cannot answer. freeze.py decides whether and where an export is published.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
 import json
 import logging
+import mimetypes
 import os
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from html.parser import HTMLParser
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+import lxml.html
 from flask import Flask
 from lxml import etree
 from werkzeug.test import Client, TestResponse
 
-from .addresses import OPML_PATH
-from .media import media_sizes
+from . import pages as pages_module
+from .addresses import SITE_FEED, Address
+from .editorial import Routes, resolve
+from .media import MEDIA_DIR, media_sizes
+from .pages import Pages
 from .redirectmap import MAP_FILE, render_map
-from .responses import parse_http_date
+from .responses import GZIP, IDENTITY, Representation, parse_http_date
 from .snapshot import Snapshot
+from .views import PAGES_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +46,6 @@ NOT_FOUND_PATH = "/404.html"
 GONE_PATH = "/410.html"
 # No route answers this path: its answer is the site's own "not found" page.
 MISSING_PATH = "/.freeze-not-found/"
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Characters a path segment keeps as they are (RFC 3986 pchar), besides letters, digits, "_.-~".
 _SEGMENT_SAFE = "!$&'()*+,;=:@"
 _HTML_LINK_TAGS = frozenset({"a", "area", "link", "img", "script", "source", "audio", "video"})
@@ -78,75 +84,122 @@ def export_site(app: Flask, root: Path, report: Report = lambda done, known: Non
     snapshot = store.snapshot()
     if snapshot.site.problems:
         log.warning("%d content problems: those files are left out", len(snapshot.site.problems))
-    client = app.test_client()
+    pages = app.extensions[PAGES_EXTENSION]
+    documents = snapshot_documents(snapshot, pages, store.settings.path_prefix.rstrip("/"))
+    files = site_files(app)
+    known = len(documents) + len(files)
     export = Export()
-
-    exported = []
-
-    def save(path: str, response: TestResponse) -> None:
-        exported.append(path)
-        save_response(client, root, path, response, export)
-
-    crawl(client, seed_paths(app, snapshot), store.settings.site_url, save, report)
+    exported: list[str] = []
+    links = LinkCheck(store.settings.site_url)
+    for done, (path, render) in enumerate(documents, 1):
+        rep = render()
+        if rep is None:  # e.g. a tag whose slug no page address can hold
+            log.info("not exported: %s has no page", path)
+        elif save_representation(root, path, rep, export):
+            exported.append(path)
+            links.read(path, rep.content_type, rep.variants[IDENTITY].body)
+        report(done, known)
+    for done, (path, file) in enumerate(files, len(documents) + 1):
+        if save_file(root, path, file, export):
+            exported.append(path)
+        report(done, known)
+    client = app.test_client()
     save_not_found_page(client, root, export)
     save_moves(client, root, snapshot, exported, export)
+    links.report_broken(set(exported), snapshot.routes)
     if store.snapshot().site.version != snapshot.site.version:
         raise FreezeError("the content changed during the export; run freeze again")
     return export
 
 
-def seed_paths(app: Flask, snapshot: Snapshot) -> list[str]:
-    """Return where a crawl starts: home, every feed and archive, OPML, media, static files."""
+Render = Callable[[], Representation | None]
+
+
+def snapshot_documents(snapshot: Snapshot, pages: Pages, prefix: str) -> list[tuple[str, Render]]:
+    """List every page, feed and document the snapshot publishes, each with its renderer.
+
+    Pages come first, home then listings then articles, so a broken link is reported
+    from the page an editor wrote it in. `prefix` is the site's path prefix ("/news").
+    """
+    found = [Address.site()]
+    for name, listing in snapshot.listings.items():
+        if name == SITE_FEED:
+            continue
+        at = Address.from_name(name)
+        count = max(1, -(-len(listing.articles) // pages_module.SECTION_PAGE_SIZE))
+        found += [replace(at, page=number) for number in range(1, count + 1)]
+    found += [Address.article(a.section, a.slug) for a in snapshot.published()]
+
+    def page(key: str) -> Render:
+        return lambda: snapshot.pages.get(key) or pages.page(snapshot, key, prefix)
+
+    documents = [(normal_path(at.page_path), page(at.page_path)) for at in found]
+    documents += [
+        (normal_path(path), functools.partial(snapshot.documents.get, path))
+        for path in snapshot.documents
+    ]
     feeds = sorted(path for edition in snapshot.editions.values() for path in edition.paths())
-    files = list(media_sizes(app.extensions["feedsvc"].settings.content_dir))
+    documents += [(normal_path(path), functools.partial(snapshot.feed, path)) for path in feeds]
+    return documents
+
+
+def site_files(app: Flask) -> list[tuple[str, Path]]:
+    """List the media and static files the app serves, each with the file that holds it."""
+    content = app.extensions["feedsvc"].settings.content_dir
+    media = (content / MEDIA_DIR).resolve()
+    files = []
+    for path in media_sizes(content):
+        file = (content / path.lstrip("/")).resolve()
+        if file.is_relative_to(media):  # the app serves no link that leads out of media/
+            files.append((normal_path(path), file))
     static = Path(app.static_folder) if app.static_folder else None
     if static is not None and static.is_dir():
         files += [
-            f"{app.static_url_path}/{file.relative_to(static).as_posix()}"
+            (normal_path(f"{app.static_url_path}/{file.relative_to(static).as_posix()}"), file)
             for file in sorted(static.rglob("*"))
             if file.is_file() and not file.name.startswith(".")
         ]
-    return ["/", OPML_PATH, *snapshot.documents, *map(normal_path, [*feeds, *files])]
+    return files
 
 
-def crawl(
-    client: Client, seeds: Iterable[str], site_url: str, visit: Callable, report: Report
-) -> None:
-    """Request the seeds and every same-site URL linked from an answer; visit each 200."""
-    referrers: dict[str, str | None] = dict.fromkeys(seeds)
-    queue = deque(referrers)
-    while queue:
-        path = queue.popleft()
-        with contextlib.closing(client.get(path)) as response:
-            for target in follow(path, response, referrers[path], site_url, visit):
-                if target not in referrers:
-                    referrers[target] = path
-                    queue.append(target)
-        report(len(referrers) - len(queue), len(referrers))
+class LinkCheck:
+    """Links read from exported documents, checked against what the export holds."""
 
+    def __init__(self, site_url: str):
+        self.site_url = site_url
+        # Each site path linked to, with the first document that links to it.
+        self.referrers: dict[str, str] = {}
+        self._targets: dict[str, str | None] = {}
 
-def follow(
-    path: str, response: TestResponse, referrer: str | None, site_url: str, visit: Callable
-) -> list[str]:
-    """Handle one answer and return the site paths it leads to."""
-    base = site_url + path
-    status = response.status_code
-    if status == 200:
-        read_links = link_reader(response.mimetype)
-        links = read_links(response.get_data()) if read_links else []
-        visit(path, response)
-        return [target for link in links if (target := site_path(link, base, site_url))]
-    if status in REDIRECTS:
-        target = site_path(response.headers.get("Location", ""), base, site_url)
-        log.info("not exported: %s redirects to %s", path, target)
-        return [target] if target else []
-    if status >= 500:
-        raise FreezeError(f"{path} answered {status}; fix the error and run freeze again")
-    if referrer is None:
-        log.info("not exported: %s answers %d", path, status)
-    else:
-        log.warning("broken link: %s (linked from %s) answers %d", path, referrer, status)
-    return []
+    def read(self, path: str, content_type: str, body: bytes) -> None:
+        """Note the site paths the document at `path` links to."""
+        read_links = link_reader(content_type.partition(";")[0].strip())
+        if read_links is None:
+            return
+        base = self.site_url + path
+        for link in set(read_links(body)):
+            target = self._target(link, base)
+            if target is not None:
+                self.referrers.setdefault(target, path)
+
+    def _target(self, link: str, base: str) -> str | None:
+        """Return site_path(link), worked out once for a link that means the same anywhere."""
+        if not link.startswith(("/", "http://", "https://")):  # relative to `base`
+            return site_path(link, base, self.site_url)
+        if link not in self._targets:  # navigation, feeds, items: the same on many pages
+            self._targets[link] = site_path(link, base, self.site_url)
+        return self._targets[link]
+
+    def report_broken(self, exported: set[str], routes: Routes) -> None:
+        """Warn of each link to a path the export neither holds nor redirects."""
+        for target, referrer in self.referrers.items():
+            if target in exported or target + "/" in exported:  # nginx adds the final slash
+                continue
+            found = resolve(routes, unquote(target))
+            if found is not None and found[0] != 410:
+                continue  # the redirect map sends it on
+            status = 404 if found is None else 410  # what the web server will answer
+            log.warning("broken link: %s (linked from %s) answers %d", target, referrer, status)
 
 
 def site_path(link: str, base: str, site_url: str) -> str | None:
@@ -182,29 +235,18 @@ def link_reader(mimetype: str) -> Callable[[bytes], list[str]] | None:
     return None
 
 
-class _LinkParser(HTMLParser):
-    """Collect href, src and srcset values of the elements that link to other files."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _HTML_LINK_TAGS:
-            return
-        for name, value in attrs:
-            if value and name in ("href", "src"):
-                self.links.append(value)
-            elif value and name == "srcset":
-                self.links += [item.split()[0] for item in value.split(",") if item.strip()]
-
-
 def html_links(body: bytes) -> list[str]:
-    """Return the URLs an HTML page links to, as written."""
-    parser = _LinkParser()
-    parser.feed(body.decode("utf-8", "replace"))
-    parser.close()
-    return parser.links
+    """Return the URLs an HTML page links to, as written: href, src and srcset values."""
+    try:
+        root = lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(encoding="utf-8"))
+    except etree.ParserError:  # an empty document
+        return []
+    links = []
+    for element in root.iter(*_HTML_LINK_TAGS):
+        links += [value for name in ("href", "src") if (value := element.get(name))]
+        if srcset := element.get("srcset"):
+            links += [item.split()[0] for item in srcset.split(",") if item.strip()]
+    return links
 
 
 def xml_links(body: bytes) -> list[str]:
@@ -262,32 +304,72 @@ def compressible(mimetype: str) -> bool:
     )
 
 
-def save_response(
-    client: Client, root: Path, path: str, response: TestResponse, export: Export
-) -> None:
-    """Write an answer as the file that serves `path`, dated by its Last-Modified.
+def save_representation(root: Path, path: str, rep: Representation, export: Export) -> bool:
+    """Write a document as the file that serves `path`, dated by its Last-Modified.
 
     The date makes nginx's Last-Modified and ETag the same in every export of unchanged
-    content, so pollers keep getting 304 across exports.
+    content, so pollers keep getting 304 across exports. The .gz twin is the
+    representation's own gzip variant where it has one: the bytes the app sends.
     """
+    body = rep.variants[IDENTITY].body
+    twin = rep.variants.get(GZIP)
+    mimetype = rep.content_type.partition(";")[0].strip()
+    return save(root, path, body, twin and twin.body, mimetype, rep.last_modified, export)
+
+
+def save_file(root: Path, path: str, file: Path, export: Export) -> bool:
+    """Copy a media or static file as the app serves it, dated by its modification time."""
+    mimetype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    try:
+        mtime = int(file.stat().st_mtime)  # Last-Modified holds whole seconds
+        # Images, audio and video are copied a chunk at a time, never held whole.
+        data = file.read_bytes() if compressible(mimetype) else _chunks(file)
+    except OSError as exc:
+        log.warning("not exported: %s cannot be read: %s", path, exc)
+        return False
+    return save(root, path, data, None, mimetype, mtime, export)
+
+
+def _chunks(file: Path, size: int = 1 << 20) -> Iterator[bytes]:
+    """Yield the bytes of `file` a chunk at a time."""
+    with file.open("rb") as source:
+        while chunk := source.read(size):
+            yield chunk
+
+
+def save_response(root: Path, path: str, response: TestResponse, export: Export) -> bool:
+    """Write an answer of the app (an error page) as the file that serves `path`."""
+    mtime = parse_http_date(response.headers.get("Last-Modified", ""))
+    return save(root, path, response.get_data(), None, response.mimetype, mtime, export)
+
+
+def save(
+    root: Path,
+    path: str,
+    body: bytes | Iterable[bytes],
+    twin: bytes | None,
+    mimetype: str,
+    mtime: float | None,
+    export: Export,
+) -> bool:
+    """Write `body` (and a .gz twin if text) as the file that serves `path`; tell if written."""
     try:
         file = output_file(root, path)
         file.parent.mkdir(parents=True, exist_ok=True)
-        mtime = parse_http_date(response.headers.get("Last-Modified", ""))
-        if not compressible(response.mimetype):
-            export.add(write_file(file, response.iter_encoded(), mtime))
-            return
-        body = response.get_data()
         export.add(write_file(file, body, mtime))
-        twin = gzip_twin(client, path, body, response)
-        if twin is not None:
-            export.add(write_file(file.with_name(file.name + ".gz"), twin, mtime))
+        if isinstance(body, bytes) and compressible(mimetype):
+            twin = gzip_twin(body, twin)
+            if twin is not None:
+                export.add(write_file(file.with_name(file.name + ".gz"), twin, mtime))
     except ValueError as exc:
         log.warning("not exported: %s", exc)
+        return False
     except OSError as exc:
         if exc.errno not in _UNSTORABLE:
             raise
         log.warning("not exported: %s cannot be stored as a file: %s", path, exc)
+        return False
+    return True
 
 
 def write_file(file: Path, data: bytes | Iterable[bytes], mtime: float | None) -> int:
@@ -301,17 +383,12 @@ def write_file(file: Path, data: bytes | Iterable[bytes], mtime: float | None) -
     return size
 
 
-def gzip_twin(client: Client, path: str, body: bytes, response: TestResponse) -> bytes | None:
-    """Return the .gz file for `body`: the app's own gzip bytes where it offers them, else ours.
+def gzip_twin(body: bytes, twin: bytes | None) -> bytes | None:
+    """Return the .gz file for `body`: `twin` (the app's own gzip bytes) if given, else ours.
 
     None when gzip would not make the body smaller; nginx then sends the file as it is.
     """
-    twin = None
-    if "accept-encoding" in response.vary:
-        with contextlib.closing(client.get(path, headers={"Accept-Encoding": "gzip"})) as answer:
-            if answer.status_code == 200 and answer.headers.get("Content-Encoding") == "gzip":
-                twin = answer.get_data()
-    if twin is None or gzip.decompress(twin) != body:  # the content changed in between
+    if twin is None:
         twin = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
     return twin if len(twin) < len(body) else None
 
@@ -320,7 +397,7 @@ def save_not_found_page(client: Client, root: Path, export: Export) -> None:
     """Write the site's "not found" page as 404.html, for the web server's error_page."""
     with contextlib.closing(client.get(MISSING_PATH)) as response:
         if response.status_code == 404 and response.mimetype == "text/html":
-            save_response(client, root, NOT_FOUND_PATH, response, export)
+            save_response(root, NOT_FOUND_PATH, response, export)
         else:
             log.warning("no 404 page exported: %s answered %d", MISSING_PATH, response.status_code)
 
@@ -340,6 +417,6 @@ def save_moves(
     probe = normal_path(min(routes.gone))
     with contextlib.closing(client.get(probe)) as response:
         if response.status_code == 410:
-            save_response(client, root, GONE_PATH, response, export)
+            save_response(root, GONE_PATH, response, export)
         else:
             log.warning("no 410 page exported: %s answered %d", probe, response.status_code)

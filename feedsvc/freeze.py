@@ -212,7 +212,7 @@ def progress_reporter() -> Iterator[Report]:
     with click.progressbar(length=1, label="freezing", file=sys.stderr) as bar:
 
         def report(done: int, known: int) -> None:
-            bar.length = known  # the crawl finds URLs as it goes
+            bar.length = known
             bar.update(done - bar.pos)
 
         yield report

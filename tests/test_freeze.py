@@ -9,12 +9,12 @@ import gzip
 import json
 import os
 import re
+from collections import deque
 from pathlib import Path
 from urllib.parse import quote
 
 import feedparser
 import pytest
-from flask import Flask
 
 from feedsvc import export, freeze, pages
 from feedsvc.responses import parse_http_date
@@ -332,73 +332,117 @@ def test_links_of_a_site_under_a_path_prefix():
     assert export.site_path("https://example.org/other/", site + "/", site) is None
 
 
-CRAWL_DOCUMENTS = {
-    "/": (
-        "text/html",
-        '<link rel="alternate" href="https://news.example.org/feed.atom">'
-        '<a href="/section/#top">s</a> <img src="pic.png" srcset="pic-2x.png 2x">'
-        '<a href="https://elsewhere.example/">x</a> <a href="mailto:a@b.example">m</a>'
-        '<a href="/missing/">gone</a> <a href="/old">moved</a>',
-    ),
-    "/feed.atom": (
-        "application/atom+xml",
-        '<?xml version="1.0"?>\n<?xml-stylesheet type="text/css" href="/static/feed.css"?>\n'
-        '<feed xmlns="http://www.w3.org/2005/Atom">'
-        '<link rel="prev-archive" href="https://news.example.org/archive/1.atom"/></feed>',
-    ),
-    "/archive/1.atom": (
-        "application/rss+xml",
-        "<rss><channel><link>https://news.example.org/item/</link></channel></rss>",
-    ),
-    "/section/": ("text/html", '<a href="/feeds.opml">all feeds</a>'),
-    "/feeds.opml": (
-        "text/x-opml",
-        '<opml version="2.0"><body><outline type="rss" text="All"'
-        ' xmlUrl="https://news.example.org/feed.json"'
-        ' htmlUrl="https://news.example.org/opml-home/"/></body></opml>',
-    ),
-    "/feed.json": (
-        "application/feed+json",
-        json.dumps({"items": [{"url": f"{SITE_URL}/json-item/", "image": "/json.png"}]}),
-    ),
-}
-
-
-def test_crawl_follows_pages_feeds_archives_opml_and_json_feeds(caplog):
-    app = Flask("crawl", static_folder=None)
-
-    @app.get("/old")
-    def old():
-        return "", 301, {"Location": "/section/"}
-
-    @app.get("/", defaults={"path": ""})
-    @app.get("/<path:path>")
-    def document(path):
-        if f"/{path}" == "/missing/":
-            return "gone", 404
-        mimetype, body = CRAWL_DOCUMENTS.get(f"/{path}", ("text/plain", "plain"))
-        return app.response_class(body, mimetype=mimetype)
-
-    visited, reports = [], []
-    export.crawl(
-        app.test_client(),
-        ["/"],
-        SITE_URL,
-        lambda path, response: visited.append(path),
-        lambda done, known: reports.append((done, known)),
+def test_links_read_from_pages_feeds_opml_and_json_feeds():
+    page = (
+        '<link rel="alternate" href="/feed.atom"><a href="/a/#top">a</a><a href="">x</a>'
+        '<img src="pic.png" srcset="pic-2x.png 2x, pic-3x.png 3x"><p title="/no/">t</p>'
+        '<audio><source src="/media/s.mp3"></audio>'
     )
-    assert set(visited) == {
-        *CRAWL_DOCUMENTS,
-        "/pic.png",
-        "/pic-2x.png",
-        "/static/feed.css",
-        "/item/",
-        "/opml-home/",
-        "/json-item/",
-        "/json.png",
-    }
-    assert reports[-1] == (len(visited) + 2, len(visited) + 2)  # /missing/ and /old too
-    assert "broken link: /missing/ (linked from /) answers 404" in caplog.messages
+    assert export.html_links(page.encode()) == [
+        "/feed.atom",
+        "/a/#top",
+        "pic.png",
+        "pic-2x.png",
+        "pic-3x.png",
+        "/media/s.mp3",
+    ]
+    assert export.html_links(b"") == []
+    feed = (
+        b'<?xml version="1.0"?>\n<?xml-stylesheet type="text/xsl" href="/static/feed.xsl"?>\n'
+        b"<rss><channel><link>https://news.example.org/</link>"
+        b'<item><enclosure url="/media/a.png"/></item></channel></rss>'
+    )
+    assert export.xml_links(feed) == [
+        "/static/feed.xsl",
+        "https://news.example.org/",
+        "/media/a.png",
+    ]
+    opml = b'<opml><body><outline xmlUrl="/feed.xml" htmlUrl="/"/></body></opml>'
+    assert export.xml_links(opml) == ["/feed.xml", "/"]
+    assert sorted(export.json_links(b'{"items": [{"url": "/x/", "image": "/i.png"}]}')) == [
+        "/i.png",
+        "/x/",
+    ]
+
+
+def reachable(client, seeds: list[str]) -> set[str]:
+    """Return every site path answering 200 that the app's own links lead to from `seeds`."""
+    found, queue = set(), deque(seeds)
+    seen = set(queue)
+    while queue:
+        path = queue.popleft()
+        status, headers, body = get(client, path)
+        if status != 200:
+            continue
+        found.add(path)
+        reader = export.link_reader(headers["Content-Type"].split(";")[0])
+        for link in reader(body) if reader else []:
+            target = export.site_path(link, SITE_URL + path, SITE_URL)
+            if target is not None and target not in seen:
+                seen.add(target)
+                queue.append(target)
+    return found
+
+
+def test_every_document_of_the_snapshot_is_written_without_a_request(site, make_app, out):
+    app = make_app(FEED_ITEMS=3)
+    snapshot = app.extensions["feedsvc"].snapshot()
+    requested, serve = [], app.wsgi_app
+
+    def counting(environ, start_response):
+        requested.append(environ["PATH_INFO"])
+        return serve(environ, start_response)
+
+    app.wsgi_app = counting
+    reports = []
+    out.mkdir()
+    with app.app_context():
+        result = export.export_site(app, out, lambda done, known: reports.append((done, known)))
+    # The 404 page is an error page the app renders: the one answer asked of it.
+    assert requested == [export.MISSING_PATH]
+    written = {url_of(name) for name in exported_files(out) if not name.endswith(".gz")}
+    assert result.files == len(exported_files(out))
+    app.wsgi_app = serve
+    # Everything a crawl through the app reaches, every feed of every edition, every file.
+    client = app.test_client()
+    feeds = [path for edition in snapshot.editions.values() for path in edition.paths()]
+    crawled = reachable(client, ["/", "/feeds.opml", *map(export.normal_path, feeds)])
+    assert crawled <= written, crawled - written
+    # Besides: files nothing links to (a stylesheet only an accent colour uses), the 404 page.
+    assert written - crawled == {"/404.html", "/media/unlinked.txt", "/static/palette.css"}
+    assert {"/culture/", "/tags/music/", "/authors/zoe-martin/", "/feeds.opml"} <= written
+    assert "/culture/page/2/" in written and "/culture/page/3/" not in written
+    assert {f"/{a.section}/{a.slug}/" for a in snapshot.published()} <= written
+    done, known = zip(*reports, strict=True)
+    assert list(done) == list(range(1, len(reports) + 1)) and set(known) == {len(reports)}
+
+
+def test_links_are_checked_against_the_export(
+    write_article, write_media, backdate, make_app, out, caplog
+):
+    links = [
+        "[moved](/culture/old-name/)",  # an alias: the redirect map answers it
+        "[slashless](/culture)",  # nginx adds the slash
+        "[picture](/media/there.png)",
+        "[no picture](/media/missing.png)",
+        "[takedown](/culture/libel/)",
+        "[nowhere](/nowhere/)",
+    ]
+    write_article("culture", "links", "\n\n".join(links))
+    write_article("culture", "new-name", aliases=["/culture/old-name/"])
+    write_article("culture", "libel", takedown="Legal")
+    write_media("there.png", PNG)
+    backdate()
+    app = make_app()
+    out.mkdir()
+    with app.app_context():
+        export.export_site(app, out)
+    broken = sorted(message for message in caplog.messages if message.startswith("broken link"))
+    assert broken == [
+        "broken link: /culture/libel/ (linked from /culture/links/) answers 410",
+        "broken link: /media/missing.png (linked from /culture/links/) answers 404",
+        "broken link: /nowhere/ (linked from /culture/links/) answers 404",
+    ]
 
 
 # --- Served by real nginx -------------------------------------------------------------------
