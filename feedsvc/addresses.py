@@ -113,7 +113,11 @@ class Address:
 
     def archive_page(self, number: int) -> Address:
         """Return archive page `number` of this listing's feed."""
-        return replace(self, archive=number, page=1)
+        return Address(self.kind, self.slug, self.section, number)
+
+    def archive_name(self, number: int) -> str:
+        """Return the name of archive page `number`: an edit names thousands, so no object."""
+        return f"{self._stem}/{ARCHIVE}/{number}"
 
     @property
     def is_named(self) -> bool:

@@ -148,7 +148,7 @@ def _archive_names(name: str, count: int) -> list[str]:
     if not count:
         return []
     address = Address.from_name(name)
-    return [address.archive_page(number).name for number in range(1, count + 1)]
+    return [address.archive_name(number) for number in range(1, count + 1)]
 
 
 def feed_names(article: Article) -> list[str]:
@@ -224,7 +224,7 @@ def _with_archives(
         # Page n, newest first, holds the n-th `size` of the oldest articles.
         start = count - number * size
         page = articles[start : start + size]
-        path_stem = address.archive_page(number).name
+        path_stem = address.archive_name(number)
         kept = previous.get(path_stem) if number <= kept_pages else None
         if (
             kept is not None
@@ -237,9 +237,9 @@ def _with_archives(
             continue
         links = [("current", base.name)]
         if number > 1:
-            links.append(("prev-archive", address.archive_page(number - 1).name))
+            links.append(("prev-archive", address.archive_name(number - 1)))
         if number < full_pages:
-            links.append(("next-archive", address.archive_page(number + 1).name))
+            links.append(("next-archive", address.archive_name(number + 1)))
         specs[path_stem] = replace(
             base,
             articles=page,
@@ -248,16 +248,16 @@ def _with_archives(
             archive_links=tuple(links),
             archive=True,
             path_stem=path_stem,
-            json_next=address.archive_page(number - 1).name if number > 1 else None,
+            json_next=address.archive_name(number - 1) if number > 1 else None,
         )
     if full_pages:
-        newest_page = specs[address.archive_page(full_pages).name].articles
+        newest_page = specs[address.archive_name(full_pages)].articles
         shown = {article.key for article in base.articles}
         base = replace(
             base,
-            archive_links=(("prev-archive", address.archive_page(full_pages).name),),
+            archive_links=(("prev-archive", address.archive_name(full_pages)),),
             json_more=tuple(a for a in newest_page if a.key not in shown),
-            json_next=address.archive_page(full_pages - 1).name if full_pages > 1 else None,
+            json_next=address.archive_name(full_pages - 1) if full_pages > 1 else None,
         )
     return {base.name: base, **specs}
 

@@ -83,7 +83,7 @@ def test_a_name_the_site_never_makes_is_refused(name):
 def test_archive_pages_and_listing_pages_share_their_listings_keys():
     music = Address(TAG, "music")
     assert music.name == "tags/music"
-    assert music.archive_page(2).name == "tags/music/archive/2"
+    assert music.archive_page(2).name == music.archive_name(2) == "tags/music/archive/2"
     assert music.archive_page(2).page_path == music.page_path == "/tags/music/"
     assert Address(TAG, "music", page=3).page_key == music.page_key == "list:tags/music"
     assert Address.article("culture", "story").page_key == "article:culture/story"
