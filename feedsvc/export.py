@@ -27,11 +27,10 @@ from flask import Flask
 from lxml import etree
 from werkzeug.test import Client, TestResponse
 
-from . import pages as pages_module
 from .addresses import SITE_FEED, Address
 from .editorial import Routes, resolve
 from .media import MEDIA_DIR, media_sizes
-from .pages import Pages
+from .pages import Pages, page_count
 from .redirectmap import MAP_FILE, render_map
 from .responses import GZIP, IDENTITY, Representation, parse_http_date
 from .snapshot import Snapshot
@@ -126,7 +125,7 @@ def snapshot_documents(snapshot: Snapshot, pages: Pages, prefix: str) -> list[tu
         if name == SITE_FEED:
             continue
         at = Address.from_name(name)
-        count = max(1, -(-len(listing.articles) // pages_module.SECTION_PAGE_SIZE))
+        count = page_count(len(listing.articles))
         found += [replace(at, page=number) for number in range(1, count + 1)]
     found += [Address.article(a.section, a.slug) for a in snapshot.published()]
 

@@ -111,6 +111,11 @@ def _url(context, kind: str, section: str = "", slug: str = "") -> str:
     return context["root"] + _href(_TEMPLATE_PAGES[kind](section, slug))
 
 
+def page_count(articles: int) -> int:
+    """Return how many HTML pages a listing of `articles` has (an empty one still has one)."""
+    return max(1, -(-articles // SECTION_PAGE_SIZE))
+
+
 class Pages:
     """The site's HTML: pages rendered for the fast path, error pages and previews for Flask."""
 
@@ -218,7 +223,7 @@ class Pages:
             feeds = self._feeds_with_site(listing.name, listing.label)
             kind = TAGS if at.kind == TAG else AUTHORS  # as templates name them
             template, context = "listing.html", {"kind": kind, "listing": listing}
-        pages = max(1, -(-len(listed) // SECTION_PAGE_SIZE))
+        pages = page_count(len(listed))
         if at.page > pages:
             return None
         articles = listed[(at.page - 1) * SECTION_PAGE_SIZE : at.page * SECTION_PAGE_SIZE]
