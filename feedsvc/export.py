@@ -129,17 +129,12 @@ def snapshot_documents(snapshot: Snapshot, pages: Pages, prefix: str) -> list[tu
         found += [replace(at, page=number) for number in range(1, count + 1)]
     found += [Address.article(a.section, a.slug) for a in snapshot.published()]
 
-    def page(key: str) -> Render:
-        return lambda: snapshot.pages.get(key) or pages.page(snapshot, key, prefix)
-
-    documents = [(normal_path(at.page_path), page(at.page_path)) for at in found]
-    documents += [
-        (normal_path(path), functools.partial(snapshot.documents.get, path))
-        for path in snapshot.documents
-    ]
     feeds = sorted(path for edition in snapshot.editions.values() for path in edition.paths())
-    documents += [(normal_path(path), functools.partial(snapshot.feed, path)) for path in feeds]
-    return documents
+    paths = [*(at.page_path for at in found), *snapshot.documents, *feeds]
+    return [
+        (normal_path(path), functools.partial(pages.answer, snapshot, path, prefix))
+        for path in paths
+    ]
 
 
 def site_files(app: Flask) -> list[tuple[str, Path]]:

@@ -30,11 +30,8 @@ class FastPath:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         # Every method: respond() answers 405 to anything but GET and HEAD.
         path = _site_path(environ.get("PATH_INFO", ""))
-        snapshot = self.store.snapshot()
-        rep = snapshot.lookup(path)
-        if rep is None:  # a page not asked for yet in this snapshot, or not a page at all
-            root = _site_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
-            rep = self.pages.page(snapshot, path, root)
+        root = _site_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
+        rep = self.pages.answer(self.store.snapshot(), path, root)
         if rep is not None:
             now = time.time()
             extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)

@@ -136,6 +136,13 @@ class Pages:
         )
         self._jinja.globals["url"] = _url
 
+    def answer(self, snapshot: Snapshot, path: str, root: str) -> Representation | None:
+        """Return the precomputed document at `path`: a feed, the OPML file or a page.
+
+        A page not yet asked for in this snapshot is rendered now.
+        """
+        return snapshot.lookup(path) or self.page(snapshot, path, root)
+
     def page(self, snapshot: Snapshot, path: str, root: str) -> Representation | None:
         """Return the page at `path` (None: no such page), rendered once per snapshot.
 
