@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from .addresses import SITE_FEED, is_subscription
+from .bounded import BoundedCache
 from .feeds import (
     ATOM,
     JSON,
@@ -82,38 +82,19 @@ class RenderCache:
     """
 
     def __init__(self, budget: int | None = None):
-        # Each entry with the size it was counted at (its codings are made later, lazily).
-        self._entries: OrderedDict[tuple, tuple[Representation, int]] = OrderedDict()
-        self._budget = RENDER_CACHE_BYTES if budget is None else budget
-        self._used = 0
-        self._lock = threading.Lock()
+        self._entries: BoundedCache[tuple, Representation] = BoundedCache(
+            RENDER_CACHE_BYTES if budget is None else budget, Representation.held_bytes
+        )
         # Item HTML per article version, which every feed's render reuses.
         self.items = ItemHtmlMemo()
 
     def get(self, key: tuple) -> Representation | None:
         """Return the representation kept under `key`, marking it recently used."""
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            self._entries.move_to_end(key)
-            return entry[0]
+        return self._entries.get(key)
 
     def put(self, key: tuple, rep: Representation) -> None:
         """Keep `rep`, dropping the least recently used entries when over budget."""
-        size = _size(rep)
-        with self._lock:
-            if key in self._entries or size > self._budget:
-                return
-            self._entries[key] = (rep, size)
-            self._used += size
-            while self._used > self._budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._used -= dropped
-
-
-def _size(rep: Representation) -> int:
-    return rep.held_bytes()
+        self._entries.put(key, rep)
 
 
 class FeedEdition:

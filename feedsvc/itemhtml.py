@@ -6,10 +6,9 @@ of an item, so it is kept per article version in an ItemHtmlMemo.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from html import escape
 
+from .bounded import BoundedCache
 from .markup import feed_safe_html, with_image_sizes
 from .models import Article, Image
 from .settings import Settings
@@ -28,10 +27,7 @@ class ItemHtmlMemo:
     """
 
     def __init__(self, budget: int = ITEM_HTML_MEMO_CHARS):
-        self._entries: OrderedDict[tuple, str] = OrderedDict()
-        self._budget = budget
-        self._used = 0
-        self._lock = threading.Lock()
+        self._entries: BoundedCache[tuple, str] = BoundedCache(budget, len)
         self.misses = 0  # sanitised bodies, for tests and benchmarks
 
     def html(self, article: Article, settings: Settings, full: bool) -> str:
@@ -47,20 +43,12 @@ class ItemHtmlMemo:
             full,
             settings.site_url,
         )
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                return found
+        found = self._entries.get(key)
+        if found is not None:
+            return found
         html = _article_html(article, settings, full)
-        with self._lock:
-            self.misses += 1
-            if key not in self._entries and len(html) <= self._budget:
-                self._entries[key] = html
-                self._used += len(html)
-                while self._used > self._budget:
-                    _, dropped = self._entries.popitem(last=False)
-                    self._used -= len(dropped)
+        self.misses += 1
+        self._entries.put(key, html)
         return html
 
 

@@ -7,12 +7,12 @@ while the store builds the next one aside.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 
 from .addresses import RESERVED_SLUGS, SITE_FEED
+from .bounded import BoundedCache
 from .catalog import Listing
 from .editions import FeedEdition
 from .editorial import Routes, build_routes
@@ -23,34 +23,11 @@ from .responses import Representation
 PAGE_CACHE_BYTES = 32 * 1024 * 1024
 
 
-class PageCache:
+class PageCache(BoundedCache[str, Representation]):
     """Pages rendered for one snapshot, bounded in bytes so a crawler cannot fill memory."""
 
     def __init__(self, budget: int = PAGE_CACHE_BYTES):
-        self._pages: dict[str, Representation] = {}
-        # The size each page was counted at (its compressed codings are made later).
-        self._sizes: dict[str, int] = {}
-        self._budget = budget
-        self._used = 0
-        self._lock = threading.Lock()
-
-    def get(self, path: str) -> Representation | None:
-        """Return the cached page at `path`, if any."""
-        return self._pages.get(path)
-
-    def put(self, path: str, rep: Representation) -> None:
-        """Keep `rep` for `path`, dropping the oldest pages when over budget."""
-        size = rep.held_bytes()
-        with self._lock:
-            if path in self._pages or size > self._budget:
-                return
-            while self._used + size > self._budget:
-                oldest = next(iter(self._pages))
-                del self._pages[oldest]
-                self._used -= self._sizes.pop(oldest)
-            self._pages[path] = rep
-            self._sizes[path] = size
-            self._used += size
+        super().__init__(budget, Representation.held_bytes)
 
 
 @dataclass(frozen=True)
