@@ -84,13 +84,15 @@ def get(port: int, path: str, coding: str = "identity") -> tuple[int, bytes]:
 
 
 @contextlib.contextmanager
-def granian(content: Path, state: Path, workers: int, logs: Path):
+def granian(content: Path, state: Path, workers: int, logs: Path, port: int | None = None):
     """Start granian as the README's production command does, with `workers` workers."""
     procs = Processes()
     argv = partial(granian_argv, workers=workers)
     log_path = logs / f"granian-{content.name}-{workers}.log"
     started = time.monotonic()
-    server = start_feedsvc(procs, "granian", argv, content, log_path, FEEDSVC_STATE_DIR=str(state))
+    server = start_feedsvc(
+        procs, "granian", argv, content, log_path, port, FEEDSVC_STATE_DIR=str(state)
+    )
     try:
         yield server, started
     finally:
@@ -221,7 +223,9 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
     with granian(content, state, workers, workdir) as (server, started):
         result["cold"] = serve_every_feed(server, started, content)
         result["cold_mem"] = measure_memory(server.pids())
-    with granian(content, state, workers, workdir) as (server, started):
+        port = server.port
+    # The same address (SITE_URL), as a restart has: every link in the feeds is the same.
+    with granian(content, state, workers, workdir, port) as (server, started):
         result["warm"] = serve_every_feed(server, started, content)
         result["live"] = serve_live(server, started, workers)
         time.sleep(1)

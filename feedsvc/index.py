@@ -44,10 +44,11 @@ _PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "t
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # The file's identity (mtime_ns, size, inode) beside its state: a restart checks every
-    # file against it without unpickling a single state (see stored_publication).
+    # file against it without unpickling a state. The state comes last, so reading the
+    # columns before it never reads a state's overflow pages.
     "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, saved_at REAL NOT NULL,"
-    " state BLOB NOT NULL, generation INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
-    " size INTEGER NOT NULL, inode INTEGER NOT NULL)",
+    " generation INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " inode INTEGER NOT NULL, state BLOB NOT NULL)",
     # Files removed, by the generation that removed them: what a following process drops.
     "CREATE TABLE IF NOT EXISTS gone (rel TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS validators (path TEXT PRIMARY KEY, digest BLOB NOT NULL,"
@@ -205,7 +206,7 @@ class ContentIndex:
         now = time.time()
         generation = publish.generation if publish is not None else self.generation()
         rows = [
-            (rel, now, pickle.dumps(state, pickle.HIGHEST_PROTOCOL), generation, *state.fingerprint)
+            (rel, now, generation, *state.fingerprint, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
             for rel, state in changed.items()
         ]
         gone = [(rel,) for rel in removed]

@@ -256,18 +256,15 @@ class ContentStore:
 
     def role(self) -> dict:
         """Say, for /healthz, whether this process publishes and which publication it serves."""
-        if self._snapshot is not None:
-            serving = "live"
-        else:
-            serving = "stored publication" if self._stored is not None else "starting"
-        generation = self._publication[1]
-        if serving != "live" and self._stored is not None:
-            generation = self._stored.generation
+        stored = self._stored
+        serving, generation = "live", self._publication[1]
+        if self._snapshot is None:  # the stored publication, while this process loads
+            serving = "starting" if stored is None else "stored publication"
+            generation = generation if stored is None else stored.generation
         return {
             "role": "follower" if self._following else "publisher",
             "pid": os.getpid(),
             "generation": generation,
-            # live: the loaded content; stored publication: the last one, while loading.
             "serving": serving,
         }
 

@@ -50,7 +50,10 @@ def open_stored_publication(settings: Settings) -> StoredPublication | None:
         index.close()
     if parts is None:
         return None
-    reason = why_not_current(settings.content_dir, parts, time.time())
+    try:
+        reason = why_not_current(settings.content_dir, parts, time.time())
+    except OSError as exc:  # a folder unreadable now: the live load reports it
+        reason = f"the content folder cannot be read ({exc})"
     if reason is not None:
         log.info("not answering from the stored publication: %s", reason)
         return None

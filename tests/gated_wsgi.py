@@ -1,6 +1,6 @@
 """The production app with its site assembly held until a file exists: a test's gate.
 
-`granian ... tests.gated_wsgi:app` with FEEDSVC_TEST_ASSEMBLY_GATE=<path>: no process
+`granian ... tests.gated_wsgi:app` with GATED_ASSEMBLY=<path>: no process
 assembles the site (the live snapshot stays unmade) until the test creates <path>, so
 what is served before proves what a process answers without it.
 """
@@ -11,7 +11,7 @@ import time
 from feedsvc import assembly
 from wsgi import app
 
-GATE = os.environ["FEEDSVC_TEST_ASSEMBLY_GATE"]
+GATE = os.environ["GATED_ASSEMBLY"]
 _assemble = assembly.SiteAssembler.assemble
 
 
