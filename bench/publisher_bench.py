@@ -9,10 +9,11 @@ and each worker count, with a fresh state folder:
 
 1. **cold start**: granian started, no index; the clock runs until every site and section
    feed (RSS and Atom) has answered 200, each on a fresh connection.
-2. **warm start**: the same server stopped and started again on the index it wrote
-   (its feeds answered from the stored publication, if still current, while the content
-   loads); **live**: until /healthz says `"serving": "live"` on `2 × workers` fresh
-   connections in a row (the content loaded in every worker; memory and edits follow).
+2. **warm start**: the same server stopped and started again, on the same address, on
+   the index it wrote (its feeds answered from the stored publication, if still current,
+   while the content loads); **live**: until /healthz says `"serving": "live"` on
+   `2 × workers` fresh connections in a row (the content loaded in every worker; memory
+   and edits follow).
 3. **edit → visible**: an article of the busiest section is retitled in place, and the
    clock runs until its section feed shows the new title on `2 × workers` fresh
    connections in a row (so every worker, with high probability); median and max.
