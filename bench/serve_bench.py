@@ -39,6 +39,7 @@ import email.utils
 import gzip
 import importlib.util
 import logging
+import math
 import os
 import platform
 import shlex
@@ -289,10 +290,16 @@ class Measured:
     """Several wrk runs of one scenario against one server, summarised by their medians."""
 
     runs: tuple[WrkResult, ...]
+    # The server's CPU time (every process and thread, user + system) per answer, per run.
+    cpu_us: tuple[float, ...] = ()
 
     @property
     def requests_per_s(self) -> float:
         return statistics.median(run.requests_per_s for run in self.runs)
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return statistics.median(self.cpu_us) if self.cpu_us else math.nan
 
     @property
     def p99_ms(self) -> float:
@@ -341,6 +348,14 @@ class CpuMeter:
             pids += [started.pid, *descendants(started.pid)]
         return pids
 
+    def server_seconds(self, port: int) -> float:
+        """Return the CPU time used so far by the server on `port` (master and workers)."""
+        ticks = 0
+        for started in self.procs.running:
+            if started.port == port:
+                ticks += sum(map(cpu_ticks, [started.pid, *descendants(started.pid)]))
+        return ticks / self.hz
+
     def foreign_share(self, before: tuple, after: tuple) -> float:
         wall = (after[0] - before[0]) * self.cpus
         foreign = (after[1] - before[1]) - (after[2] - before[2])
@@ -359,27 +374,32 @@ def paired_load_runs(
     results: dict[str, dict[str, Measured]] = {name: {} for name in ports}
     for scenario_name in next(iter(plans.values())):
         runs: dict[str, list[WrkResult]] = {name: [] for name in ports}
+        cpu_us: dict[str, list[float]] = {name: [] for name in ports}
         for name, port in ports.items():
             run_scenario(port, plans[name][scenario_name], WARMUP_SECONDS, args.connections)
         for _ in range(args.repeat):
             for name, port in ports.items():
                 scenario = plans[name][scenario_name]
-                before = meter.sample()
+                before, server_before = meter.sample(), meter.server_seconds(port)
                 result = run_scenario(port, scenario, args.duration, args.connections)
+                server_used = meter.server_seconds(port) - server_before
                 foreign = meter.foreign_share(before, meter.sample())
                 result = replace(result, foreign_cpu=foreign)
                 runs[name].append(result)
+                cpu_us[name].append(1e6 * server_used / max(result.requests, 1))
                 log.info(
-                    "%-8s %s: %.0f req/s, p99 %.2f ms, other processes %.0f%% CPU%s",
+                    "%-8s %s: %.0f req/s, p99 %.2f ms, %.1f µs CPU/req, other processes "
+                    "%.0f%% CPU%s",
                     name,
                     scenario_name,
                     result.requests_per_s,
                     result.p99_ms,
+                    cpu_us[name][-1],
                     100 * foreign,
                     f" ({result.problem})" if result.problem else "",
                 )
         for name in ports:
-            results[name][scenario_name] = Measured(tuple(runs[name]))
+            results[name][scenario_name] = Measured(tuple(runs[name]), tuple(cpu_us[name]))
     return results
 
 
@@ -419,6 +439,7 @@ def load_table(report: Report) -> list[str]:
     """The side-by-side table: medians, spreads and ratios per scenario and server."""
     header = ["scenario", "server", "feedsvc req/s", "(range)", "feedsvc p99"]
     header += ["nginx req/s", "(range)", "nginx p99", "ratio", "target"]
+    header += ["feedsvc CPU/req", "nginx CPU/req", "CPU ratio"]
     rows = [header]
     for server, results in report.load.items():
         for name, mine in results.items():
@@ -437,6 +458,9 @@ def load_table(report: Report) -> list[str]:
                     f"{ref.p99_ms:.2f} ms",
                     f"{ratio:.2f}",
                     target if name.startswith("feed") else "",
+                    f"{mine.cpu_us_per_request:.1f} µs",
+                    f"{ref.cpu_us_per_request:.1f} µs",
+                    f"{ref.cpu_us_per_request / mine.cpu_us_per_request:.2f}",
                 ]
             )
     problems = [
@@ -505,6 +529,8 @@ def render(report: Report) -> str:
         *cold_start_lines(report),
         "",
         "ratio = feedsvc median req/s / nginx median req/s; p99 = median of the runs' p99.",
+        "CPU/req = the server's CPU time (all processes, user + system) during a run / answers;",
+        "  CPU ratio = nginx's / feedsvc's: unlike req/s, it holds on a machine others keep busy.",
         "cold start = process spawn until /healthz and every feed answered 200 once: "
         f"{len(report.feed_extensions) * (1 + SECTIONS)} URLs, /feed.* and /<section>.* for "
         + ", ".join(report.feed_extensions)
