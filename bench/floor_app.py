@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 LAST_MODIFIED = "Mon, 30 Nov 2026 10:00:00 GMT"
 _TYPES = {
@@ -65,7 +66,15 @@ def load(root: Path) -> dict[str, tuple[Answer, Answer | None]]:
     return answers
 
 
-ANSWERS = load(Path(os.environ.get("FLOOR_ROOT", ".")))
+def root() -> Path:
+    """Return the folder to serve, which serve_bench.py names: never a guessed one."""
+    folder = os.environ.get("FLOOR_ROOT")
+    if not folder:
+        raise RuntimeError("set FLOOR_ROOT to the folder to serve (serve_bench.py does)")
+    return Path(folder)
+
+
+ANSWERS = MappingProxyType(load(root()))
 NOT_FOUND = (("Content-Length", "0"),)
 
 
