@@ -275,13 +275,13 @@ def _entry(
 
     After an edit, a feed is rendered again building only the edited article's entry.
     """
+    if memo is None:
+        return _build_entry(article, section, settings, fmt, full, memo)
 
     def build() -> tuple[_BuiltEntry, int]:
         entry = _build_entry(article, section, settings, fmt, full, memo)
-        return entry, entry.size
+        return entry, entry.held_bytes()
 
-    if memo is None:
-        return build()[0]
     # Everything the entry reads: the article (its image sizes are not part of its
     # equality), its section's title, the site URL, the format and whether it is full.
     key = (fmt, full, article, article.image_sizes, section.title, settings.site_url)
@@ -340,8 +340,10 @@ class _BuiltEntry(FeedEntry):
     def freeze(self, fmt: str) -> None:
         """Build the entry's XML for `fmt` now, once."""
         self._built = super().rss_entry() if fmt == RSS else super().atom_entry()
-        # What it holds, as measured: the tree (its text and nodes), feedgen's fields.
-        self.size = 2 * len(etree.tostring(self._built)) + _ENTRY_OVERHEAD
+
+    def held_bytes(self) -> int:
+        """Return about how much memory the entry holds: its tree (text and nodes), its fields."""
+        return 2 * len(etree.tostring(self._built)) + _ENTRY_OVERHEAD
 
     def rss_entry(self, extensions=True):
         """Return a copy of the item feedgen built (a tree node belongs to one document)."""

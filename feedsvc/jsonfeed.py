@@ -72,13 +72,13 @@ def _item_json(
     article: Article, settings: Settings, full: bool, memo: ItemHtmlMemo | None
 ) -> bytes:
     """Return the article's item as encoded JSON, made once per article version with a `memo`."""
+    if memo is None:
+        return _encoded(_item(article, settings, full, memo))
 
     def make() -> tuple[bytes, int]:
         encoded = _encoded(_item(article, settings, full, memo))
         return encoded, len(encoded) + _ITEM_OVERHEAD
 
-    if memo is None:
-        return make()[0]
     # Everything the item reads: the article (its image sizes are not part of its
     # equality), the site URL, and whether it carries the full text.
     key = (JSON, full, article, article.image_sizes, settings.site_url)
