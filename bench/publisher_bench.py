@@ -28,7 +28,8 @@ and each worker count, with a fresh state folder:
 
 With `--in-process`, no server: the store is loaded in this process and the CPU time of
 `store.refresh([path])` after each edit (re-read, assemble, feeds re-described, the site
-and section feeds rendered) is measured, with its ratio to the smallest size's.
+and section feeds rendered) is measured, with its ratio to the smallest size's; then the
+CPU of rendering the site feed again in each format after one of its items changed.
 
 Servers listen on 127.0.0.1 only; every process started here is stopped here, by pid.
 On a shared 2-core machine the numbers are noisy: the header prints the load average.
@@ -268,11 +269,45 @@ def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
             store.refresh([rel])
             cpu.append(time.process_time() - started)
             wall.append(time.perf_counter() - clock)
+        renders = render_cpu(store)
     finally:
         store.close()
     result = {"size": size, "cpu_p50": median(cpu), "cpu_max": max(cpu), "wall_p50": median(wall)}
+    result["render"] = renders
     log.info("%s", result)
     return result
+
+
+def render_cpu(store, rounds: int = 20) -> dict[str, float]:
+    """Return the median CPU seconds of rendering the site feed again, one item retitled.
+
+    Each round retitles one of its items (a new Article, as an edit makes) and renders
+    every format with an item memo that rendered the feed before, as the store's has.
+    """
+    from dataclasses import replace
+
+    from feedsvc.feeds import render_feed
+    from feedsvc.itemhtml import ItemHtmlMemo
+    from feedsvc.jsonfeed import render_json_feed
+
+    spec = store.snapshot().editions["feed"].spec
+    memo = ItemHtmlMemo()
+    render_json_feed(spec, store.settings, memo)
+    for fmt in ("rss", "atom"):
+        render_feed(spec, fmt, store.settings, memo)
+    samples: dict[str, list[float]] = {"rss": [], "atom": [], "json": []}
+    for n in range(rounds):
+        articles = list(spec.articles)
+        articles[3] = replace(articles[3], title=f"Rendered again {n}")
+        edited = replace(spec, articles=tuple(articles))
+        for fmt, times in samples.items():
+            started = time.process_time()
+            if fmt == "json":
+                render_json_feed(edited, store.settings, memo)
+            else:
+                render_feed(edited, fmt, store.settings, memo)
+            times.append(time.process_time() - started)
+    return {fmt: median(times) for fmt, times in samples.items()}
 
 
 def in_process_report(results: list[dict]) -> str:
@@ -284,6 +319,19 @@ def in_process_report(results: list[dict]) -> str:
     lines += [
         f"| {r['size']:,} | {r['cpu_p50'] * 1000:.1f} ms | {r['cpu_max'] * 1000:.1f} ms"
         f" | {r['wall_p50'] * 1000:.1f} ms | {r['cpu_p50'] / base:.2f} |"
+        for r in results
+    ]
+    items = len(results[0]["render"])
+    lines += ["", "Site feed rendered again, one of its items retitled: CPU per document (p50)"]
+    lines += [
+        "",
+        "| articles | " + " | ".join(results[0]["render"]) + " |",
+        "|---|" + "---|" * items,
+    ]
+    lines += [
+        f"| {r['size']:,} | "
+        + " | ".join(f"{t * 1000:.2f} ms" for t in r["render"].values())
+        + " |"
         for r in results
     ]
     return "\n".join(lines)

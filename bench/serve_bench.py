@@ -1,7 +1,8 @@
 """Measure feedsvc's production server side by side with nginx serving the same feed bytes.
 
     .venv/bin/python bench/serve_bench.py [--articles 10000] [--duration 10] [--connections 64]
-        [--repeat 3] [--servers granian,gunicorn] [--granian-flags "--workers 2 ..."]
+        [--repeat 3] [--servers granian,gunicorn,floor-wsgi,floor-rsgi]
+        [--granian-flags "--workers 2 ..."]
         [--skip-cold-start] [--out FILE] [--keep]
 
 What one run does (about 5 minutes per server with the defaults):
@@ -19,6 +20,11 @@ What one run does (about 5 minutes per server with the defaults):
    measures requests/s and p99 latency for the full site feed with gzip, for a 304 answered
    to If-None-Match (each server's own gzip ETag), and for a section page with gzip. Runs
    alternate between feedsvc and nginx, --repeat times; the table shows medians.
+   The floors (`floor-wsgi`, `floor-rsgi`, listed after a feedsvc server) are granian with
+   the same flags serving nginx's root through bench/floor_app.py, a dict lookup per
+   request, through its WSGI or RSGI interface: the best any Python app can do behind it.
+   Each run also notes every server's CPU time per answer, which a busy machine skews far
+   less than req/s.
 4. Memory: RSS, and PSS from /proc/<pid>/smaps_rollup (pages shared by forked workers
    counted once), summed over master and workers after the load runs.
 
@@ -39,6 +45,7 @@ import email.utils
 import gzip
 import importlib.util
 import logging
+import math
 import os
 import platform
 import shlex
@@ -75,6 +82,7 @@ from bench.harness import (
     expect,
     feed_paths,
     fetch,
+    free_port,
     git_state,
     granian_argv,
     measure_memory,
@@ -91,7 +99,12 @@ log = logging.getLogger("serve_bench")
 
 SMALL_SITE = 100
 GUNICORN_FLAGS = ("--workers", "2", "--worker-class", "gthread", "--threads", "4")
-SERVERS = ("granian", "gunicorn")
+SERVERS = ("granian", "gunicorn", "floor-wsgi", "floor-rsgi")
+# Granian with the production flags serving bench/floor_app.py: no feedsvc, the same bytes.
+FLOORS = {
+    "floor-wsgi": ("wsgi", "bench.floor_app:app"),
+    "floor-rsgi": ("rsgi", "bench.floor_app:rsgi_app"),
+}
 WRK_THREADS = 2
 WARMUP_SECONDS = 3
 COLD_CLIENTS = 4
@@ -141,6 +154,11 @@ def server_argv(server: str, port: int, granian_flags: Sequence[str]) -> list[st
         return granian_argv(port, granian_flags)
     if server == "gunicorn":
         return [*python_tool("gunicorn"), *GUNICORN_FLAGS, "--bind", f"{HOST}:{port}", "wsgi:app"]
+    if server in FLOORS:
+        interface, target = FLOORS[server]
+        flags = list(granian_flags)
+        flags[flags.index("--interface") + 1] = interface
+        return [*granian_argv(port, flags)[:-1], target]
     raise ValueError(server)
 
 
@@ -289,10 +307,16 @@ class Measured:
     """Several wrk runs of one scenario against one server, summarised by their medians."""
 
     runs: tuple[WrkResult, ...]
+    # The server's CPU time (every process and thread, user + system) per answer, per run.
+    cpu_us: tuple[float, ...] = ()
 
     @property
     def requests_per_s(self) -> float:
         return statistics.median(run.requests_per_s for run in self.runs)
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return statistics.median(self.cpu_us) if self.cpu_us else math.nan
 
     @property
     def p99_ms(self) -> float:
@@ -341,6 +365,14 @@ class CpuMeter:
             pids += [started.pid, *descendants(started.pid)]
         return pids
 
+    def server_seconds(self, port: int) -> float:
+        """Return the CPU time used so far by the server on `port` (master and workers)."""
+        ticks = 0
+        for started in self.procs.running:
+            if started.port == port:
+                ticks += sum(map(cpu_ticks, [started.pid, *descendants(started.pid)]))
+        return ticks / self.hz
+
     def foreign_share(self, before: tuple, after: tuple) -> float:
         wall = (after[0] - before[0]) * self.cpus
         foreign = (after[1] - before[1]) - (after[2] - before[2])
@@ -359,27 +391,32 @@ def paired_load_runs(
     results: dict[str, dict[str, Measured]] = {name: {} for name in ports}
     for scenario_name in next(iter(plans.values())):
         runs: dict[str, list[WrkResult]] = {name: [] for name in ports}
+        cpu_us: dict[str, list[float]] = {name: [] for name in ports}
         for name, port in ports.items():
             run_scenario(port, plans[name][scenario_name], WARMUP_SECONDS, args.connections)
         for _ in range(args.repeat):
             for name, port in ports.items():
                 scenario = plans[name][scenario_name]
-                before = meter.sample()
+                before, server_before = meter.sample(), meter.server_seconds(port)
                 result = run_scenario(port, scenario, args.duration, args.connections)
+                server_used = meter.server_seconds(port) - server_before
                 foreign = meter.foreign_share(before, meter.sample())
                 result = replace(result, foreign_cpu=foreign)
                 runs[name].append(result)
+                cpu_us[name].append(1e6 * server_used / max(result.requests, 1))
                 log.info(
-                    "%-8s %s: %.0f req/s, p99 %.2f ms, other processes %.0f%% CPU%s",
+                    "%-8s %s: %.0f req/s, p99 %.2f ms, %.1f µs CPU/req, other processes "
+                    "%.0f%% CPU%s",
                     name,
                     scenario_name,
                     result.requests_per_s,
                     result.p99_ms,
+                    cpu_us[name][-1],
                     100 * foreign,
                     f" ({result.problem})" if result.problem else "",
                 )
         for name in ports:
-            results[name][scenario_name] = Measured(tuple(runs[name]))
+            results[name][scenario_name] = Measured(tuple(runs[name]), tuple(cpu_us[name]))
     return results
 
 
@@ -417,8 +454,9 @@ def verdict(ok: bool) -> str:
 
 def load_table(report: Report) -> list[str]:
     """The side-by-side table: medians, spreads and ratios per scenario and server."""
-    header = ["scenario", "server", "feedsvc req/s", "(range)", "feedsvc p99"]
+    header = ["scenario", "server", "req/s", "(range)", "p99"]
     header += ["nginx req/s", "(range)", "nginx p99", "ratio", "target"]
+    header += ["CPU/req", "nginx CPU/req", "CPU ratio"]
     rows = [header]
     for server, results in report.load.items():
         for name, mine in results.items():
@@ -437,6 +475,9 @@ def load_table(report: Report) -> list[str]:
                     f"{ref.p99_ms:.2f} ms",
                     f"{ratio:.2f}",
                     target if name.startswith("feed") else "",
+                    f"{mine.cpu_us_per_request:.1f} µs",
+                    f"{ref.cpu_us_per_request:.1f} µs",
+                    f"{ref.cpu_us_per_request / mine.cpu_us_per_request:.2f}",
                 ]
             )
     problems = [
@@ -464,7 +505,7 @@ def memory_lines(report: Report) -> list[str]:
     lines = []
     for server, mem in report.memory.items():
         judged = ""
-        if server != "nginx":
+        if server != "nginx" and server not in FLOORS:
             ok = mem.pss_mb < TARGET_MEMORY_MB
             judged = f"  target < {TARGET_MEMORY_MB:.0f} MB (PSS): {verdict(ok)}"
         lines.append(
@@ -504,7 +545,11 @@ def render(report: Report) -> str:
         "",
         *cold_start_lines(report),
         "",
-        "ratio = feedsvc median req/s / nginx median req/s; p99 = median of the runs' p99.",
+        "ratio = the server's median req/s / nginx's; p99 = median of the runs' p99.",
+        "CPU/req = the server's CPU time (all processes, user + system) during a run / answers;",
+        "  CPU ratio = nginx's / the server's: unlike req/s, it holds on a busy machine.",
+        "floor-wsgi, floor-rsgi = granian with the same flags serving the nginx root through",
+        "  bench/floor_app.py (no feedsvc): granian's own cost, the best a Python app can do.",
         "cold start = process spawn until /healthz and every feed answered 200 once: "
         f"{len(report.feed_extensions) * (1 + SECTIONS)} URLs, /feed.* and /<section>.* for "
         + ", ".join(report.feed_extensions)
@@ -619,6 +664,9 @@ def bench_server(
 ) -> None:
     """Cold starts, then load runs (alternating with nginx's) and memory of one server."""
     args = report.args
+    if server in FLOORS:
+        bench_floor(procs, server, workdir, report, nginx)
+        return
     big = sites[report.articles]
     if not args.skip_cold_start:
         cold, _, _ = measure_cold_start(procs, server, big, workdir, report, concurrent=False)
@@ -644,6 +692,25 @@ def bench_server(
     for concurrent, mode in ((False, "1 client"), (True, f"{COLD_CLIENTS} clients")):
         cold, _, _ = measure_cold_start(procs, server, small, workdir, report, concurrent)
         report.cold[server, SMALL_SITE, mode] = cold
+
+
+def bench_floor(procs: Processes, server: str, workdir: Path, report: Report, nginx: Nginx) -> None:
+    """Load runs (alternating with nginx's) of granian serving nginx's root without feedsvc."""
+    if nginx.started is None:
+        raise BenchError(f"{server} serves the bytes a feedsvc server sent: list one before it")
+    port = free_port()
+    argv = server_argv(server, port, report.granian_flags)
+    env = {**os.environ, "FLOOR_ROOT": str(nginx.root)}
+    started = procs.start(server, argv, env, workdir / f"{server}.log", port)
+    try:
+        wait_ok(started, FEED_PATH, started.started_at + STARTUP_TIMEOUT)
+        ports = {server: port, "nginx": nginx.port}
+        results = paired_load_runs(ports, report.args.page, report.args, CpuMeter(procs))
+        report.load[server] = results[server]
+        report.nginx_load[server] = results["nginx"]
+        report.memory[server] = measure_memory(started.pids())
+    finally:
+        procs.stop(started)
 
 
 def run(args: argparse.Namespace, procs: Processes, workdir: Path) -> Report:
@@ -712,6 +779,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVERS)
     if unknown or not args.servers:
         parser.error(f"--servers takes {','.join(SERVERS)}; got {','.join(args.servers)}")
+    if args.servers[0] in FLOORS:
+        parser.error(f"{args.servers[0]} serves what feedsvc sent: list granian or gunicorn first")
     return args
 
 

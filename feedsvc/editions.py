@@ -123,6 +123,8 @@ class FeedEdition:
         self._token = object()
         self._rendered: dict[str, Representation] = {}
         self._lock = threading.Lock()
+        # The persistent index's key for this spec's renderings, once made (see _render).
+        self._stored_key: bytes | None = None
 
     def made_with(self, spec, max_age, expires_at, context, cache, memo) -> bool:
         """Tell whether this edition was made of this very spec, with these same parts."""
@@ -165,11 +167,21 @@ class FeedEdition:
             self._rendered[fmt] = rep
         return rep
 
+    def _index_key(self, store) -> bytes:
+        """Return the index key of this spec's renderings, digested once for every format.
+
+        Each format is kept at its own path, so one key serves them all: digesting the
+        spec (every item's text) once per format cost more than rendering it.
+        """
+        if self._stored_key is None:
+            self._stored_key = store.document_key(self.spec.path_stem or self.spec.name, self.spec)
+        return self._stored_key
+
     def _render(self, fmt: str) -> Representation:
         settings, spec = self._settings, self.spec
         path = document_path(spec, fmt)
         store = self._history.backing if self._cache is None else None
-        key = store.document_key(path, spec) if store is not None else None
+        key = self._index_key(store) if store is not None else None
         stored = store.document(path, key) if store is not None else None
         if stored is not None:  # rendered by an earlier run or another worker
             content_type, variants, headers, browser_type = stored

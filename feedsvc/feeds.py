@@ -5,6 +5,10 @@ alternate link goes last; entries are appended in order (feedgen prepends by def
 feed dates are set from the content (feedgen defaults them to "now"); Atom entry links
 lose rel/type in feedgen 1.0.0, so entries carry only their alternate link and the lead
 image travels as media:content instead of an enclosure link.
+
+Each article's entry is built once per version and format (feedgen's FeedEntry, its
+extensions, its XML) and kept in the renderer's memo; a document copies the XML of each,
+so rendering a feed again after an edit builds only the edited article's entry.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from html import escape
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from feedgen.util import xml_elem
+from lxml import etree
 
 from . import urls
 from .addresses import FEED_EXTENSIONS, STATIC, feed_path, item_id
@@ -48,9 +54,13 @@ TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"
 WEBFEEDS_NS = "http://webfeeds.org/rss/1.0"
 # Shown by browsers that open a feed; feed readers ignore the processing instruction.
 FEED_STYLESHEET = f"/{STATIC}/feed.css"
+# Bytes a built entry holds beyond its XML twice (feedgen's fields, tree nodes), measured.
+_ENTRY_OVERHEAD = 4096
 # RSS elements that hold plain text, and the short HTML description (the same characters).
+# Only texts with an "&" (as "&lt;" and "&amp;" are written) need a change: the others
+# are not matched, which spares a call per element.
 _RSS_PLAIN_TEXT = re.compile(
-    rb"(<(title|description|category|dc:creator|media:credit)\b[^>]*>)([^<]+)(?=</\2>)"
+    rb"(<(title|description|category|dc:creator|media:credit)\b[^>]*>)([^<&]*&[^<]*)(?=</\2>)"
 )
 
 
@@ -153,7 +163,7 @@ def _render_feed(spec: FeedSpec, fmt: str, settings: Settings, memo: ItemHtmlMem
     for index, article in enumerate(spec.articles):
         full = spec.full_items is None or index < spec.full_items
         section = spec.sections[article.section]
-        _add_item(generator, article, section, settings, fmt, full, memo)
+        generator.add_entry(_entry(article, section, settings, fmt, full, memo), order="append")
     if fmt == RSS:
         document = _rss_profile_text(generator.rss_str(pretty=True))
     else:
@@ -195,8 +205,8 @@ def _rss_date(moment: datetime) -> datetime:
 
 def _new_generator(spec: FeedSpec, fmt: str, settings: Settings) -> FeedGenerator:
     generator = FeedGenerator()
-    generator.register_extension("lead_image", _MediaNamespace, _LeadImage)
-    generator.register_extension("rss_extras", _DublinCoreNamespaces, _RssExtras, atom=False)
+    for name, feed_part, entry_part, atom in _ENTRY_EXTENSIONS:
+        generator.register_extension(name, feed_part, entry_part, atom=atom)
     self_url = settings.absolute(document_path(spec, fmt))
     generator.id(self_url)
     generator.title(spec.title)
@@ -253,17 +263,44 @@ def _add_branding(generator: FeedGenerator, spec: FeedSpec, settings: Settings) 
         generator.webfeeds.set(pictures, settings.accent_color)
 
 
-def _add_item(
-    generator: FeedGenerator,
+def _entry(
     article: Article,
     section: Section,
     settings: Settings,
     fmt: str,
-    full: bool = True,
-    memo: ItemHtmlMemo | None = None,
-):
+    full: bool,
+    memo: ItemHtmlMemo | None,
+) -> _BuiltEntry:
+    """Return the article's entry in `fmt`, built once per article version with a `memo`.
+
+    After an edit, a feed is rendered again building only the edited article's entry.
+    """
+    if memo is None:
+        return _build_entry(article, section, settings, fmt, full, memo)
+
+    def build() -> tuple[_BuiltEntry, int]:
+        entry = _build_entry(article, section, settings, fmt, full, memo)
+        return entry, entry.held_bytes()
+
+    # Everything the entry reads: the article (its image sizes are not part of its
+    # equality), its section's title, the site URL, the format and whether it is full.
+    key = (fmt, full, article, article.image_sizes, section.title, settings.site_url)
+    return memo.item(key, build)
+
+
+def _build_entry(
+    article: Article,
+    section: Section,
+    settings: Settings,
+    fmt: str,
+    full: bool,
+    memo: ItemHtmlMemo | None,
+) -> _BuiltEntry:
+    """Build the article's entry with feedgen, and its XML once."""
     permalink = settings.absolute(article.path)
-    entry = generator.add_entry(order="append")
+    entry = _BuiltEntry()
+    for name, _, entry_part, atom in _ENTRY_EXTENSIONS:  # as the generator would, once
+        entry.register_extension(name, entry_part, atom=atom)
     entry.title(article.title)
     entry.link(href=permalink, rel="alternate", type="text/html")
     is_permalink = article.explicit_id is None and not article.original_path
@@ -288,6 +325,31 @@ def _add_item(
     entry.rss_extras.set(article.authors, article.updated, article.image, image_url)
     if article.image is not None:
         entry.lead_image.set(article.image, image_url)
+    entry.freeze(fmt)
+    return entry
+
+
+class _BuiltEntry(FeedEntry):
+    """A feedgen entry whose XML feedgen builds once: each document takes a copy of it.
+
+    Documents rendered at once in several threads share it, so it never changes once
+    frozen; the generator's attempts to register its extensions again find them
+    registered, and change nothing.
+    """
+
+    def freeze(self, fmt: str) -> None:
+        """Build the entry's XML for `fmt` now, once."""
+        self._built = super().rss_entry() if fmt == RSS else super().atom_entry()
+
+    def held_bytes(self) -> int:
+        """Return about how much memory the entry holds: its tree (text and nodes), its fields."""
+        return 2 * len(etree.tostring(self._built)) + _ENTRY_OVERHEAD
+
+    def rss_entry(self, extensions=True):
+        """Return a copy of the item feedgen built (a tree node belongs to one document)."""
+        return self._built.__copy__()  # lxml copies the whole subtree, as deepcopy would
+
+    atom_entry = rss_entry
 
 
 def image_url_of(article: Article, settings: Settings) -> str:
@@ -458,3 +520,12 @@ class _RssExtras(BaseEntryExtension):
             length, mime_type = str(self.image.length), self.image.mime_type
             xml_elem("enclosure", item, url=self.image_url, length=length, type=mime_type)
         return item
+
+
+# Entry extensions, as (name, feed part, entry part, in Atom): registered on each
+# generator, and on each entry once when it is built (the generator's add_entry then
+# finds them there and leaves the entry as it is).
+_ENTRY_EXTENSIONS = (
+    ("lead_image", _MediaNamespace, _LeadImage, True),
+    ("rss_extras", _DublinCoreNamespaces, _RssExtras, False),
+)

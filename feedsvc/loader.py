@@ -206,7 +206,7 @@ def update_tree(
     A file of a known section costs a stat, and its folder another (its time shows deletions).
     """
     sections: dict[str, float] | None = None
-    files: list[str] = []
+    files: tuple[str, ...] | list[str] = tree.files  # copied only if a file comes or goes
     present: set[str] = set()
     gone: set[str] = set()
     for rel in changed:
@@ -218,7 +218,7 @@ def update_tree(
         if "/" in rest:
             continue  # deeper than a section's own files: not content
         if sections is None:
-            sections, files = dict(tree.sections), list(tree.files)
+            sections = dict(tree.sections)
         try:
             sections[top] = os.stat(root / top).st_mtime
         except OSError:
@@ -227,13 +227,14 @@ def update_tree(
             continue
         index = bisect_left(files, (top, rest), key=_tree_order)
         listed = index < len(files) and files[index] == rel
-        if os.path.lexists(root / rel):
-            present.add(rel)
-            if not listed:
+        exists = os.path.lexists(root / rel)
+        (present if exists else gone).add(rel)
+        if exists != listed:
+            if isinstance(files, tuple):
+                files = list(files)
+            if exists:
                 files.insert(index, rel)
-        else:
-            gone.add(rel)
-            if listed:
+            else:
                 del files[index]
     if sections is None:
         return tree, present, gone

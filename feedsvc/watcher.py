@@ -27,15 +27,19 @@ from .store import ContentStore
 
 log = logging.getLogger(__name__)
 
-# How long to let a burst of events (an editor's save, an rsync run) settle.
+# A burst of events (an editor's save, an rsync run) is let settle: a refresh waits until
+# the files written are closed and no event came for QUIET_SECONDS, or, for a writer that
+# keeps a file open, until no event came for SETTLE_SECONDS.
+QUIET_SECONDS = 0.01
 SETTLE_SECONDS = 0.05
 # How often to check whether the content folder itself was swapped.
 ROOT_CHECK_SECONDS = 0.25
 # Full rescans (one stat per file): rare with events, every second without them.
 RESCAN_SECONDS = 60.0
 POLL_RESCAN_SECONDS = 1.0
-# A follower: how often it looks for a new publication, and asks for the publisher's lock.
-FOLLOW_SECONDS = 0.05
+# A follower: how often it looks for a new publication (one stat(2) of the mark: an edit
+# waits half of this on average in the workers that follow), and asks for the publisher's lock.
+FOLLOW_SECONDS = 0.02
 TAKEOVER_SECONDS = 1.0
 _CHANGE_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
 
@@ -47,10 +51,18 @@ class _ChangeCollector(FileSystemEventHandler):
         self.root = str(root)
         self.wake = wake
         self.paths: set[str] = set()
+        # Files created or modified and not closed since: still being written.
+        self.writing: set[str] = set()
+        self.last_event = 0.0  # time.monotonic() of the last event collected
         self.lock = threading.Lock()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _CHANGE_EVENTS:  # our own reads open and close files
+            return
+        if event.is_directory and event.event_type == "modified":
+            # watchdog adds one for the folder of every file created, written, moved or
+            # deleted, whose own event names the file; the folder's name would cost a
+            # walk of the whole tree (see loader.update_tree).
             return
         names = [event.src_path, getattr(event, "dest_path", "")]
         relative = [os.path.relpath(os.fsdecode(n), self.root) for n in names if n]
@@ -58,11 +70,23 @@ class _ChangeCollector(FileSystemEventHandler):
         if wanted:
             with self.lock:
                 self.paths.update(wanted)
+                if event.event_type in ("created", "modified") and not event.is_directory:
+                    self.writing.update(wanted)
+                else:  # closed, deleted, or moved whole
+                    self.writing.difference_update(wanted)
+                self.last_event = time.monotonic()
             self.wake.set()
+
+    def settled(self) -> float:
+        """Return how long to wait yet before the paths collected are worth reading (0: now)."""
+        with self.lock:
+            quiet = time.monotonic() - self.last_event
+            return max((SETTLE_SECONDS if self.writing else QUIET_SECONDS) - quiet, 0.0)
 
     def take(self) -> set[str]:
         with self.lock:
             paths, self.paths = self.paths, set()
+            self.writing = set()  # a file still open is read again when its close is seen
         return paths
 
 
@@ -169,7 +193,8 @@ class ContentWatcher:
             self.store.refresh(None)
             return time.monotonic()
         if self._collector is not None and self._collector.paths:
-            time.sleep(SETTLE_SECONDS)
+            while (wait := self._collector.settled()) > 0 and not self._stop.is_set():
+                time.sleep(min(wait, QUIET_SECONDS))  # a close may come at any moment
             self.store.refresh(self._collector.take())
             return last_rescan
         release = self.store.snapshot().next_release
