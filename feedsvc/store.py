@@ -253,6 +253,9 @@ class ContentStore:
             time.sleep(FOLLOW_WAIT_SECONDS)
         self._watcher = self._watcher_factory(self)
         self._watcher.start()
+        # The watcher follows publications after its first look at the mark; one made
+        # since the follow above (which may wait up to a second to serve) is taken now.
+        self.follow()
 
     def role(self) -> dict:
         """Say, for /healthz, whether this process publishes and which publication it serves."""
