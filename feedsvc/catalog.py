@@ -77,22 +77,29 @@ def feed_specs(
     `all_in_feeds`: no article says `feeds: false`, so listings need no filtering.
     """
     hub = settings.websub_hub or None
-    specs = {}
     tombstones = _tombstones_by_feed(site, now, settings)
     groups = {**groups, **_emptied_groups(tombstones, groups)}
     old_groups, old_specs = previous if previous is not None else ({}, {})
     sections = _sections_change(old_specs, site)
     if sections == "titles":
         old_groups, old_specs = {}, {}
+    kept: dict[str, list[str]] = {}  # each listing's previous specs, archives too, in order
+    for key, spec in old_specs.items():
+        kept.setdefault(spec.name, []).append(key)
+    specs = {}
     for name, group in groups.items():
         before = old_specs.get(name)
         stones = tombstones.get(name, ())
-        if old_groups.get(name) is group and before is not None and before.tombstones == stones:
-            kept = [name, *_archive_names(name, _archive_count(before))]
-            for kept_name in kept:
-                spec = old_specs[kept_name]
+        if (
+            old_groups.get(name) is group
+            and before is not None
+            and before.tombstones == stones
+            and (before.articles or not sections)  # an empty feed is as new as its folder
+        ):
+            for key in kept[name]:
+                spec = old_specs[key]
                 # A folder's new time (a file added or removed) counts for Last-Modified.
-                specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
+                specs[key] = replace(spec, sections=site.sections) if sections else spec
             continue
         title, description = _title_and_description(site, group, settings)
         in_feeds = group.articles  # `feeds: false` left out:
@@ -141,14 +148,6 @@ def _archive_count(spec: FeedSpec) -> int:
     if spec.archive or not spec.archive_links:
         return 0
     return Address.from_name(spec.archive_links[0][1]).archive
-
-
-def _archive_names(name: str, count: int) -> list[str]:
-    """Return the names of the `count` archive pages of feed `name`, oldest first."""
-    if not count:
-        return []
-    address = Address.from_name(name)
-    return [address.archive_name(number) for number in range(1, count + 1)]
 
 
 def feed_names(article: Article) -> list[str]:
@@ -268,20 +267,35 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     With `settings`, a takedown coming into effect and a tombstone's end count too.
     """
     releases: dict[str, float] = {}
-    changes = []
     for article in site.timely():
-        # A scheduled article goes live, or a published one's future `updated` comes due.
-        moment = article.date if article.date > now else article.updated
-        if moment > now:
-            changes.append((article, moment))
-    if settings is not None:
-        changes += editorial.coming_changes(site, now, settings.tombstone_period)
-    for article, moment in changes:
+        moment = release_moment(article, now, settings)
+        if moment is None:
+            continue
         stamp = moment.timestamp()
         for name in feed_names(article):
             if stamp < releases.get(name, math.inf):
                 releases[name] = stamp
     return releases
+
+
+def release_moment(
+    article: Article, now: datetime, settings: Settings | None = None
+) -> datetime | None:
+    """Return when the feeds holding `article` next change by the clock alone, if ever.
+
+    A scheduled article goes live, or a published one's future `updated` comes due; with
+    `settings`, a takedown coming into effect and its tombstone's end (as
+    editorial.coming_changes has them).
+    """
+    moment = article.date if article.date > now else article.updated
+    moments = [moment] if moment > now else []
+    removed_at = article.removed_at
+    if settings is not None and removed_at is not None:
+        for change in (removed_at, removed_at + settings.tombstone_period):
+            if change > now:
+                moments.append(change)
+                break
+    return min(moments, default=None)
 
 
 def _newest_update(articles: Iterable[Article]) -> datetime:
