@@ -36,16 +36,19 @@ from .loader import (
     media_digest,
     site_version,
 )
-from .models import Article, ContentError, ContentWarning, KeyedArticles, Section, Site
+from .models import (
+    Article,
+    ContentError,
+    ContentWarning,
+    KeyedArticles,
+    Section,
+    Site,
+    newest_first,
+)
 from .settings import Settings
 from .slugs import name_slug
 
 _RESERVED = frozenset(RESERVED_SLUGS)
-
-
-def _order(article: Article) -> tuple:
-    """Newest first, as Site orders its articles."""
-    return (-article.date.timestamp(), article.section, article.slug)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,10 @@ class SiteAssembler:
         self._shown: dict[str, tuple[Article, tuple[bool, bool], Article | None]] = {}
         self._recheck: set[str] = set()  # files placed or withdrawn since the last listing
         self._redo: set[str] = set()  # listings to make again
+        # Per listing to make again, the sort key of its oldest article that changed since.
+        self._oldest_change: dict[str, tuple] = {}
+        # Per listing the last call made again: the one it replaced, and that key.
+        self._remade: dict[str, tuple[Listing, tuple]] = {}
         # When each timed article next shows otherwise or moves a feed's next release.
         self._next_at: dict[str, float] = {}
         self._due: list[tuple[float, str]] = []  # heap of those moments
@@ -158,19 +165,33 @@ class SiteAssembler:
             return catalog.listings(site, site.published(now))
         self._catch_up(now)
         redo, self._redo = self._redo, set()
+        oldest, self._oldest_change = self._oldest_change, {}
         shape = tuple((slug, section.title) for slug, section in site.sections.items())
         if shape != self._listed_sections:
             self._listed, self._ranks, self._ranking = {}, {}, []
             self._listed_sections = shape
             redo = {SITE_FEED, *site.sections, *self._lists}
+        self._remade = {}
         for name in redo:
+            before = self._listed.get(name)
             self._list(name, site)
+            if before is not None and name in oldest and name in self._listed:
+                self._remade[name] = (before, oldest[name])
         groups = {SITE_FEED: self._listed[SITE_FEED]}
         for slug in site.sections:
             groups[slug] = self._listed[slug]
         for _, name in self._ranking:
             groups[name] = self._listed[name]
         return groups
+
+    def remade(self) -> dict[str, tuple[Listing, tuple]]:
+        """Say what the last listings() changed: per listing it made again, the Listing it
+        replaced and the sort key of the oldest article that changed in it.
+
+        Every article older than that is the same object, at the same place counted from
+        the oldest, in both: an archive page of only those is the same page.
+        """
+        return dict(self._remade)
 
     def releases(self, site: Site, now: datetime) -> dict[str, float]:
         """Return catalog.next_releases(site, now, settings), kept up to date between calls."""
@@ -198,7 +219,7 @@ class SiteAssembler:
                 recheck.add(rel)
         # Oldest last, so that the first listing of all appends to its lists.
         known = {rel: self._visible.get(rel) or self._shown.get(rel, (None,))[0] for rel in recheck}
-        ordered = sorted((_order(a), rel) for rel, a in known.items() if a is not None)
+        ordered = sorted((newest_first(a), rel) for rel, a in known.items() if a is not None)
         for _, rel in ordered:
             self._reshow(rel, now)
 
@@ -230,8 +251,10 @@ class SiteAssembler:
 
     def _enlist(self, article: Article, add: bool) -> None:
         """Put the article as shown in (or take it out of) the site's listing and its groups."""
-        key = _order(article)
+        key = newest_first(article)
         for name in (SITE_FEED, *_group_names(article)):
+            if key > self._oldest_change.get(name, ()):
+                self._oldest_change[name] = key
             keys, members = self._lists.setdefault(name, ([], []))
             index = bisect_left(keys, key)
             if add:
@@ -319,7 +342,7 @@ class SiteAssembler:
             article = None if rel in self._duplicates else self._candidates.get(rel)
             if self._visible.get(rel) is not article:
                 shown[rel] = article
-        keys = {rel: _order(article) for rel, article in shown.items() if article is not None}
+        keys = {rel: newest_first(article) for rel, article in shown.items() if article is not None}
         # Newest first: assembling from scratch, each article goes at the end of its lists.
         for rel in sorted(shown, key=lambda rel: keys.get(rel, ())):
             before = self._visible.get(rel)
@@ -405,7 +428,7 @@ class SiteAssembler:
     def _withdraw(self, rel: str, article: Article, slugs: set, aliases: set) -> None:
         del self._visible[rel]
         self._unfed -= not article.in_feeds
-        key = _order(article)
+        key = newest_first(article)
         index = bisect_left(self._keys, key)
         del self._keys[index]
         del self._articles[index]

@@ -225,7 +225,8 @@ class Section:
         return Address.listing(SECTION, self.slug).page_path
 
 
-def _newest_first(article: Article) -> tuple:
+def newest_first(article: Article) -> tuple:
+    """Return the article's sort key in the site's order: newest first."""
     return (-article.date.timestamp(), article.section, article.slug)
 
 
@@ -284,7 +285,7 @@ class Site:
     )
 
     def __post_init__(self):
-        ordered = tuple(sorted(self.articles, key=_newest_first))
+        ordered = tuple(sorted(self.articles, key=newest_first))
         object.__setattr__(self, "sections", MappingProxyType(dict(self.sections)))
         object.__setattr__(self, "articles", ordered)
         object.__setattr__(self, "_by_key", MappingProxyType({a.key: a for a in ordered}))
@@ -353,9 +354,9 @@ def published_among(
     so the cost is theirs plus copying the list once.
     """
     if keys is None:
-        found = [(bisect_left(articles, _newest_first(a), key=_newest_first), a) for a in timed]
+        found = [(bisect_left(articles, newest_first(a), key=newest_first), a) for a in timed]
     else:
-        found = [(bisect_left(keys, _newest_first(a)), a) for a in timed]
+        found = [(bisect_left(keys, newest_first(a)), a) for a in timed]
     found.sort(key=itemgetter(0))
     published: list[Article] = []
     start = 0

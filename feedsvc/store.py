@@ -465,7 +465,8 @@ class ContentStore:
         previous = before.editions if before is not None else {}
         old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
         all_in_feeds = self._assembler.all_in_feeds(site)
-        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds)
+        remade = self._assembler.remade()
+        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds, remade)
         releases = self._assembler.releases(site, now)
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders
