@@ -7,13 +7,20 @@ same files: listings, URL map, specs, next releases and every document, byte for
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import UTC, datetime, timedelta
 
 import feedparser
+import pytest
 
-from feedsvc.catalog import next_releases
-from tests.conftest import wait_until
+from feedsvc import create_app
+from feedsvc.assembly import SiteAssembler
+from feedsvc.catalog import feed_specs, listings, next_releases
+from feedsvc.loader import assemble_site, read_content_files, scan_tree
+from feedsvc.media import media_sizes
+from tests.conftest import SITE_URL, wait_until
+from tests.test_assembly import _operate
 
 
 def _assert_same_as_fresh(store, snapshot, make_app, folder, label: str) -> None:
@@ -119,3 +126,50 @@ def test_an_edit_leaves_the_listings_and_archive_pages_it_did_not_touch(
     assert len(kept) == len(pages) - 1  # all but the site's newest archive page
     assert all(after.editions[n].spec is before.editions[n].spec for n in kept)
     _assert_same_as_fresh(store, after, make_app, content_dir.parent, "newest retitled")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_what_the_assembler_hands_over_describes_the_feeds_a_fresh_start_does(tmp_path, seed):
+    """Random edits: listings, specs (archive pages kept by what remade() says) and releases."""
+    rng = random.Random(seed)
+    content = tmp_path / "content"
+    content.mkdir()
+    config = {"CONTENT_DIR": str(content), "SITE_URL": SITE_URL, "STATE_DIR": str(tmp_path / "s")}
+    app = create_app({**config, "FEED_ITEMS": 2})
+    settings = app.extensions["feedsvc"].settings
+    assembler = SiteAssembler(settings)
+    states: dict = {}
+    published = None
+    kept = 0
+    for _ in range(5):  # enough articles for archive pages
+        (content / "culture").mkdir(exist_ok=True)
+        _operate(rng, content)
+    for step in range(70):
+        touched = _operate(rng, content)
+        tree = scan_tree(content)
+        sizes = media_sizes(content)
+        if any(rel.startswith("media/") for rel in touched):
+            states, touched = {}, None
+        dirty = set(tree.files) - states.keys() | (touched or set()) & set(tree.files)
+        previous = states
+        states = {rel: state for rel, state in previous.items() if rel in tree.files}
+        states.update(read_content_files(content, dirty, settings, sizes, previous))
+        changed = None if touched is None else dirty | (previous.keys() - states.keys())
+        site = assembler.assemble(tree, states, sizes, changed)
+        reference = assemble_site(tree, states, sizes, settings)
+        now = datetime.now(UTC)
+        if rng.random() < 0.2:  # sometimes assembled, never published
+            continue
+        groups = assembler.listings(site, now)
+        expected = listings(reference, reference.published(now))
+        assert list(groups.items()) == list(expected.items()), (seed, step)
+        remade = assembler.remade()
+        specs = feed_specs(site, groups, now, settings, published, False, remade)
+        fresh = feed_specs(reference, expected, now, settings)
+        assert list(specs.items()) == list(fresh.items()), (seed, step)
+        assert assembler.releases(site, now) == next_releases(reference, now, settings)
+        if published is not None:
+            kept += sum(spec is published[1].get(name) for name, spec in specs.items())
+        published = (groups, specs)
+    assert kept > 20
+    app.extensions["feedsvc"].close()
