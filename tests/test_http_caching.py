@@ -18,13 +18,15 @@ def request(base: str, path: str, method: str = "GET", **headers) -> http.client
     """Send one request with exactly these headers (underscores become hyphens)."""
     address = urlsplit(base)
     connection = http.client.HTTPConnection(address.hostname, address.port, timeout=5)
-    connection.putrequest(method, path, skip_accept_encoding=True)
-    for name, value in headers.items():
-        connection.putheader(name.replace("_", "-"), value)
-    connection.endheaders()
-    response = connection.getresponse()
-    response.body = response.read()
-    connection.close()
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name.replace("_", "-"), value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.body = response.read()
+    finally:
+        connection.close()
     return response
 
 

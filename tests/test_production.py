@@ -25,10 +25,12 @@ SERVERS = {
 def get(port: int, path: str, **headers) -> tuple[int, http.client.HTTPMessage, bytes]:
     """GET on a fresh connection, so successive calls may reach different workers."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    connection.request("GET", path, headers=headers)
-    response = connection.getresponse()
-    body = response.read()
-    connection.close()
+    try:  # closed even when a busy server times out, as a starting one may
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
     return response.status, response.headers, body
 
 
