@@ -224,6 +224,7 @@ class SiteAssembler:
             self._reshow(rel, now)
 
     def _reshow(self, rel: str, now: datetime) -> None:
+        """Update the listings, releases and next moment of the article of one file."""
         article = self._visible.get(rel)
         seen = self._shown.get(rel)
         appearance = _appearance(article, now) if article is not None else None
