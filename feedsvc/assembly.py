@@ -248,7 +248,7 @@ class SiteAssembler:
                 del self._next_at[rel]
             else:
                 self._next_at[rel] = moment
-                heapq.heappush(self._due, (moment, rel))
+                _schedule(self._due, self._next_at, rel, moment)
 
     def _enlist(self, article: Article, add: bool) -> None:
         """Put the article as shown in (or take it out of) the site's listing and its groups."""
@@ -369,7 +369,7 @@ class SiteAssembler:
                 until = _timed_until(article)
                 if self._timed_until.get(rel) != until:
                     self._timed_until[rel] = until
-                    heapq.heappush(self._untimed, (until, rel))
+                    _schedule(self._untimed, self._timed_until, rel, until)
 
     # Duplicate ids: one article per GUID, as crosscheck.drop_duplicate_ids decides.
 
@@ -550,6 +550,20 @@ class SiteAssembler:
         problems += [p.problem for p in sorted(alias_problems, key=lambda p: p.order)]
         problems += editorial.section_alias_problems(sections, _RESERVED)
         return tuple(problems)
+
+
+def _schedule(
+    heap: list[tuple[float, str]], moments: dict[str, float], rel: str, at: float
+) -> None:
+    """Push (at, rel) on a heap whose entries are current only if `moments` still agrees.
+
+    A superseded entry stays until it is due, and some are never due (a takedown is timed
+    for good): once they outnumber the current ones, the heap is made again from `moments`.
+    """
+    heapq.heappush(heap, (at, rel))
+    if len(heap) > 2 * len(moments) + 64:
+        heap[:] = [(moment, name) for name, moment in moments.items()]
+        heapq.heapify(heap)
 
 
 def _sections(tree: Tree, states: Mapping[str, FileState]) -> dict[str, Section]:

@@ -7,6 +7,7 @@ same files: listings, URL map, specs, next releases and every document, byte for
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import feedparser
 import pytest
 
 from feedsvc import create_app
-from feedsvc.assembly import SiteAssembler
+from feedsvc.assembly import SiteAssembler, _schedule
 from feedsvc.catalog import feed_specs, listings, next_releases
 from feedsvc.loader import assemble_site, read_content_files, scan_tree
 from feedsvc.media import media_sizes
@@ -173,3 +174,17 @@ def test_what_the_assembler_hands_over_describes_the_feeds_a_fresh_start_does(tm
         published = (groups, specs)
     assert kept > 20
     app.extensions["feedsvc"].close()
+
+
+def test_superseded_moments_do_not_pile_up():
+    """Re-timing the same files again and again (a taken-down article edited daily) keeps
+    the heap near the number of files, with every current moment still in it."""
+    heap: list[tuple[float, str]] = []
+    moments: dict[str, float] = {}
+    for n in range(10_000):
+        rel = f"culture/a{n % 10}.md"
+        moments[rel] = math.inf if n % 2 else float(n)
+        _schedule(heap, moments, rel, moments[rel])
+        assert len(heap) <= 2 * len(moments) + 64
+    assert {(at, rel) for rel, at in moments.items()} <= set(heap)
+    assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap)))  # still a heap
