@@ -8,7 +8,9 @@ files only. Its Site equals assemble_site's for the same file states (tests/test
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import heapq
+import math
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -34,16 +36,19 @@ from .loader import (
     media_digest,
     site_version,
 )
-from .models import Article, ContentError, ContentWarning, Section, Site, published_among
+from .models import (
+    Article,
+    ContentError,
+    ContentWarning,
+    KeyedArticles,
+    Section,
+    Site,
+    newest_first,
+)
 from .settings import Settings
 from .slugs import name_slug
 
 _RESERVED = frozenset(RESERVED_SLUGS)
-
-
-def _order(article: Article) -> tuple:
-    """Newest first, as Site orders its articles."""
-    return (-article.date.timestamp(), article.section, article.slug)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class SiteAssembler:
         self._keys: list[tuple] = []  # sort keys of _articles, newest first
         self._articles: list[Article] = []
         self._by_key: dict[tuple[str, str], Article] = {}
+        self._lookup = KeyedArticles()  # _by_key as the last Site has it
+        self._rekeyed: set[tuple[str, str]] = set()  # keys placed or withdrawn since
         self._id_problems: dict[str, ContentError] = {}
         self._spellings: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._nameless: dict[str, tuple[_Placed, ...]] = {}
@@ -84,15 +91,31 @@ class SiteAssembler:
         self._claimants: dict[str, dict[str, Article]] = {}  # alias -> file -> article
         self._alias_problems: dict[str, tuple[_Placed, ...]] = {}
         self._timed: dict[str, Article] = {}
+        self._timed_until: dict[str, float] = {}  # file -> when its article stops being timed
+        self._untimed: list[tuple[float, str]] = []  # heap of those moments
         self._section_pages: dict[str, Section] = {}
-        # Listings: each group's visible articles, newest first, and what was listed last.
-        self._groups: dict[str, tuple[list[tuple], list[Article]]] = {}  # sort keys, articles
-        self._touched: set[str] = set()
+        # Listings: each group's published articles as shown at the last listing, newest
+        # first (the site's under SITE_FEED), and what was listed last.
+        self._lists: dict[str, tuple[list[tuple], list[Article]]] = {}  # sort keys, articles
         self._listed: dict[str, Listing] = {}
-        self._ranks: dict[str, tuple] = {}
+        self._ranks: dict[str, tuple] = {}  # tag or author listing -> its place after sections
+        self._ranking: list[tuple[tuple, str]] = []  # (rank, name), in order
         self._listed_sections: tuple | None = None
-        # Each timed article at the last listing: (it, how it showed, its listings).
-        self._appearances: dict[tuple[str, str], tuple] = {}
+        # Each visible article at the last listing: (it, how it showed, the version shown).
+        self._shown: dict[str, tuple[Article, tuple[bool, bool], Article | None]] = {}
+        self._recheck: set[str] = set()  # files placed or withdrawn since the last listing
+        self._redo: set[str] = set()  # listings to make again
+        # Per listing to make again, the sort key of its oldest article that changed since.
+        self._oldest_change: dict[str, tuple] = {}
+        # Per listing the last call made again: the one it replaced, and that key.
+        self._remade: dict[str, tuple[Listing, tuple]] = {}
+        # When each timed article next shows otherwise or moves a feed's next release.
+        self._next_at: dict[str, float] = {}
+        self._due: list[tuple[float, str]] = []  # heap of those moments
+        # Per feed, when its next scheduled change is due, and each article's part in it.
+        self._release_of: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self._feed_releases: dict[str, dict[str, float]] = {}
+        self._releases: dict[str, float] = {}
         self._site: Site | None = None
 
     def assemble(
@@ -119,14 +142,15 @@ class SiteAssembler:
             self._media = (sizes, media_digest(sizes))
         version = site_version(self._files, self._media[1], sections)
         problems = self._problems(tree, sections)
+        self._lookup = self._lookup.updated(self._rekeyed, self._by_key)
+        self._rekeyed = set()
         self._site = Site.from_ordered(
             sections,
             tuple(self._articles),
             problems,
             version,
-            self._by_key,
+            self._lookup,
             tuple(self._timed.values()),
-            tuple(self._keys),
         )
         return self._site
 
@@ -134,42 +158,47 @@ class SiteAssembler:
         """Return catalog.listings(site, site.published(now)), remaking only what changed.
 
         A group keeps its Listing (the same object) unless one of its articles changed
-        or may look different at `now` (scheduled, updated later, taken down).
+        or looks different at `now` (scheduled, updated later, taken down): only the
+        articles edited since, and those whose moment came, are looked at again.
         """
-        published = site.published(now)
         if site is not self._site:
-            return catalog.listings(site, published)
-        timed_in: dict[str, list[Article]] = {}
-        redo = self._touched
-        appearances = {}
-        for article in site.timely():
-            seen = self._appearances.get(article.key)
-            same = seen is not None and seen[0] is article
-            names = seen[2] if same else tuple(_group_names(article))
-            for name in names:
-                timed_in.setdefault(name, []).append(article)
-            appearance = _appearance(article, now)
-            appearances[article.key] = (article, appearance, names)
-            if not same or seen[1] != appearance:
-                redo.update(names)  # it comes out, goes away, or shows its update now
-        for key, (_, _, names) in self._appearances.items():
-            if key not in appearances:
-                redo.update(names)
+            return catalog.listings(site, site.published(now))
+        self._catch_up(now)
+        redo, self._redo = self._redo, set()
+        oldest, self._oldest_change = self._oldest_change, {}
         shape = tuple((slug, section.title) for slug, section in site.sections.items())
         if shape != self._listed_sections:
-            self._listed, self._ranks = {}, {}
+            self._listed, self._ranks, self._ranking = {}, {}, []
             self._listed_sections = shape
-            redo = {*site.sections, *self._groups}
-        self._touched = set()
-        self._appearances = appearances
+            redo = {SITE_FEED, *site.sections, *self._lists}
+        self._remade = {}
         for name in redo:
-            self._list(name, site, timed_in.get(name), now)
-        groups = {SITE_FEED: Listing(SITE_FEED, "", Address.site().page_path, tuple(published))}
+            before = self._listed.get(name)
+            self._list(name, site)
+            if before is not None and name in oldest and name in self._listed:
+                self._remade[name] = (before, oldest[name])
+        groups = {SITE_FEED: self._listed[SITE_FEED]}
         for slug in site.sections:
             groups[slug] = self._listed[slug]
-        for name in sorted(self._ranks, key=self._ranks.__getitem__):
+        for _, name in self._ranking:
             groups[name] = self._listed[name]
         return groups
+
+    def remade(self) -> dict[str, tuple[Listing, tuple]]:
+        """Say what the last listings() changed: per listing it made again, the Listing it
+        replaced and the sort key of the oldest article that changed in it.
+
+        Every article older than that is the same object, at the same place counted from
+        the oldest, in both: an archive page of only those is the same page.
+        """
+        return dict(self._remade)
+
+    def releases(self, site: Site, now: datetime) -> dict[str, float]:
+        """Return catalog.next_releases(site, now, settings), kept up to date between calls."""
+        if site is not self._site:
+            return catalog.next_releases(site, now, self._settings)
+        self._catch_up(now)
+        return dict(self._releases)
 
     def all_in_feeds(self, site: Site) -> bool:
         """Tell whether every article of `site` (this assembler's latest) goes in feeds.
@@ -179,12 +208,101 @@ class SiteAssembler:
         """
         return site is self._site and self._unfed == 0
 
-    def _list(self, name: str, site: Site, timed: list[Article] | None, now: datetime) -> None:
-        keys, members = self._groups.get(name, ([], []))
-        articles = tuple(published_among(members, timed, now, keys) if timed else members)
+    def _catch_up(self, now: datetime) -> None:
+        """Show as at `now` the articles edited since the last call and those whose moment came."""
+        stamp = now.timestamp()
+        recheck, self._recheck = self._recheck, set()
+        while self._due and self._due[0][0] <= stamp:
+            moment, rel = heapq.heappop(self._due)
+            if self._next_at.get(rel) == moment:
+                del self._next_at[rel]
+                recheck.add(rel)
+        # Oldest last, so that the first listing of all appends to its lists.
+        known = {rel: self._visible.get(rel) or self._shown.get(rel, (None,))[0] for rel in recheck}
+        ordered = sorted((newest_first(a), rel) for rel, a in known.items() if a is not None)
+        for _, rel in ordered:
+            self._reshow(rel, now)
+
+    def _reshow(self, rel: str, now: datetime) -> None:
+        """Update the listings, releases and next moment of the article of one file."""
+        article = self._visible.get(rel)
+        seen = self._shown.get(rel)
+        appearance = _appearance(article, now) if article is not None else None
+        if seen is None or seen[0] is not article or seen[1] != appearance:
+            if seen is not None and seen[2] is not None:
+                self._enlist(seen[2], add=False)
+            if article is None:
+                del self._shown[rel]
+            else:
+                shown = article.as_of(now) if appearance[0] else None
+                self._shown[rel] = (article, appearance, shown)
+                if shown is not None:
+                    self._enlist(shown, add=True)
+        timed = article is not None and rel in self._timed
+        release = catalog.release_moment(article, now, self._settings) if timed else None
+        self._set_release(rel, article, release)
+        moments = [m for m in (_next_appearance(article, now) if timed else None, release) if m]
+        moment = min(moments).timestamp() if moments else None
+        if moment != self._next_at.get(rel):
+            if moment is None:
+                del self._next_at[rel]
+            else:
+                self._next_at[rel] = moment
+                _schedule(self._due, self._next_at, rel, moment)
+
+    def _enlist(self, article: Article, add: bool) -> None:
+        """Put the article as shown in (or take it out of) the site's listing and its groups."""
+        key = newest_first(article)
+        for name in (SITE_FEED, *_group_names(article)):
+            if key > self._oldest_change.get(name, ()):
+                self._oldest_change[name] = key
+            keys, members = self._lists.setdefault(name, ([], []))
+            index = bisect_left(keys, key)
+            if add:
+                keys.insert(index, key)
+                members.insert(index, article)
+            else:
+                del keys[index]
+                del members[index]
+                if not members:
+                    del self._lists[name]
+            self._redo.add(name)
+
+    def _set_release(self, rel: str, article: Article | None, moment: datetime | None) -> None:
+        """Record when the article next changes its feeds by the clock (None: never)."""
+        entry = None
+        if moment is not None:
+            entry = (moment.timestamp(), tuple(dict.fromkeys(catalog.feed_names(article))))
+        old = self._release_of.get(rel)
+        if old == entry:
+            return
+        if old is not None:
+            del self._release_of[rel]
+            for name in old[1]:
+                pending = self._feed_releases[name]
+                del pending[rel]
+                if not pending:
+                    del self._feed_releases[name]
+                    del self._releases[name]
+                elif self._releases[name] == old[0]:
+                    self._releases[name] = min(pending.values())
+        if entry is not None:
+            self._release_of[rel] = entry
+            for name in entry[1]:
+                self._feed_releases.setdefault(name, {})[rel] = entry[0]
+                if entry[0] < self._releases.get(name, math.inf):
+                    self._releases[name] = entry[0]
+
+    def _list(self, name: str, site: Site) -> None:
+        keys, members = self._lists.get(name, ([], []))
+        articles = tuple(members)
         self._listed.pop(name, None)
-        self._ranks.pop(name, None)
-        if name in site.sections:
+        rank = self._ranks.pop(name, None)
+        if rank is not None:
+            del self._ranking[bisect_left(self._ranking, (rank, name))]
+        if name == SITE_FEED:
+            self._listed[name] = Listing(SITE_FEED, "", Address.site().page_path, articles)
+        elif name in site.sections:
             page_path = Address.listing(SECTION, name).page_path
             self._listed[name] = Listing(name, site.sections[name].title, page_path, articles)
         elif articles:
@@ -192,7 +310,9 @@ class SiteAssembler:
             names = names_in(articles[0], address.kind)
             position = next(i for i, v in enumerate(names) if name_slug(v) == address.slug)
             self._listed[name] = Listing(name, names[position], address.page_path, articles)
-            self._ranks[name] = (_order(articles[0]), NAMED_KINDS.index(address.kind), position)
+            rank = (keys[0], NAMED_KINDS.index(address.kind), position)
+            self._ranks[name] = rank
+            insort(self._ranking, (rank, name))
 
     def _update(self, changed: set[str], states: Mapping[str, FileState], sections) -> None:
         now = datetime.now(UTC)
@@ -223,7 +343,7 @@ class SiteAssembler:
             article = None if rel in self._duplicates else self._candidates.get(rel)
             if self._visible.get(rel) is not article:
                 shown[rel] = article
-        keys = {rel: _order(article) for rel, article in shown.items() if article is not None}
+        keys = {rel: newest_first(article) for rel, article in shown.items() if article is not None}
         # Newest first: assembling from scratch, each article goes at the end of its lists.
         for rel in sorted(shown, key=lambda rel: keys.get(rel, ())):
             before = self._visible.get(rel)
@@ -235,13 +355,21 @@ class SiteAssembler:
             self._settle_slug(key)
         for alias in dirty_aliases:
             self._settle_alias(alias)
-        for rel, article in list(self._timed.items()):
-            if not _is_timed(article, now):
+        stamp = now.timestamp()
+        while self._untimed and self._untimed[0][0] <= stamp:
+            _, rel = heapq.heappop(self._untimed)
+            article = self._timed.get(rel)
+            if article is not None and not _is_timed(article, now):
                 del self._timed[rel]
+                del self._timed_until[rel]
         for rel in affected:
             article = self._visible.get(rel)
             if article is not None and _is_timed(article, now):
                 self._timed[rel] = article
+                until = _timed_until(article)
+                if self._timed_until.get(rel) != until:
+                    self._timed_until[rel] = until
+                    _schedule(self._untimed, self._timed_until, rel, until)
 
     # Duplicate ids: one article per GUID, as crosscheck.drop_duplicate_ids decides.
 
@@ -292,6 +420,7 @@ class SiteAssembler:
         self._keys.insert(index, key)
         self._articles.insert(index, article)
         self._by_key[article.key] = article
+        self._rekeyed.add(article.key)
         problem = id_problem(article)
         if problem is not None:
             self._id_problems[rel] = problem
@@ -300,13 +429,15 @@ class SiteAssembler:
     def _withdraw(self, rel: str, article: Article, slugs: set, aliases: set) -> None:
         del self._visible[rel]
         self._unfed -= not article.in_feeds
-        key = _order(article)
+        key = newest_first(article)
         index = bisect_left(self._keys, key)
         del self._keys[index]
         del self._articles[index]
         del self._by_key[article.key]
+        self._rekeyed.add(article.key)
         self._id_problems.pop(rel, None)
         self._timed.pop(rel, None)
+        self._timed_until.pop(rel, None)
         self._mark(rel, article, key, slugs, aliases, add=False)
 
     def _mark(
@@ -340,18 +471,7 @@ class SiteAssembler:
             self._nameless[rel] = tuple(nameless)
         elif not add:
             self._nameless.pop(rel, None)
-        for name in _group_names(article):
-            keys, members = self._groups.setdefault(name, ([], []))
-            index = bisect_left(keys, key)
-            if add:
-                keys.insert(index, key)
-                members.insert(index, article)
-            else:
-                del keys[index]
-                del members[index]
-                if not members:
-                    del self._groups[name]
-            self._touched.add(name)
+        self._recheck.add(rel)
         if add:
             self._pages[article.path] = article
         else:
@@ -432,6 +552,20 @@ class SiteAssembler:
         return tuple(problems)
 
 
+def _schedule(
+    heap: list[tuple[float, str]], moments: dict[str, float], rel: str, at: float
+) -> None:
+    """Push (at, rel) on a heap whose entries are current only if `moments` still agrees.
+
+    A superseded entry stays until it is due, and some are never due (a takedown is timed
+    for good): once they outnumber the current ones, the heap is made again from `moments`.
+    """
+    heapq.heappush(heap, (at, rel))
+    if len(heap) > 2 * len(moments) + 64:
+        heap[:] = [(moment, name) for name, moment in moments.items()]
+        heapq.heapify(heap)
+
+
 def _sections(tree: Tree, states: Mapping[str, FileState]) -> dict[str, Section]:
     """Return the live sections, with what their _index.md says, as assemble_site does."""
     sections = {}
@@ -468,3 +602,16 @@ def _appearance(article: Article, now: datetime) -> tuple[bool, bool]:
 def _is_timed(article: Article, now: datetime) -> bool:
     """Tell whether the article's visibility may still change as time passes."""
     return article.takedown is not None or article.date > now or article.updated > now
+
+
+def _timed_until(article: Article) -> float:
+    """Return the POSIX time from which _is_timed(article) no longer holds."""
+    if article.takedown is not None:
+        return math.inf
+    return max(article.date, article.updated).timestamp()
+
+
+def _next_appearance(article: Article, now: datetime) -> datetime | None:
+    """Return when _appearance(article, ·) may next differ from now's, if ever."""
+    moments = (article.date, article.updated, article.removed_at)
+    return min((m for m in moments if m is not None and m > now), default=None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from .addresses import (
     names_in,
 )
 from .feeds import FeedSpec
-from .models import Article, Site
+from .models import Article, Site, newest_first
 from .settings import Settings
 from .slugs import name_slug
 
@@ -68,6 +69,7 @@ def feed_specs(
     settings: Settings,
     previous: tuple[Mapping[str, Listing], Mapping[str, FeedSpec]] | None = None,
     all_in_feeds: bool = False,
+    remade: Mapping[str, tuple[Listing, tuple]] | None = None,
 ) -> dict[str, FeedSpec]:
     """Describe every feed document: subscription feeds, their archives, tag and author feeds.
 
@@ -75,24 +77,33 @@ def feed_specs(
     same object keeps its specs, and an archive page whose items are the same keeps its
     spec: one edit re-describes the feeds it is in, not every feed and page of the site.
     `all_in_feeds`: no article says `feeds: false`, so listings need no filtering.
+    `remade`: per listing, the one of `previous` it replaces and the sort key of its oldest
+    article that changed (SiteAssembler.remade): archive pages of older ones are kept unread.
     """
     hub = settings.websub_hub or None
-    specs = {}
     tombstones = _tombstones_by_feed(site, now, settings)
     groups = {**groups, **_emptied_groups(tombstones, groups)}
     old_groups, old_specs = previous if previous is not None else ({}, {})
     sections = _sections_change(old_specs, site)
     if sections == "titles":
         old_groups, old_specs = {}, {}
+    kept: dict[str, list[str]] = {}  # each listing's previous specs, archives too, in order
+    for key, spec in old_specs.items():
+        kept.setdefault(spec.name, []).append(key)
+    specs = {}
     for name, group in groups.items():
         before = old_specs.get(name)
         stones = tombstones.get(name, ())
-        if old_groups.get(name) is group and before is not None and before.tombstones == stones:
-            kept = [name, *_archive_names(name, _archive_count(before))]
-            for kept_name in kept:
-                spec = old_specs[kept_name]
+        if (
+            old_groups.get(name) is group
+            and before is not None
+            and before.tombstones == stones
+            and (before.articles or not sections)  # an empty feed is as new as its folder
+        ):
+            for key in kept[name]:
+                spec = old_specs[key]
                 # A folder's new time (a file added or removed) counts for Last-Modified.
-                specs[kept_name] = replace(spec, sections=site.sections) if sections else spec
+                specs[key] = replace(spec, sections=site.sections) if sections else spec
             continue
         title, description = _title_and_description(site, group, settings)
         in_feeds = group.articles  # `feeds: false` left out:
@@ -117,7 +128,13 @@ def feed_specs(
         if not is_subscription(name):  # a tag's or an author's feed: no archive
             specs[name] = base
         else:
-            pages = _with_archives(base, in_feeds, settings.feed_items, old_specs, bool(sections))
+            tail = 0  # how many of the oldest articles are as in the previous listing
+            hint = (remade or {}).get(name)
+            if hint is not None and hint[0] is old_groups.get(name):
+                tail = len(in_feeds) - bisect_right(in_feeds, hint[1], key=newest_first)
+            pages = _with_archives(
+                base, in_feeds, settings.feed_items, old_specs, bool(sections), tail
+            )
             specs.update(pages)
     return specs
 
@@ -141,14 +158,6 @@ def _archive_count(spec: FeedSpec) -> int:
     if spec.archive or not spec.archive_links:
         return 0
     return Address.from_name(spec.archive_links[0][1]).archive
-
-
-def _archive_names(name: str, count: int) -> list[str]:
-    """Return the names of the `count` archive pages of feed `name`, oldest first."""
-    if not count:
-        return []
-    address = Address.from_name(name)
-    return [address.archive_name(number) for number in range(1, count + 1)]
 
 
 def feed_names(article: Article) -> list[str]:
@@ -198,13 +207,15 @@ def _with_archives(
     size: int,
     previous: Mapping[str, FeedSpec] | None = None,
     resection: bool = False,
+    unchanged_tail: int = 0,
 ) -> dict:
     """Split a feed's history into RFC 5005 archive pages of `size` items, oldest first.
 
     Only full pages are archives, so each keeps its items as newer articles arrive; the
     subscription feed holds the newest items, including those of the page still filling.
     A page of `previous` holding the very same articles, with the same links, is kept
-    (`resection`: given the site's sections, whose folder times changed).
+    (`resection`: given the site's sections, whose folder times changed); so is one
+    within the `unchanged_tail` oldest articles, known to be those of `previous`.
     """
     count = len(articles)
     full_pages = count // size if count > size else 0
@@ -223,18 +234,21 @@ def _with_archives(
     for number in range(1, full_pages + 1):
         # Page n, newest first, holds the n-th `size` of the oldest articles.
         start = count - number * size
-        page = articles[start : start + size]
         path_stem = address.archive_name(number)
         kept = previous.get(path_stem) if number <= kept_pages else None
         if (
             kept is not None
             and (number < kept_pages) == (number < full_pages)
-            and all(map(operator.is_, kept.articles, page))
+            and (
+                number * size <= unchanged_tail
+                or all(map(operator.is_, kept.articles, articles[start : start + size]))
+            )
         ):
             if resection:  # a folder's new time counts for Last-Modified
                 kept = replace(kept, sections=base.sections)
             specs[path_stem] = kept
             continue
+        page = articles[start : start + size]
         links = [("current", base.name)]
         if number > 1:
             links.append(("prev-archive", address.archive_name(number - 1)))
@@ -268,20 +282,35 @@ def next_releases(site: Site, now: datetime, settings: Settings | None = None) -
     With `settings`, a takedown coming into effect and a tombstone's end count too.
     """
     releases: dict[str, float] = {}
-    changes = []
     for article in site.timely():
-        # A scheduled article goes live, or a published one's future `updated` comes due.
-        moment = article.date if article.date > now else article.updated
-        if moment > now:
-            changes.append((article, moment))
-    if settings is not None:
-        changes += editorial.coming_changes(site, now, settings.tombstone_period)
-    for article, moment in changes:
+        moment = release_moment(article, now, settings)
+        if moment is None:
+            continue
         stamp = moment.timestamp()
         for name in feed_names(article):
             if stamp < releases.get(name, math.inf):
                 releases[name] = stamp
     return releases
+
+
+def release_moment(
+    article: Article, now: datetime, settings: Settings | None = None
+) -> datetime | None:
+    """Return when the feeds holding `article` next change by the clock alone, if ever.
+
+    A scheduled article goes live, or a published one's future `updated` comes due; with
+    `settings`, a takedown coming into effect and its tombstone's end (as
+    editorial.coming_changes has them).
+    """
+    moment = article.date if article.date > now else article.updated
+    moments = [moment] if moment > now else []
+    removed_at = article.removed_at
+    if settings is not None and removed_at is not None:
+        for change in (removed_at, removed_at + settings.tombstone_period):
+            if change > now:
+                moments.append(change)
+                break
+    return min(moments, default=None)
 
 
 def _newest_update(articles: Iterable[Article]) -> datetime:

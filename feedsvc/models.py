@@ -225,8 +225,48 @@ class Section:
         return Address.listing(SECTION, self.slug).page_path
 
 
-def _newest_first(article: Article) -> tuple:
+def newest_first(article: Article) -> tuple:
+    """Return the article's sort key in the site's order: newest first."""
     return (-article.date.timestamp(), article.section, article.slug)
+
+
+# Buckets of a KeyedArticles: an edit copies the one or two it touches, not the whole map.
+_KEY_BUCKETS = 256
+
+
+@dataclass(frozen=True)
+class KeyedArticles:
+    """Articles by (section, slug), spread over fixed buckets that versions share.
+
+    The next version copies only the buckets holding the keys that changed, so a
+    site of 100,000 articles is re-published without copying its lookup.
+    """
+
+    buckets: tuple[Mapping[tuple[str, str], Article], ...] = ({},) * _KEY_BUCKETS
+
+    def get(self, key: tuple[str, str]) -> Article | None:
+        return self.buckets[hash(key) % len(self.buckets)].get(key)
+
+    def updated(
+        self, keys: Iterable[tuple[str, str]], current: Mapping[tuple[str, str], Article]
+    ) -> KeyedArticles:
+        """Return a version where each of `keys` maps as in `current` (or is gone)."""
+        copied: dict[int, dict] = {}
+        for key in keys:
+            index = hash(key) % len(self.buckets)
+            bucket = copied.get(index)
+            if bucket is None:
+                bucket = copied[index] = dict(self.buckets[index])
+            if key in current:
+                bucket[key] = current[key]
+            else:
+                bucket.pop(key, None)
+        if not copied:
+            return self
+        buckets = list(self.buckets)
+        for index, bucket in copied.items():
+            buckets[index] = bucket
+        return KeyedArticles(tuple(buckets))
 
 
 @dataclass(frozen=True)
@@ -240,12 +280,12 @@ class Site:
     # The articles whose visibility may depend on the time (scheduled, a future `updated`,
     # a takedown), when known: every other one is published as it is. None: any may.
     timed: tuple[Article, ...] | None = field(default=None, repr=False, compare=False)
-    _by_key: Mapping[tuple[str, str], Article] = field(init=False, repr=False, compare=False)
-    # The articles' sort keys, when an assembler kept them: finding one costs a bisection.
-    _keys: tuple[tuple, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _by_key: Mapping[tuple[str, str], Article] | KeyedArticles = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self):
-        ordered = tuple(sorted(self.articles, key=_newest_first))
+        ordered = tuple(sorted(self.articles, key=newest_first))
         object.__setattr__(self, "sections", MappingProxyType(dict(self.sections)))
         object.__setattr__(self, "articles", ordered)
         object.__setattr__(self, "_by_key", MappingProxyType({a.key: a for a in ordered}))
@@ -257,13 +297,13 @@ class Site:
         articles: tuple[Article, ...],
         problems: tuple[ContentError, ...],
         version: str,
-        by_key: Mapping[tuple[str, str], Article],
+        by_key: KeyedArticles,
         timed: tuple[Article, ...],
-        keys: tuple[tuple, ...] | None = None,
     ) -> Site:
         """Make a site of articles already newest first, with their lookup by key.
 
-        For an assembler that keeps them in order between changes: no sort of the archive.
+        For an assembler that keeps them in order between changes: no sort of the archive,
+        and the lookup shared with the site before but for the keys that changed.
         """
         site = object.__new__(cls)
         object.__setattr__(site, "sections", MappingProxyType(dict(sections)))
@@ -271,8 +311,7 @@ class Site:
         object.__setattr__(site, "problems", problems)
         object.__setattr__(site, "version", version)
         object.__setattr__(site, "timed", timed)
-        object.__setattr__(site, "_by_key", MappingProxyType(dict(by_key)))
-        object.__setattr__(site, "_keys", keys)
+        object.__setattr__(site, "_by_key", by_key)
         return site
 
     def timely(self) -> tuple[Article, ...]:
@@ -293,7 +332,7 @@ class Site:
 
     def _published_with_timed(self, now: datetime) -> list[Article]:
         """Return published(now), looking at the timed articles only: the rest are as they are."""
-        return published_among(self.articles, self.timed, now, self._keys)
+        return published_among(self.articles, self.timed, now)
 
     def find(self, section: str, slug: str, now: datetime) -> Article | None:
         """Return the article at /section/slug/ if it is published at `now`."""
@@ -315,9 +354,9 @@ def published_among(
     so the cost is theirs plus copying the list once.
     """
     if keys is None:
-        found = [(bisect_left(articles, _newest_first(a), key=_newest_first), a) for a in timed]
+        found = [(bisect_left(articles, newest_first(a), key=newest_first), a) for a in timed]
     else:
-        found = [(bisect_left(keys, _newest_first(a)), a) for a in timed]
+        found = [(bisect_left(keys, newest_first(a)), a) for a in timed]
     found.sort(key=itemgetter(0))
     published: list[Article] = []
     start = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .addresses import OPML_PATH, SITE_FEED, is_subscription
 from .assembly import SiteAssembler
-from .catalog import Listing, feed_specs, next_releases
+from .catalog import Listing, feed_specs
 from .editions import (
     FEED_FORMATS,
     RenderCache,
@@ -566,8 +566,9 @@ class ContentStore:
         previous = before.editions if before is not None else {}
         old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
         all_in_feeds = self._assembler.all_in_feeds(site)
-        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds)
-        releases = next_releases(site, now, self.settings)
+        remade = self._assembler.remade()
+        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds, remade)
+        releases = self._assembler.releases(site, now)
         editions = build_editions(
             specs, previous, releases, self.settings, self._history, self._renders
         )
