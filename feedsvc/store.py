@@ -103,6 +103,7 @@ class ContentStore:
         self._stored: StoredPublication | None = None
         self._stored_looked = False
         self._stored_lock = threading.Lock()
+        self._loader: threading.Thread | None = None  # the load behind a stored publication
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
@@ -192,9 +193,10 @@ class ContentStore:
                     if self._stored is not None:
                         # Whether this process publishes is settled now, for /healthz.
                         self._following = not self._publisher.held()
-                        threading.Thread(
+                        self._loader = threading.Thread(
                             target=self._start_behind_stored, name="feedsvc-load", daemon=True
-                        ).start()
+                        )
+                        self._loader.start()
                 self._stored_looked = True
         return self._stored
 
@@ -332,6 +334,8 @@ class ContentStore:
 
     def close(self) -> None:
         """Stop watching the content folder and pinging the hub."""
+        if self._loader is not None:  # a load under way would start a watcher after this
+            self._loader.join(timeout=STUCK_REFRESH_SECONDS)
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
