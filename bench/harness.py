@@ -177,10 +177,11 @@ def start_feedsvc(
     argv: Callable[[int], Sequence],
     content: Path,
     log_path: Path,
+    port: int | None = None,
     **env: str,
 ) -> Started:
-    """Start `argv(port)` on a free port serving `content` at its own address; don't wait."""
-    port = free_port()
+    """Start `argv(port)` on `port` (else a free one) serving `content` at its own address."""
+    port = port or free_port()
     site_url = f"http://{HOST}:{port}"
     environment = child_env(FEEDSVC_CONTENT_DIR=str(content), FEEDSVC_SITE_URL=site_url, **env)
     return procs.start(name, argv(port), environment, log_path, port)

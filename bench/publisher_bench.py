@@ -9,7 +9,11 @@ and each worker count, with a fresh state folder:
 
 1. **cold start**: granian started, no index; the clock runs until every site and section
    feed (RSS and Atom) has answered 200, each on a fresh connection.
-2. **warm start**: the same server stopped and started again on the index it wrote.
+2. **warm start**: the same server stopped and started again, on the same address, on
+   the index it wrote (its feeds answered from the stored publication, if still current,
+   while the content loads); **live**: until /healthz says `"serving": "live"` on
+   `2 × workers` fresh connections in a row (the content loaded in every worker; memory
+   and edits follow).
 3. **edit → visible**: an article of the busiest section is retitled in place, and the
    clock runs until its section feed shows the new title on `2 × workers` fresh
    connections in a row (so every worker, with high probability); median and max.
@@ -36,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import json
 import logging
 import os
 import re
@@ -81,13 +86,15 @@ def get(port: int, path: str, coding: str = "identity") -> tuple[int, bytes]:
 
 
 @contextlib.contextmanager
-def granian(content: Path, state: Path, workers: int, logs: Path):
+def granian(content: Path, state: Path, workers: int, logs: Path, port: int | None = None):
     """Start granian as the README's production command does, with `workers` workers."""
     procs = Processes()
     argv = partial(granian_argv, workers=workers)
     log_path = logs / f"granian-{content.name}-{workers}.log"
     started = time.monotonic()
-    server = start_feedsvc(procs, "granian", argv, content, log_path, FEEDSVC_STATE_DIR=str(state))
+    server = start_feedsvc(
+        procs, "granian", argv, content, log_path, port, FEEDSVC_STATE_DIR=str(state)
+    )
     try:
         yield server, started
     finally:
@@ -110,6 +117,21 @@ def serve_every_feed(server: Started, started: float, content: Path) -> float:
         time.sleep(0.02)
     if pending:
         raise RuntimeError(f"not served within {START_TIMEOUT} s: {pending[:3]}")
+    return time.monotonic() - started
+
+
+def serve_live(server: Started, started: float, workers: int) -> float:
+    """Return the seconds from the process start until every worker serves its live snapshot."""
+    deadline = started + START_TIMEOUT
+    seen = 0
+    while seen < 2 * workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not live within {START_TIMEOUT} s")
+        reply = fetch(server.port, "/healthz", timeout=120)
+        serving = json.loads(reply.body).get("publishing", {}).get("serving", "live")
+        seen = seen + 1 if serving == "live" else 0
+        if not seen:
+            time.sleep(0.05)
     return time.monotonic() - started
 
 
@@ -203,8 +225,11 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
     with granian(content, state, workers, workdir) as (server, started):
         result["cold"] = serve_every_feed(server, started, content)
         result["cold_mem"] = measure_memory(server.pids())
-    with granian(content, state, workers, workdir) as (server, started):
+        port = server.port
+    # The same address (SITE_URL), as a restart has: every link in the feeds is the same.
+    with granian(content, state, workers, workdir, port) as (server, started):
         result["warm"] = serve_every_feed(server, started, content)
+        result["live"] = serve_live(server, started, workers)
         time.sleep(1)
         result["warm_mem"] = measure_memory(server.pids())
         times = edit_times(server, content, workers, args.edits, args.edit_coding)
@@ -317,7 +342,7 @@ def mb(memory: Memory | None) -> str:
 
 
 def report(results: list[dict]) -> str:
-    head = ["articles", "workers", "cold start", "warm start", "edit p50", "edit max"]
+    head = ["articles", "workers", "cold start", "warm start", "live", "edit p50", "edit max"]
     head += ["RSS/PSS MB warm", "RSS/PSS MB after crawl"]
     rows = [
         [
@@ -325,6 +350,7 @@ def report(results: list[dict]) -> str:
             str(r["workers"]),
             f"{r['cold']:.2f} s",
             f"{r['warm']:.2f} s",
+            f"{r['live']:.2f} s",
             f"{r['edit_p50'] * 1000:.0f} ms",
             f"{r['edit_max'] * 1000:.0f} ms",
             mb(r["warm_mem"]),

@@ -10,10 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from .addresses import HEALTHZ
 from .edge import EdgePolicy
 from .pages import Pages
 from .responses import wsgi_respond
 from .store import ContentStore
+
+HEALTHZ_PATH = f"/{HEALTHZ}"
 
 
 class FastPath:
@@ -31,7 +34,13 @@ class FastPath:
         # Every method: respond() answers 405 to anything but GET and HEAD.
         path = _site_path(environ.get("PATH_INFO", ""))
         root = _site_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
-        rep = self.pages.answer(self.store.snapshot(), path, root)
+        # Until the live snapshot is ready, the stored publication answers what it holds,
+        # and /healthz says so; everything else waits for the live snapshot.
+        rep = self.store.stored_answer(path)
+        if rep is None:
+            if path == HEALTHZ_PATH and self.store.stored_publication() is not None:
+                return self.app(environ, start_response)
+            rep = self.pages.answer(self.store.snapshot(), path, root)
         if rep is not None:
             now = time.time()
             extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)

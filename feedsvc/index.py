@@ -24,7 +24,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -35,13 +35,20 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite3"
 # Bump when the tables change shape; an index of another format is rebuilt.
-INDEX_FORMAT = "3"
+INDEX_FORMAT = "4"
+# An index entry saved less than this after its file changed is checked again: a second
+# write within the file system's timestamp grain would not change the file's identity.
+RACY_SECONDS = 2.0
 # Libraries whose output ends up in a parsed file state.
 _PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # The file's identity (mtime_ns, size, inode) beside its state: a restart checks every
+    # file against it without unpickling a state. The state comes last, so reading the
+    # columns before it never reads a state's overflow pages.
     "CREATE TABLE IF NOT EXISTS files (rel TEXT PRIMARY KEY, saved_at REAL NOT NULL,"
-    " state BLOB NOT NULL, generation INTEGER NOT NULL)",
+    " generation INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL,"
+    " inode INTEGER NOT NULL, state BLOB NOT NULL)",
     # Files removed, by the generation that removed them: what a following process drops.
     "CREATE TABLE IF NOT EXISTS gone (rel TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS validators (path TEXT PRIMARY KEY, digest BLOB NOT NULL,"
@@ -89,6 +96,20 @@ class Published:
 
 
 @dataclasses.dataclass(frozen=True)
+class StoredParts:
+    """The last publication as the index holds it, read in one transaction for a restart."""
+
+    generation: int
+    manifest: Mapping  # see ContentIndex._publication_manifest
+    shape: object
+    sizes: Mapping[str, int]
+    # rel -> (mtime_ns, size, inode, saved_at): what each file was when its state was saved.
+    files: Mapping[str, tuple[int, int, int, float]]
+    documents: Mapping[str, tuple]  # path -> the parts store_document took
+    validators: Mapping[str, tuple[bytes, int]]  # path -> (body digest, Last-Modified)
+
+
+@dataclasses.dataclass(frozen=True)
 class Changes:
     """What changed in the published content since a generation a follower has."""
 
@@ -116,6 +137,11 @@ class ContentIndex:
         self._broken = False
         self._orphans: list = []
         self._render_salt = b""
+        # The key of the rendering this process last found or stored at each document path:
+        # after a publish, the keys of that publication's subscription feeds.
+        self._document_keys: dict[str, bytes] = {}
+        # Set by the store: what the publication being saved serves (see _publication_manifest).
+        self.describe_publication: Callable[[], Mapping | None] | None = None
         # Which index file the connection reads, and the epoch it holds (see Changes).
         self._inode: int | None = None
         self.epoch = ""
@@ -180,7 +206,7 @@ class ContentIndex:
         now = time.time()
         generation = publish.generation if publish is not None else self.generation()
         rows = [
-            (rel, now, pickle.dumps(state, pickle.HIGHEST_PROTOCOL), generation)
+            (rel, now, generation, *state.fingerprint, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
             for rel, state in changed.items()
         ]
         gone = [(rel,) for rel in removed]
@@ -188,9 +214,10 @@ class ContentIndex:
         if publish is not None:
             shape = pickle.dumps(publish.shape, pickle.HIGHEST_PROTOCOL)
             meta += [("generation", str(generation)), ("shape", shape.hex())]
+            meta.append(("publication", self._publication_manifest(generation)))
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             conn.executemany("DELETE FROM gone WHERE rel = ?", [(rel,) for rel in changed])
             conn.executemany("DELETE FROM files WHERE rel = ?", gone)
             conn.executemany(
@@ -317,7 +344,11 @@ class ContentIndex:
                     "SELECT rep FROM documents WHERE path = ? AND key = ?", (path, key)
                 )
                 row = found.fetchone()  # None if another process replaced it meanwhile
-                return pickle.loads(row[0]) if row is not None else None
+                if row is None:
+                    return None
+                parts = pickle.loads(row[0])
+                self._document_keys[path] = key
+                return parts
             except sqlite3.Error as exc:
                 self._give_up(exc)
             except Exception:  # a damaged entry is only a miss
@@ -332,6 +363,86 @@ class ContentIndex:
                 "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (path, key, blob)
             )
         )
+        with self._lock:
+            self._document_keys[path] = key
+
+    def _publication_manifest(self, generation: int) -> str:
+        """Describe publication `generation` for a restart to answer from ("": it cannot).
+
+        Its subscription feeds are named by path with the key of their stored rendering
+        (a worker still rendering an older generation may replace a stored rendering:
+        the key tells), their max-age and expiry, when it goes stale (its next scheduled
+        change) and what /healthz said of it; the render salt digest ties it to the
+        settings and code that rendered it.
+        """
+        described = self.describe_publication() if self.describe_publication else None
+        if described is None:
+            return ""
+        keys = dict(self._document_keys)
+        feeds = described["feeds"]
+        if any(path not in keys for path in feeds):
+            return ""
+        manifest = {
+            **described,
+            "generation": generation,
+            "render": hashlib.sha256(self._render_salt).hexdigest(),
+            "feeds": {path: [keys[path].hex(), *feeds[path]] for path in feeds},
+        }
+        return json.dumps(manifest, sort_keys=True)
+
+    def stored_publication(self) -> StoredParts | None:
+        """Return the last publication with what a restart needs to answer from it.
+
+        None when there is none this code and these settings can answer from: no manifest,
+        one of another generation or rendering, or a stored document replaced since.
+        Only the documents are unpickled: files are described by their identity columns.
+        """
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            try:
+                conn.execute("BEGIN")  # one read transaction: one consistent publication
+                try:
+                    return self._read_stored_publication(conn)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+            except Exception as exc:  # a damaged entry: the live load rebuilds the index
+                log.warning("content index %s: %s; not answering from it", self.path, exc)
+        return None
+
+    def _read_stored_publication(self, conn: sqlite3.Connection) -> StoredParts | None:
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        manifest = json.loads(meta.get("publication") or "null")
+        generation = int(meta.get("generation", 0))
+        if not manifest or manifest["generation"] != generation or "shape" not in meta:
+            return None
+        if manifest["render"] != hashlib.sha256(self._render_salt).hexdigest():
+            return None
+        documents = {}
+        for path, (key, *_) in manifest["feeds"].items():
+            row = conn.execute("SELECT key, rep FROM documents WHERE path = ?", (path,)).fetchone()
+            if row is None or bytes(row[0]).hex() != key:
+                return None
+            documents[path] = pickle.loads(row[1])
+        validators = {}
+        for path in documents:
+            query = "SELECT digest, moment FROM validators WHERE path = ?"
+            row = conn.execute(query, (path,)).fetchone()
+            if row is None:
+                return None
+            validators[path] = (bytes(row[0]), int(row[1]))
+        files = {
+            rel: (mtime_ns, size, inode, saved_at)
+            for rel, mtime_ns, size, inode, saved_at in conn.execute(
+                "SELECT rel, mtime_ns, size, inode, saved_at FROM files"
+            )
+        }
+        shape = pickle.loads(bytes.fromhex(meta["shape"]))
+        sizes = json.loads(meta["media"]) if "media" in meta else {}
+        return StoredParts(generation, manifest, shape, sizes, files, documents, validators)
 
     def close(self) -> None:
         """Close this process's connection."""

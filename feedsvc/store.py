@@ -26,8 +26,9 @@ from .editions import (
     content_last_modified,
 )
 from .feeds import FeedSpec
+from .health import assess
 from .images import ImageFactsCache
-from .index import ContentIndex, Published
+from .index import RACY_SECONDS, ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
     FileState,
@@ -44,14 +45,12 @@ from .publisher import FollowerAcks, PublishedMark, PublisherLock
 from .responses import Representation, build_representation
 from .settings import Settings
 from .snapshot import Snapshot
+from .stored import StoredPublication, open_stored_publication
 
 log = logging.getLogger(__name__)
 
 # A refresh running longer than this means the publisher is stuck (/healthz: failing).
 STUCK_REFRESH_SECONDS = 300.0
-# An index entry saved less than this after its file changed is checked again: a second
-# write within the file system's timestamp grain would not change the file's identity.
-RACY_SECONDS = 2.0
 # How long a worker that follows waits between looks for the publisher's first publication.
 FOLLOW_WAIT_SECONDS = 0.05
 
@@ -99,6 +98,12 @@ class ContentStore:
         self._states: dict[str, FileState] = {}
         self._sizes: dict[str, int] = {}
         self._snapshot: Snapshot | None = None
+        # Until the live snapshot is ready: the last publication, if still current, answers
+        # its feeds (see stored_answer). Looked for once, dropped once the live one serves.
+        self._stored: StoredPublication | None = None
+        self._stored_looked = False
+        self._stored_lock = threading.Lock()
+        self._loader: threading.Thread | None = None  # the load behind a stored publication
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
@@ -163,6 +168,47 @@ class ContentStore:
             self._promote()
         return self._snapshot
 
+    def stored_answer(self, path: str) -> Representation | None:
+        """Answer `path` from the stored publication while the live snapshot is being made.
+
+        None once the live snapshot serves, and for whatever the stored one does not hold:
+        the caller then asks snapshot(), which waits for the live one as before.
+        """
+        if self._snapshot is not None:
+            return None
+        stored = self.stored_publication()
+        return stored.lookup(path) if stored is not None else None
+
+    def stored_publication(self) -> StoredPublication | None:
+        """Return the publication answered from until the live snapshot serves, if any.
+
+        The first call (a first request) looks for one still current, and if there is,
+        makes the live snapshot in a background thread instead of in the request.
+        """
+        if not self._stored_looked:
+            with self._stored_lock:
+                if not self._stored_looked and self._watcher_factory is not None:
+                    if self._snapshot is None:
+                        self._stored = open_stored_publication(self.settings)
+                    if self._stored is not None:
+                        # Whether this process publishes is settled now, for /healthz.
+                        self._following = not self._publisher.held()
+                        self._loader = threading.Thread(
+                            target=self._start_behind_stored, name="feedsvc-load", daemon=True
+                        )
+                        self._loader.start()
+                self._stored_looked = True
+        return self._stored
+
+    def _start_behind_stored(self) -> None:
+        """Make the live snapshot while the stored publication answers; then drop it."""
+        try:
+            self._start()
+        except Exception:
+            log.exception("loading the content failed; the next request tries again")
+        finally:
+            self._stored = None
+
     def _start(self) -> Snapshot:
         """Load the content and start watching it, once, in the process that serves.
 
@@ -194,12 +240,13 @@ class ContentStore:
                 self._watcher.start()
                 self.refresh()  # every file checked against the index: nothing is missed
                 return
+            self._following = True  # once the publisher has published
             mark = self._mark.read()
             if mark is not None and mark[1] == self._publisher.holder():
                 if self._index is None:
                     self._index = ContentIndex.for_settings(self.settings)
+                    self._index.describe_publication = self._describe_publication
                     self._history = ValidatorHistory(self._index)
-                self._following = True
                 if self.follow() is not None:
                     break
             if not waiting:
@@ -208,13 +255,22 @@ class ContentStore:
             time.sleep(FOLLOW_WAIT_SECONDS)
         self._watcher = self._watcher_factory(self)
         self._watcher.start()
+        # The watcher follows publications after its first look at the mark; one made
+        # since the follow above (which may wait up to a second to serve) is taken now.
+        self.follow()
 
     def role(self) -> dict:
         """Say, for /healthz, whether this process publishes and which publication it serves."""
+        stored = self._stored
+        serving, generation = "live", self._publication[1]
+        if self._snapshot is None:  # the stored publication, while this process loads
+            serving = "starting" if stored is None else "stored publication"
+            generation = generation if stored is None else stored.generation
         return {
             "role": "follower" if self._following else "publisher",
             "pid": os.getpid(),
-            "generation": self._publication[1],
+            "generation": generation,
+            "serving": serving,
         }
 
     @property
@@ -278,6 +334,8 @@ class ContentStore:
 
     def close(self) -> None:
         """Stop watching the content folder and pinging the hub."""
+        if self._loader is not None:  # a load under way would start a watcher after this
+            self._loader.join(timeout=STUCK_REFRESH_SECONDS)
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
@@ -460,6 +518,7 @@ class ContentStore:
         the future then and is past now (its warning is stale), is read again.
         """
         self._index = ContentIndex.for_settings(self.settings)
+        self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
         entries, sizes = self._index.load()
         now = time.time()
@@ -474,6 +533,28 @@ class ContentStore:
         if sizes is not None:
             self._sizes = sizes
         return suspect
+
+    def _describe_publication(self) -> dict | None:
+        """Describe the publication being recorded, for a restart to answer from (stored.py)."""
+        snapshot = self._latest()
+        if snapshot is None:
+            return None
+        feeds = {
+            path: (edition.max_age, edition.expires_at)
+            for name, edition in snapshot.editions.items()
+            if is_subscription(name)
+            for path in edition.paths()
+        }
+        published = len(snapshot.published())
+        health = assess(snapshot.site, published, None)
+        summary = {
+            "status": health.status,
+            "reasons": list(health.reasons),
+            "sections": len(snapshot.site.sections),
+            "articles": published,
+            "version": snapshot.site.version,
+        }
+        return {"feeds": feeds, "next_release": snapshot.next_release, "health": summary}
 
     def _changed_on_disk(self, root: Path, rel: str) -> bool:
         try:

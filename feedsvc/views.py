@@ -114,7 +114,12 @@ def healthz():
     """Report whether the site serves, what it holds and which files have problems.
 
     Answers 503 when failing, so a load balancer takes the process out of service.
+    While the content loads behind a stored publication, reports that publication.
     """
+    stored = get_store().stored_publication()
+    if stored is not None:
+        report = {**stored.health, "publishing": get_store().role()}
+        return report, 200, {"Cache-Control": "no-store"}
     snapshot = get_snapshot()
     site = snapshot.site
     published = len(snapshot.published())
