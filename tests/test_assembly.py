@@ -105,6 +105,18 @@ def _operate(rng: random.Random, content: Path) -> set[str]:
     return {rel}
 
 
+def _reread(content, tree, states, touched, settings, sizes):
+    """Read the files a change touched (None: every file) as a watched refresh does.
+
+    Return the file states after it and the paths to hand the assembler (None: all).
+    """
+    dirty = set(tree.files) - states.keys() | (touched or set()) & set(tree.files)
+    kept = {rel: state for rel, state in states.items() if rel in tree.files}
+    kept.update(read_content_files(content, dirty, settings, sizes, states))
+    changed = None if touched is None else dirty | (states.keys() - kept.keys())
+    return kept, changed
+
+
 def _tree(tree):
     return dict(tree.sections), tree.files, [p.key for p in tree.problems]
 
@@ -153,11 +165,7 @@ def test_incremental_assembly_equals_assembling_from_scratch(tmp_path, seed):
             sizes = media_sizes(content)
             states = {}  # media facts of every article may change: everything is read again
             touched = None
-        dirty = set(tree.files) - states.keys() | (touched or set()) & set(tree.files)
-        previous = states
-        states = {rel: state for rel, state in previous.items() if rel in tree.files}
-        states.update(read_content_files(content, dirty, settings, sizes, previous))
-        changed = None if touched is None else dirty | (previous.keys() - states.keys())
+        states, changed = _reread(content, tree, states, touched, settings, sizes)
         site = assembler.assemble(tree, states, sizes, changed)
         reference = assemble_site(tree, states, sizes, settings)
         now = datetime.now(UTC)

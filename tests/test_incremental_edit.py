@@ -18,10 +18,10 @@ import pytest
 from feedsvc import create_app
 from feedsvc.assembly import SiteAssembler, _schedule
 from feedsvc.catalog import feed_specs, listings, next_releases
-from feedsvc.loader import assemble_site, read_content_files, scan_tree
+from feedsvc.loader import assemble_site, scan_tree
 from feedsvc.media import media_sizes
 from tests.conftest import SITE_URL, wait_until
-from tests.test_assembly import _operate
+from tests.test_assembly import _operate, _reread
 
 
 def _assert_same_as_fresh(store, snapshot, make_app, folder, label: str) -> None:
@@ -151,11 +151,7 @@ def test_what_the_assembler_hands_over_describes_the_feeds_a_fresh_start_does(tm
         sizes = media_sizes(content)
         if any(rel.startswith("media/") for rel in touched):
             states, touched = {}, None
-        dirty = set(tree.files) - states.keys() | (touched or set()) & set(tree.files)
-        previous = states
-        states = {rel: state for rel, state in previous.items() if rel in tree.files}
-        states.update(read_content_files(content, dirty, settings, sizes, previous))
-        changed = None if touched is None else dirty | (previous.keys() - states.keys())
+        states, changed = _reread(content, tree, states, touched, settings, sizes)
         site = assembler.assemble(tree, states, sizes, changed)
         reference = assemble_site(tree, states, sizes, settings)
         now = datetime.now(UTC)
