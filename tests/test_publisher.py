@@ -225,10 +225,16 @@ FEEDS = ["/feed.xml", "/culture.atom", "/feed.json", "/tags/bridge.xml", "/feeds
 
 
 @contextlib.contextmanager
-def granian(port, content_dir, state_dir, log_path, *options, **settings):
-    """Run the production server with two workers on the content; yield its port."""
+def granian(
+    port, content_dir, state_dir, log_path, *options, target="wsgi:app", environ=(), **settings
+):
+    """Run the production server with two workers on the content; yield its port.
+
+    `target`: the WSGI app granian imports; `environ`: more environment variables for it.
+    """
     env = {
         **os.environ,
+        **dict(environ),
         **{f"FEEDSVC_{key}": value for key, value in settings.items()},
         "FEEDSVC_CONTENT_DIR": str(content_dir),
         "FEEDSVC_STATE_DIR": str(state_dir),
@@ -236,7 +242,7 @@ def granian(port, content_dir, state_dir, log_path, *options, **settings):
     }
     with log_path.open("a") as log:
         server = subprocess.Popen(
-            [sys.executable, *GRANIAN, *options, "--port", str(port), "wsgi:app"],
+            [sys.executable, *GRANIAN, *options, "--port", str(port), target],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=log,

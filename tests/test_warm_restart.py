@@ -9,9 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -20,8 +17,9 @@ import pytest
 from feedsvc import assembly
 from feedsvc.index import INDEX_NAME, ContentIndex
 from feedsvc.stored import why_not_current
-from tests.conftest import free_port, stop_process_group, wait_until
-from tests.test_publisher import PROJECT_ROOT, answers, get, validators
+from tests.conftest import free_port, wait_until
+from tests.test_publisher import get, validators
+from tests.test_publisher import granian as serve
 
 # The site and section feeds: what a stored publication answers.
 STORED = ["/feed.xml", "/feed.atom", "/feed.json", "/culture.xml", "/culture.atom", "/news.json"]
@@ -195,32 +193,18 @@ def test_a_file_saved_as_it_changed_is_read_again(write_article, make_app, held_
 @contextlib.contextmanager
 def granian(port: int, content_dir: Path, state_dir: Path, log_path: Path, gate: Path | None):
     """Run granian with two workers; with `gate`, no worker assembles the site before it exists."""
-    env = {
-        **os.environ,
-        "FEEDSVC_CONTENT_DIR": str(content_dir),
-        "FEEDSVC_STATE_DIR": str(state_dir),
-        "FEEDSVC_SITE_URL": f"http://127.0.0.1:{port}",
-    }
-    target = "wsgi:app"
-    if gate is not None:
-        env["GATED_ASSEMBLY"], target = str(gate), "tests.gated_wsgi:app"
-    command = ["-m", "granian", "--interface", "wsgi", "--workers", "2", "--host", "127.0.0.1"]
-    with log_path.open("a") as log:
-        server = subprocess.Popen(
-            [sys.executable, *command, "--port", str(port), target],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
+    if gate is None:
+        with serve(port, content_dir, state_dir, log_path) as (port, _):
+            yield port
+        return
+    gated = {"GATED_ASSEMBLY": str(gate)}
+    with serve(
+        port, content_dir, state_dir, log_path, target="tests.gated_wsgi:app", environ=gated
+    ):
         try:
-            wait_until(lambda: answers(port, server), "the server answering", deadline=30)
             yield port
         finally:
-            if gate is not None:
-                gate.touch()  # a worker held at the gate would never stop
-            stop_process_group(server)
+            gate.touch()  # a worker held at the gate would never stop
 
 
 def test_granian_workers_answer_the_stored_feeds_with_equal_validators(
