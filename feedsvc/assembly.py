@@ -220,8 +220,31 @@ class SiteAssembler:
         # Oldest last, so that the first listing of all appends to its lists.
         known = {rel: self._visible.get(rel) or self._shown.get(rel, (None,))[0] for rel in recheck}
         ordered = sorted((newest_first(a), rel) for rel, a in known.items() if a is not None)
+        if not self._shown and not self._lists:
+            self._show_all(ordered, now)
+            return
         for _, rel in ordered:
             self._reshow(rel, now)
+
+    def _show_all(self, ordered: list[tuple[tuple, str]], now: datetime) -> None:
+        """Make the first listings: each visible article, newest first, appended to its lists.
+
+        _reshow would find each one's place by search (at 100,000 articles a restart
+        spent seconds there); only timed articles need it, for their releases.
+        """
+        for key, rel in ordered:
+            article = self._visible[rel]
+            appearance = _appearance(article, now)
+            shown = article.as_of(now) if appearance[0] else None
+            self._shown[rel] = (article, appearance, shown)
+            if shown is not None:
+                for name in (SITE_FEED, *_group_names(shown)):
+                    keys, members = self._lists.setdefault(name, ([], []))
+                    keys.append(key)
+                    members.append(shown)
+            if rel in self._timed:  # shown already: _reshow settles its releases only
+                self._reshow(rel, now)
+        self._redo.update(self._lists)
 
     def _reshow(self, rel: str, now: datetime) -> None:
         """Update the listings, releases and next moment of the article of one file."""

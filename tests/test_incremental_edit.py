@@ -184,3 +184,27 @@ def test_superseded_moments_do_not_pile_up():
         assert len(heap) <= 2 * len(moments) + 64
     assert {(at, rel) for rel, at in moments.items()} <= set(heap)
     assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap)))  # still a heap
+
+
+def test_a_site_emptied_and_filled_again_lists_what_a_fresh_start_does(
+    write_article, make_app, content_dir
+):
+    """The first listing of all appends each article in order (a restart's shortcut); it is
+    taken again once every article is gone, with the listings of before still known."""
+    stories = [("culture", f"c-{day}", f"2026-01-0{day}") for day in range(1, 6)]
+    stories.append(("science", "far", "2999-01-01"))  # timed: its release is settled too
+    for section, slug, date in stories:
+        write_article(section, slug, title=slug, date=date, tags=["Jazz"])
+    store = make_app(FEED_ITEMS=2).extensions["feedsvc"]
+    _assert_same_as_fresh(store, store.snapshot(), make_app, content_dir.parent, "first")
+    for section, slug, _ in stories:
+        (content_dir / section / f"{slug}.md").unlink()
+    rels = [f"{section}/{slug}.md" for section, slug, _ in stories]
+    emptied = store.refresh(rels)
+    assert emptied.published() == ()
+    _assert_same_as_fresh(store, emptied, make_app, content_dir.parent, "emptied")
+    for section, slug, date in reversed(stories):
+        write_article(section, slug, title=f"{slug} again", date=date, tags=["Jazz"])
+    filled = store.refresh(rels)
+    assert [a.title for a in filled.published("tags/jazz")][:2] == ["c-5 again", "c-4 again"]
+    _assert_same_as_fresh(store, filled, make_app, content_dir.parent, "filled")
