@@ -245,47 +245,30 @@ class ContentIndex:
 
         None when the index cannot be read; the caller keeps what it has.
         """
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return None
-            try:
-                conn.execute("BEGIN")  # one read transaction: one consistent generation
-                try:
-                    meta = dict(
-                        conn.execute(
-                            "SELECT key, value FROM meta"
-                            " WHERE key IN ('generation', 'shape', 'media', 'epoch')"
-                        ).fetchall()
-                    )
-                    newest = int(meta.get("generation", 0))
-                    rows = conn.execute(
-                        "SELECT rel, state FROM files WHERE generation > ?", (generation,)
-                    )
-                    # Row by row: a new worker never holds every blob of the index at once.
-                    states = {}
-                    with cycle_collection_paused():
-                        for rel, blob in rows:
-                            state = pickle.loads(blob)
-                            if not isinstance(state, FileState) or state.rel != rel:
-                                raise ValueError(f"entry {rel!r} holds something else")
-                            states[rel] = state
-                    gone = conn.execute(
-                        "SELECT rel FROM gone WHERE generation > ?", (generation,)
-                    ).fetchall()
-                finally:
-                    conn.execute("COMMIT")
-                shape = pickle.loads(bytes.fromhex(meta["shape"])) if "shape" in meta else None
-                sizes = json.loads(meta["media"]) if "media" in meta else {}
-            except sqlite3.Error as exc:
-                self._give_up(exc)
-                return None
-            except Exception as exc:  # a damaged entry: the publisher rebuilds the index
-                log.warning(
-                    "content index %s: %s; waiting for the next publication", self.path, exc
-                )
-                return None
+        return self._read(
+            lambda conn: self._read_changes(conn, generation), "waiting for the next publication"
+        )
+
+    def _read_changes(self, conn: sqlite3.Connection, generation: int) -> Changes:
+        meta = dict(
+            conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('generation', 'shape', 'media', 'epoch')"
+            ).fetchall()
+        )
+        newest = int(meta.get("generation", 0))
+        rows = conn.execute("SELECT rel, state FROM files WHERE generation > ?", (generation,))
+        # Row by row: a new worker never holds every blob of the index at once.
+        states = {}
+        with cycle_collection_paused():
+            for rel, blob in rows:
+                state = pickle.loads(blob)
+                if not isinstance(state, FileState) or state.rel != rel:
+                    raise ValueError(f"entry {rel!r} holds something else")
+                states[rel] = state
+        gone = conn.execute("SELECT rel FROM gone WHERE generation > ?", (generation,))
         removed = frozenset(rel for (rel,) in gone)
+        shape = pickle.loads(bytes.fromhex(meta["shape"])) if "shape" in meta else None
+        sizes = json.loads(meta["media"]) if "media" in meta else {}
         return Changes(meta.get("epoch", ""), newest, states, removed, sizes, shape)
 
     def validator(self, path: str) -> tuple[bytes, int] | None:
@@ -397,21 +380,7 @@ class ContentIndex:
         one of another generation or rendering, or a stored document replaced since.
         Only the documents are unpickled: files are described by their identity columns.
         """
-        with self._lock:
-            conn = self._connect()
-            if conn is None:
-                return None
-            try:
-                conn.execute("BEGIN")  # one read transaction: one consistent publication
-                try:
-                    return self._read_stored_publication(conn)
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._give_up(exc)
-            except Exception as exc:  # a damaged entry: the live load rebuilds the index
-                log.warning("content index %s: %s; not answering from it", self.path, exc)
-        return None
+        return self._read(self._read_stored_publication, "not answering from it")
 
     def _read_stored_publication(self, conn: sqlite3.Connection) -> StoredParts | None:
         meta = dict(conn.execute("SELECT key, value FROM meta"))
@@ -450,6 +419,28 @@ class ContentIndex:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+    def _read(self, work, otherwise: str):
+        """Return work(conn) read in one transaction (one consistent publication), or None.
+
+        A damaged entry is logged with what the caller does `otherwise`; the process
+        that publishes rebuilds the index.
+        """
+        with self._lock:
+            conn = self._connect()
+            if conn is None:
+                return None
+            try:
+                conn.execute("BEGIN")
+                try:
+                    return work(conn)
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+            except Exception as exc:
+                log.warning("content index %s: %s; %s", self.path, exc, otherwise)
+        return None
 
     def _write(self, work) -> None:
         with self._lock:
