@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from html import escape
 
 from feedgen.entry import FeedEntry
@@ -28,7 +29,7 @@ from lxml import etree
 
 from . import urls
 from .addresses import FEED_EXTENSIONS, STATIC, feed_path, item_id
-from .itemhtml import ItemHtmlMemo, article_html
+from .itemhtml import ItemHtmlMemo, article_html, made_once
 from .models import Article, Image, Section
 from .settings import Settings
 
@@ -163,7 +164,11 @@ def _render_feed(spec: FeedSpec, fmt: str, settings: Settings, memo: ItemHtmlMem
     for index, article in enumerate(spec.articles):
         full = spec.full_items is None or index < spec.full_items
         section = spec.sections[article.section]
-        generator.add_entry(_entry(article, section, settings, fmt, full, memo), order="append")
+        # Everything the entry reads: the article (its image sizes are not part of its
+        # equality), its section's title, the site URL, the format and whether it is full.
+        key = (fmt, full, article, article.image_sizes, section.title, settings.site_url)
+        build = partial(_build_entry, article, section, settings, fmt, full, memo)
+        generator.add_entry(made_once(memo, key, build, _BuiltEntry.held_bytes), order="append")
     if fmt == RSS:
         document = _rss_profile_text(generator.rss_str(pretty=True))
     else:
@@ -261,31 +266,6 @@ def _add_branding(generator: FeedGenerator, spec: FeedSpec, settings: Settings) 
     if pictures or settings.accent_color:
         generator.register_extension("webfeeds", _WebFeeds)
         generator.webfeeds.set(pictures, settings.accent_color)
-
-
-def _entry(
-    article: Article,
-    section: Section,
-    settings: Settings,
-    fmt: str,
-    full: bool,
-    memo: ItemHtmlMemo | None,
-) -> _BuiltEntry:
-    """Return the article's entry in `fmt`, built once per article version with a `memo`.
-
-    After an edit, a feed is rendered again building only the edited article's entry.
-    """
-    if memo is None:
-        return _build_entry(article, section, settings, fmt, full, memo)
-
-    def build() -> tuple[_BuiltEntry, int]:
-        entry = _build_entry(article, section, settings, fmt, full, memo)
-        return entry, entry.held_bytes()
-
-    # Everything the entry reads: the article (its image sizes are not part of its
-    # equality), its section's title, the site URL, the format and whether it is full.
-    key = (fmt, full, article, article.image_sizes, section.title, settings.site_url)
-    return memo.item(key, build)
 
 
 def _build_entry(

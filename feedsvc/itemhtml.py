@@ -45,8 +45,8 @@ class ItemHtmlMemo:
         self.misses = 0  # sanitised bodies, for tests and benchmarks
         self.items_made = 0  # feed items built, for tests and benchmarks
 
-    def item(self, key: Hashable, make: Callable[[], tuple[T, int]]) -> T:
-        """Return the feed item kept under `key`, else make() it: (item, its size in bytes).
+    def item(self, key: Hashable, make: Callable[[], T], size: Callable[[T], int]) -> T:
+        """Return the feed item kept under `key`, else make() it and keep it (size(item) bytes).
 
         The key must hold everything the item is made of (the article version, the
         settings it reads, the format); the item must never change once made, since
@@ -55,9 +55,9 @@ class ItemHtmlMemo:
         found = self._items.get(key)
         if found is not None:
             return found[0]
-        made, size = make()
+        made = make()
         self.items_made += 1
-        self._items.put(key, (made, size))
+        self._items.put(key, (made, size(made)))
         return made
 
     def html(self, article: Article, settings: Settings, full: bool) -> str:
@@ -80,6 +80,13 @@ class ItemHtmlMemo:
         self.misses += 1
         self._entries.put(key, html)
         return html
+
+
+def made_once(
+    memo: ItemHtmlMemo | None, key: Hashable, make: Callable[[], T], size: Callable[[T], int]
+) -> T:
+    """Return make(), kept in `memo` under `key` if there is a memo (see ItemHtmlMemo.item)."""
+    return make() if memo is None else memo.item(key, make, size)
 
 
 def article_html(

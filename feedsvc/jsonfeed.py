@@ -17,7 +17,7 @@ from .feeds import (
     fit_to_cap,
     image_url_of,
 )
-from .itemhtml import ItemHtmlMemo, article_html
+from .itemhtml import ItemHtmlMemo, article_html, made_once
 from .models import Article
 from .settings import Settings
 
@@ -72,17 +72,16 @@ def _item_json(
     article: Article, settings: Settings, full: bool, memo: ItemHtmlMemo | None
 ) -> bytes:
     """Return the article's item as encoded JSON, made once per article version with a `memo`."""
-    if memo is None:
-        return _encoded(_item(article, settings, full, memo))
-
-    def make() -> tuple[bytes, int]:
-        encoded = _encoded(_item(article, settings, full, memo))
-        return encoded, len(encoded) + _ITEM_OVERHEAD
-
     # Everything the item reads: the article (its image sizes are not part of its
     # equality), the site URL, and whether it carries the full text.
     key = (JSON, full, article, article.image_sizes, settings.site_url)
-    return memo.item(key, make)
+    return made_once(
+        memo, key, lambda: _encoded(_item(article, settings, full, memo)), _encoded_size
+    )
+
+
+def _encoded_size(encoded: bytes) -> int:
+    return len(encoded) + _ITEM_OVERHEAD
 
 
 def _item(article: Article, settings: Settings, full: bool, memo: ItemHtmlMemo | None) -> dict:
