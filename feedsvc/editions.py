@@ -309,6 +309,7 @@ def changed_feeds(
         name
         for name, edition in editions.items()
         if not edition.spec.archive
+        and previous.get(name) is not edition  # carried over: the same spec
         and (name not in previous or previous[name].spec != edition.spec)
     ]
 
