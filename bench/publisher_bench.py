@@ -28,8 +28,10 @@ and each worker count, with a fresh state folder:
 
 With `--in-process`, no server: the store is loaded in this process and the CPU time of
 `store.refresh([path])` after each edit (re-read, assemble, feeds re-described, the site
-and section feeds rendered) is measured, with its ratio to the smallest size's; then the
-CPU of rendering the site feed again in each format after one of its items changed.
+and section feeds rendered) is measured, with its ratio to the smallest size's; so is
+the CPU of a follower (a second store on the same state folder, as another worker is)
+taking up each publication; then the CPU of rendering the site feed again in each format
+after one of its items changed.
 
 Servers listen on 127.0.0.1 only; every process started here is stopped here, by pid.
 On a shared 2-core machine the numbers are noisy: the header prints the load average.
@@ -255,11 +257,13 @@ def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
         "WATCH_CONTENT": False,
     }
     store = create_app(config).extensions["feedsvc"]
+    follower = None
     try:
         newest = store.snapshot().published(SECTION)[0]
+        follower = follower_of(store)
         path = content / SECTION / f"{newest.slug}.md"
         rel = f"{SECTION}/{newest.slug}.md"
-        cpu, wall = [], []
+        cpu, wall, follows = [], [], []
         for n in range(edits):
             text = path.read_text(encoding="utf-8")
             text = re.sub(r"(?m)^title: .*$", f'title: "Edited {n}"', text, count=1)
@@ -269,13 +273,32 @@ def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
             store.refresh([rel])
             cpu.append(time.process_time() - started)
             wall.append(time.perf_counter() - clock)
+            started = time.process_time()
+            follower.follow()
+            follows.append(time.process_time() - started)
         renders = render_cpu(store)
     finally:
         store.close()
+        if follower is not None:
+            follower.close()
     result = {"size": size, "cpu_p50": median(cpu), "cpu_max": max(cpu), "wall_p50": median(wall)}
+    result["follow_p50"] = median(follows)
     result["render"] = renders
     log.info("%s", result)
     return result
+
+
+def follower_of(store):
+    """Return a second store following `store`'s publications, as another worker does."""
+    from feedsvc.editions import ValidatorHistory
+    from feedsvc.index import ContentIndex
+    from feedsvc.store import ContentStore
+
+    follower = ContentStore(store.settings)
+    follower._index = ContentIndex.for_settings(store.settings)
+    follower._history = ValidatorHistory(follower._index)
+    follower.follow()  # the whole publication first, as a worker starting
+    return follower
 
 
 def render_cpu(store, rounds: int = 20) -> dict[str, float]:
@@ -313,12 +336,14 @@ def render_cpu(store, rounds: int = 20) -> dict[str, float]:
 def in_process_report(results: list[dict]) -> str:
     base = results[0]["cpu_p50"]
     lines = [
-        f"| articles | refresh CPU p50 | CPU max | wall p50 | ÷ at {results[0]['size']:,} |",
-        "|---|---|---|---|---|",
+        f"| articles | refresh CPU p50 | CPU max | wall p50 | ÷ at {results[0]['size']:,}"
+        " | follower CPU p50 |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['size']:,} | {r['cpu_p50'] * 1000:.1f} ms | {r['cpu_max'] * 1000:.1f} ms"
-        f" | {r['wall_p50'] * 1000:.1f} ms | {r['cpu_p50'] / base:.2f} |"
+        f" | {r['wall_p50'] * 1000:.1f} ms | {r['cpu_p50'] / base:.2f}"
+        f" | {r['follow_p50'] * 1000:.1f} ms |"
         for r in results
     ]
     items = len(results[0]["render"])
