@@ -47,6 +47,8 @@ BODY_GRACE_SECONDS = 3600.0
 # After this many bodies leave memory at once (a first start), their pages go back to the
 # system: the C allocator keeps them otherwise, and a 100,000-article start holds 200 MB.
 TRIM_AFTER_BODIES = 1000
+# Article digests kept for document keys: the items of every subscription feed, many times.
+ARTICLE_DIGESTS_KEPT = 8192
 # Libraries whose output ends up in a parsed file state.
 _PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
 _SCHEMA = (
@@ -161,6 +163,8 @@ class ContentIndex:
         # The key of the rendering this process last found or stored at each document path:
         # after a publish, the keys of that publication's subscription feeds.
         self._document_keys: dict[str, bytes] = {}
+        # Each article version's digest by id(), with the article (so the id stays its own).
+        self._article_digests: dict[int, tuple[object, bytes]] = {}
         # Set by the store: what the publication being saved serves (see _publication_manifest).
         self.describe_publication: Callable[[], Mapping | None] | None = None
         # Which index file the connection reads, and the epoch it holds (see Changes).
@@ -394,9 +398,11 @@ class ContentIndex:
 
         The key digests everything the rendering reads (the spec, every setting, the code):
         two specs that pickle differently only miss the cache, never hit a stale entry.
+        Each article counts by the digest of its pickle, made once per article version:
+        after an edit, every worker digests the edited article, not every item again.
         """
         fields = [
-            (field.name, getattr(spec, field.name))
+            (field.name, self._digested(getattr(spec, field.name)))
             for field in dataclasses.fields(spec)
             if field.name != "sections"
         ]
@@ -405,6 +411,25 @@ class ContentIndex:
         pickler.fast = True  # no memo: equal values give equal bytes, shared or not
         pickler.dump((path, fields, dict(spec.sections)))
         return hashlib.sha256(self._render_salt + buffer.getvalue()).digest()
+
+    def _digested(self, value: object) -> object:
+        """Return `value`, a tuple of articles replaced by their digests (see document_key)."""
+        if not isinstance(value, tuple | list) or not value or not isinstance(value[0], Article):
+            return value
+        memo = self._article_digests
+        if len(memo) > ARTICLE_DIGESTS_KEPT:  # old versions: forget them all, digest again
+            memo.clear()
+        digests = []
+        for article in value:
+            found = memo.get(id(article))
+            if found is None or found[0] is not article:
+                buffer = io.BytesIO()
+                pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)
+                pickler.fast = True
+                pickler.dump(article)
+                found = memo[id(article)] = (article, hashlib.sha256(buffer.getvalue()).digest())
+            digests.append(found[1])
+        return tuple(digests)
 
     def document(self, path: str, key: bytes) -> tuple | None:
         """Return the rendering stored for `path` under `key`, as store_document took it."""
