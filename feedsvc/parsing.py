@@ -31,6 +31,7 @@ from .markup import (
     XML_INVALID_CHARS,
     excerpt,
     find_misread,
+    find_xml_invalid,
     new_markdown,
     render_markdown,
     repair_windows_1252,
@@ -67,6 +68,57 @@ class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def construct_document(self, node):
+        """Build the shapes front matter has (text, numbers, lists, mappings) directly.
+
+        PyYAML's general constructor costs as much as parsing; anything else (a merge key,
+        another tag, a recursive alias, an error to report) is left to it, as before.
+        """
+        try:
+            return _plain_data(node, {}, self)
+        except Exception:
+            return super().construct_document(node)
+
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_STR_TAG = "tag:yaml.org,2002:str"
+# Scalars other than text, made as SafeConstructor makes them (with its YAML 1.1 rules).
+_PLAIN_SCALARS = {
+    "tag:yaml.org,2002:int": yaml.constructor.SafeConstructor.construct_yaml_int,
+    "tag:yaml.org,2002:float": yaml.constructor.SafeConstructor.construct_yaml_float,
+    "tag:yaml.org,2002:bool": yaml.constructor.SafeConstructor.construct_yaml_bool,
+    "tag:yaml.org,2002:null": yaml.constructor.SafeConstructor.construct_yaml_null,
+}
+
+
+def _plain_data(node: yaml.Node, made: dict, loader: yaml.BaseLoader):
+    """Return the value of a node made only of plain shapes; raise for any other.
+
+    `made` maps each collection to its value, so an alias costs nothing more (many
+    aliases stay cheap) and one inside the collection it names raises: PyYAML builds it.
+    """
+    tag = node.tag
+    if type(node) is yaml.ScalarNode:
+        return node.value if tag == _STR_TAG else _PLAIN_SCALARS[tag](loader, node)
+    value = made.get(node, made)
+    if value is None:
+        raise ValueError("a recursive alias")
+    if value is not made:
+        return value
+    made[node] = None  # being made
+    if tag == _SEQ_TAG and type(node) is yaml.SequenceNode:
+        value = [_plain_data(child, made, loader) for child in node.value]
+    elif tag == _MAP_TAG and type(node) is yaml.MappingNode:
+        value = {}
+        for key_node, value_node in node.value:  # a merge key ("<<") has a tag of its own
+            key = _plain_data(key_node, made, loader)
+            value[key] = _plain_data(value_node, made, loader)
+    else:
+        raise ValueError(f"not a plain node: {tag}")
+    made[node] = value
+    return value
+
 
 KNOWN_FIELDS = frozenset(
     {"title", "date", "updated", "author", "summary", "image", "tags", "related", "id", "draft"}
@@ -101,13 +153,21 @@ class FrontMatter:
     # Line of the first Windows-1252 character (pasted from Word), repaired before parsing.
     repaired_at: int | None = None
 
+    # Each "name:" line's number, the first of a name; made by the first line_of.
+    _named_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
     def line_of(self, name: str) -> int:
         """Return the file line where `name:` is set, or the opening fence's line."""
-        pattern = re.compile(rf"^{re.escape(name)}\s*:")
-        for number, line in enumerate(self.lines, start=2):
-            if pattern.match(line):
-                return number
-        return 1
+        if ":" in name or name != name.rstrip():  # never a key as the lines are indexed
+            pattern = re.compile(rf"^{re.escape(name)}\s*:")
+            return next((n for n, line in enumerate(self.lines, 2) if pattern.match(line)), 1)
+        if not self._named_lines:
+            for number, line in enumerate(self.lines, start=2):
+                key, colon, _ = line.partition(":")
+                if colon:
+                    self._named_lines.setdefault(key.rstrip(), number)
+            self._named_lines.setdefault(":", 0)  # made, even where no line names a field
+        return self._named_lines.get(name, 1)
 
     def error(self, name: str, reason: str) -> ContentError:
         """Return an error located at field `name`."""
@@ -118,7 +178,7 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     """Split a file into its YAML front matter and Markdown body."""
     text = text.removeprefix("\ufeff")
     removed_at = None
-    invalid = XML_INVALID_CHARS.search(text)
+    invalid = find_xml_invalid(text)
     if invalid is not None:
         removed_at = text.count("\n", 0, invalid.start()) + 1
         text = strip_xml_invalid(text)
