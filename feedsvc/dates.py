@@ -13,21 +13,6 @@ from dateutil.tz import UTC
 # A trailing IANA zone name such as "Europe/Paris" or "America/Argentina/Buenos_Aires".
 _ZONE_NAME = re.compile(r"\s+([A-Za-z_]+(?:/[A-Za-z0-9_+\-]+)+)\s*$")
 _UTC_NAMES = {"UTC": UTC, "GMT": UTC, "Z": UTC}
-# Two ways of writing a date common after ISO 8601 (as CMS exports and feeds write them),
-# read without dateutil's general parser, which reads them the same way ten times slower:
-# "June 5, 2024 10:00" and RFC 822's "Wed, 05 Jun 2024 10:00:00 +0200".
-_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
-_MONTH_ABBREVIATIONS = [month[:3] for month in _MONTHS]
-_MONTH_DAY_YEAR = re.compile(
-    rf"({'|'.join(_MONTHS)}) ([0-9]{{1,2}}), ([0-9]{{4}}) ([0-9]{{1,2}}):([0-9]{{2}})"
-)
-_RFC_822 = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{1,2}) "
-    rf"({'|'.join(_MONTH_ABBREVIATIONS)}) ([0-9]{{4}}) "
-    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"
-)
 # Feeds write years with four digits (RFC 822, RFC 3339); earlier ones are typos anyway.
 MIN_YEAR = 1000
 
@@ -113,9 +98,6 @@ def _parse_text(text: str) -> tuple[datetime, tzinfo | None]:
 
 
 def _parse_any(text: str) -> datetime:
-    common = _parse_common(text)
-    if common is not None:
-        return common
     try:
         with warnings.catch_warnings():
             # dateutil warns on zone abbreviations it cannot resolve; refuse them instead.
@@ -127,23 +109,3 @@ def _parse_any(text: str) -> datetime:
         ) from exc
     except (ValueError, OverflowError) as exc:
         raise DateError(f"cannot read {text!r} as a date") from exc
-
-
-def _parse_common(text: str) -> datetime | None:
-    """Read the common non-ISO forms exactly as dateutil does; None for any other text
-    (or an impossible date: dateutil then says why)."""
-    try:
-        if match := _MONTH_DAY_YEAR.fullmatch(text):
-            month, day, year, hour, minute = match.groups()
-            month_number = _MONTHS.index(month) + 1
-            return datetime(int(year), month_number, int(day), int(hour), int(minute))
-        if match := _RFC_822.fullmatch(text):
-            day, month, year, hour, minute, second, sign, hours, minutes = match.groups()
-            offset = timedelta(hours=int(hours), minutes=int(minutes))
-            zone = timezone(-offset if sign == "-" else offset)
-            month_number = _MONTH_ABBREVIATIONS.index(month) + 1
-            fields = (int(year), month_number, int(day), int(hour), int(minute), int(second))
-            return datetime(*fields, tzinfo=zone)
-    except ValueError:
-        return None
-    return None

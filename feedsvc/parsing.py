@@ -68,57 +68,6 @@ class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
-    def construct_document(self, node):
-        """Build the shapes front matter has (text, numbers, lists, mappings) directly.
-
-        PyYAML's general constructor costs as much as parsing; anything else (a merge key,
-        another tag, a recursive alias, an error to report) is left to it, as before.
-        """
-        try:
-            return _plain_data(node, {}, self)
-        except Exception:
-            return super().construct_document(node)
-
-
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_STR_TAG = "tag:yaml.org,2002:str"
-# Scalars other than text, made as SafeConstructor makes them (with its YAML 1.1 rules).
-_PLAIN_SCALARS = {
-    "tag:yaml.org,2002:int": yaml.constructor.SafeConstructor.construct_yaml_int,
-    "tag:yaml.org,2002:float": yaml.constructor.SafeConstructor.construct_yaml_float,
-    "tag:yaml.org,2002:bool": yaml.constructor.SafeConstructor.construct_yaml_bool,
-    "tag:yaml.org,2002:null": yaml.constructor.SafeConstructor.construct_yaml_null,
-}
-
-
-def _plain_data(node: yaml.Node, made: dict, loader: yaml.BaseLoader):
-    """Return the value of a node made only of plain shapes; raise for any other.
-
-    `made` maps each collection to its value, so an alias costs nothing more (many
-    aliases stay cheap) and one inside the collection it names raises: PyYAML builds it.
-    """
-    tag = node.tag
-    if type(node) is yaml.ScalarNode:
-        return node.value if tag == _STR_TAG else _PLAIN_SCALARS[tag](loader, node)
-    value = made.get(node, made)
-    if value is None:
-        raise ValueError("a recursive alias")
-    if value is not made:
-        return value
-    made[node] = None  # being made
-    if tag == _SEQ_TAG and type(node) is yaml.SequenceNode:
-        value = [_plain_data(child, made, loader) for child in node.value]
-    elif tag == _MAP_TAG and type(node) is yaml.MappingNode:
-        value = {}
-        for key_node, value_node in node.value:  # a merge key ("<<") has a tag of its own
-            key = _plain_data(key_node, made, loader)
-            value[key] = _plain_data(value_node, made, loader)
-    else:
-        raise ValueError(f"not a plain node: {tag}")
-    made[node] = value
-    return value
-
 
 KNOWN_FIELDS = frozenset(
     {"title", "date", "updated", "author", "summary", "image", "tags", "related", "id", "draft"}
