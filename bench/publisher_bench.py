@@ -4,6 +4,7 @@
                                     [--crawl] [--under-edits 10 [--repeats 3]] [--edit-coding gzip]
     python bench/publisher_bench.py --sizes 10000 --under-edits 10 --against /work/main
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
+    python bench/publisher_bench.py --cold-phases [--sizes 10000,100000]
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
 and each worker count, with a fresh state folder:
@@ -41,6 +42,12 @@ and section feeds rendered) is measured, with its ratio to the smallest size's; 
 the CPU of a follower (a second store on the same state folder, as another worker is)
 taking up each publication; then the CPU of rendering the site feed again in each format
 after one of its items changed.
+
+With `--cold-phases`, no server either: the store loads the cached corpus in this process
+with no index, as a first start does, and the time of each phase is printed: reading
+(wall; this process's CPU, mostly taking the parsed files back; the CPU of the worker
+processes that parsed them), assembling, publishing (listings, feeds rendered) and
+recording (the index written), from the store's own debug log of the refresh.
 
 Servers listen on 127.0.0.1 only; every process started here is stopped here, by pid.
 On a shared 2-core machine the numbers are noisy: the header prints the load average.
@@ -459,6 +466,86 @@ def follower_of(store):
     return follower
 
 
+def cold_phases(size: int, workdir: Path) -> dict:
+    """Load the store from the cached corpus with no index; return its phases' seconds."""
+    from feedsvc import create_app
+    from feedsvc import store as store_module
+
+    timings: dict = {}
+    read = store_module.read_content_files
+
+    def timed_read(*args, **kwargs):
+        wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+        try:
+            return read(*args, **kwargs)
+        finally:
+            timings["read"] = time.perf_counter() - wall
+            timings["read_cpu"] = time.process_time() - cpu
+            timings["pool_cpu"] = _children_cpu() - children
+
+    class RefreshLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg.startswith("refresh of") and len(record.args) >= 4:
+                timings["refresh_ms"] = record.args[1:4]
+
+    handler = RefreshLog(logging.DEBUG)
+    store_log = logging.getLogger(store_module.__name__)
+    level = store_log.level
+    store_log.addHandler(handler)
+    store_log.setLevel(logging.DEBUG)
+    store_module.read_content_files = timed_read
+    config = {
+        "CONTENT_DIR": str(ensure_corpus(size)),  # only read: no copy needed
+        "STATE_DIR": str(workdir / f"cold-state-{size}"),
+        "SITE_URL": f"http://{HOST}:8000",
+        "WATCH_CONTENT": False,
+    }
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        store = create_app(config).extensions["feedsvc"]
+        articles = len(store.snapshot().site.articles)
+        store.close()
+    finally:
+        store_module.read_content_files = read
+        store_log.removeHandler(handler)
+        store_log.setLevel(level)
+    read_and_assembled, published, recorded = timings.get("refresh_ms", (0.0, 0.0, 0.0))
+    result = {
+        "size": size,
+        "articles": articles,
+        "wall": time.perf_counter() - wall,
+        "cpu": time.process_time() - cpu,
+        "pool_cpu": timings["pool_cpu"],
+        "read": timings["read"],
+        "read_cpu": timings["read_cpu"],
+        "assemble": read_and_assembled / 1000 - timings["read"],
+        "publish": published / 1000,
+        "record": recorded / 1000,
+    }
+    log.info("%s", result)
+    return result
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def cold_phases_report(results: list[dict]) -> str:
+    lines = [
+        "| articles | load, wall | CPU here | CPU in parsers | reading, wall | its CPU here"
+        " | assembling | publishing | recording |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['size']:,} | {r['wall']:.2f} s | {r['cpu']:.2f} s | {r['pool_cpu']:.2f} s"
+        f" | {r['read']:.2f} s | {r['read_cpu']:.2f} s | {r['assemble']:.2f} s"
+        f" | {r['publish']:.2f} s | {r['record']:.2f} s |"
+        for r in results
+    ]
+    return "\n".join(lines)
+
+
 def render_cpu(store, rounds: int = 20) -> dict[str, float]:
     """Return the median CPU seconds of rendering the site feed again, one item retitled.
 
@@ -569,11 +656,20 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="other checkouts (comma-separated) served side by side; under edits only",
     )
+    parser.add_argument(
+        "--cold-phases", action="store_true", help="a first start's phases in this process"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     load = os.getloadavg()
     results = []
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.cold_phases:
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            results = [cold_phases(size, Path(tmp)) for size in sizes]
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(cold_phases_report(results))
+        return 0
     if args.in_process:
         with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
             results = [edit_cpu(size, args.edits, Path(tmp)) for size in sizes]

@@ -31,6 +31,7 @@ from .markup import (
     XML_INVALID_CHARS,
     excerpt,
     find_misread,
+    find_xml_invalid,
     new_markdown,
     render_markdown,
     repair_windows_1252,
@@ -101,13 +102,21 @@ class FrontMatter:
     # Line of the first Windows-1252 character (pasted from Word), repaired before parsing.
     repaired_at: int | None = None
 
+    # Each "name:" line's number, the first of a name; made by the first line_of.
+    _named_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
     def line_of(self, name: str) -> int:
         """Return the file line where `name:` is set, or the opening fence's line."""
-        pattern = re.compile(rf"^{re.escape(name)}\s*:")
-        for number, line in enumerate(self.lines, start=2):
-            if pattern.match(line):
-                return number
-        return 1
+        if ":" in name or name != name.rstrip():  # never a key as the lines are indexed
+            pattern = re.compile(rf"^{re.escape(name)}\s*:")
+            return next((n for n, line in enumerate(self.lines, 2) if pattern.match(line)), 1)
+        if not self._named_lines:
+            for number, line in enumerate(self.lines, start=2):
+                key, colon, _ = line.partition(":")
+                if colon:
+                    self._named_lines.setdefault(key.rstrip(), number)
+            self._named_lines.setdefault(":", 0)  # made, even where no line names a field
+        return self._named_lines.get(name, 1)
 
     def error(self, name: str, reason: str) -> ContentError:
         """Return an error located at field `name`."""
@@ -118,7 +127,7 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     """Split a file into its YAML front matter and Markdown body."""
     text = text.removeprefix("\ufeff")
     removed_at = None
-    invalid = XML_INVALID_CHARS.search(text)
+    invalid = find_xml_invalid(text)
     if invalid is not None:
         removed_at = text.count("\n", 0, invalid.start()) + 1
         text = strip_xml_invalid(text)
