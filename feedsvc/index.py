@@ -394,21 +394,21 @@ class ContentIndex:
         manifest = json.loads(meta.get("publication") or "null")
         generation = int(meta.get("generation", 0))
         if not manifest or manifest["generation"] != generation or "shape" not in meta:
-            return None
+            return _not_answering("the last publication was not described for a restart")
         if manifest["render"] != hashlib.sha256(self._render_salt).hexdigest():
-            return None
+            return _not_answering("it was rendered with other settings or code")
         documents = {}
         for path, (key, *_) in manifest["feeds"].items():
             row = conn.execute("SELECT key, rep FROM documents WHERE path = ?", (path,)).fetchone()
             if row is None or bytes(row[0]).hex() != key:
-                return None
+                return _not_answering(f"{path} was stored again since")
             documents[path] = pickle.loads(row[1])
         validators = {}
         for path in documents:
             query = "SELECT digest, moment FROM validators WHERE path = ?"
             row = conn.execute(query, (path,)).fetchone()
             if row is None:
-                return None
+                return _not_answering(f"{path} has no Last-Modified recorded")
             validators[path] = (bytes(row[0]), int(row[1]))
         files = {}
         if with_files:
@@ -578,6 +578,11 @@ class ContentIndex:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+def _not_answering(reason: str) -> None:
+    """Say why a restart does not answer from the stored publication (it loads first)."""
+    log.info("not answering from the stored publication: %s", reason)
 
 
 @contextlib.contextmanager
