@@ -1,7 +1,8 @@
 """Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
 
     python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
-                                    [--crawl] [--under-edits 10] [--edit-coding gzip]
+                                    [--crawl] [--under-edits 10 [--repeats 3]] [--edit-coding gzip]
+    python bench/publisher_bench.py --sizes 10000 --under-edits 10 --against /work/main
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
@@ -25,13 +26,23 @@ and each worker count, with a fresh state folder:
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
    format (tag and author feeds included), if asked.
 5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
-   (`/culture.xml`, gzip) for SECONDS, then again while an article of the busiest section
-   is retitled once a second: requests/s and p99 of both runs.
+   (`/culture.xml`, gzip) for SECONDS, then at once again while an article of the busiest
+   section is retitled once a second; then, with no requests, the server's CPU (all its
+   processes) idle and with edits gives its CPU per edit. `--repeats` such rounds; medians
+   with their range. With `--against DIR[,DIR]`, only this step, for each checkout's code
+   served side by side (each on its own copy of the corpus), taking turns round by round.
+
+   On a shared machine, requests/s swing with other tenants' load far more than edits move
+   them (each run prints the share of CPU other processes took): compare servers only
+   side by side, over repeats, and read the CPU per edit, which hardly depends on load.
+   On a machine the server saturates, that CPU is what an edit takes from serving.
 
 With `--in-process`, no server: the store is loaded in this process and the CPU time of
 `store.refresh([path])` after each edit (re-read, assemble, feeds re-described, the site
-and section feeds rendered) is measured, with its ratio to the smallest size's; then the
-CPU of rendering the site feed again in each format after one of its items changed.
+and section feeds rendered) is measured, with its ratio to the smallest size's; so is
+the CPU of a follower (a second store on the same state folder, as another worker is)
+taking up each publication; then the CPU of rendering the site feed again in each format
+after one of its items changed.
 
 Servers listen on 127.0.0.1 only; every process started here is stopped here, by pid.
 On a shared 2-core machine the numbers are noisy: the header prints the load average.
@@ -50,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -57,9 +69,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     HOST,
+    PROJECT_ROOT,
     Memory,
     Processes,
     Started,
+    WrkResult,
     copy_site,
     cpu_ticks,
     ensure_corpus,
@@ -72,6 +86,7 @@ from bench.harness import (
     setup_logging,
     start_feedsvc,
 )
+from bench.serve_bench import CpuMeter
 
 log = logging.getLogger("publisher_bench")
 START_TIMEOUT = 600.0
@@ -90,19 +105,31 @@ def get(port: int, path: str, coding: str = "identity") -> tuple[int, bytes]:
 
 
 @contextlib.contextmanager
-def granian(content: Path, state: Path, workers: int, logs: Path, port: int | None = None):
-    """Start granian as the README's production command does, with `workers` workers."""
-    procs = Processes()
+def granian(
+    content: Path,
+    state: Path,
+    workers: int,
+    logs: Path,
+    port: int | None = None,
+    tree: Path | None = None,
+    procs: Processes | None = None,
+):
+    """Start granian as the README's production command does, with `workers` workers.
+
+    `tree`: serve the code of another checkout (e.g. /work/main), side by side.
+    """
+    procs = procs if procs is not None else Processes()
     argv = partial(granian_argv, workers=workers)
     log_path = logs / f"granian-{content.name}-{workers}.log"
+    env = {"FEEDSVC_STATE_DIR": str(state)}
+    if tree is not None:  # granian puts its working directory first on sys.path
+        env.update(PYTHONPATH=str(tree), GRANIAN_WORKING_DIR=str(tree))
     started = time.monotonic()
-    server = start_feedsvc(
-        procs, "granian", argv, content, log_path, port, FEEDSVC_STATE_DIR=str(state)
-    )
+    server = start_feedsvc(procs, "granian", argv, content, log_path, port, **env)
     try:
         yield server, started
     finally:
-        procs.stop_all()
+        procs.stop(server)
 
 
 def serve_every_feed(server: Started, started: float, content: Path) -> float:
@@ -139,7 +166,7 @@ def serve_live(server: Started, started: float, workers: int) -> float:
     return time.monotonic() - started
 
 
-def server_cpu(server: Started) -> float:
+def server_cpu_seconds(server: Started) -> float:
     """Return the CPU seconds used so far by the server's processes (those still running)."""
     return sum(cpu_ticks(pid) for pid in server.pids()) / os.sysconf("SC_CLK_TCK")
 
@@ -179,31 +206,138 @@ def newest_article(server: Started, content: Path) -> Path:
     return content / SECTION / f"{slug}.md"
 
 
-def serving_under_edits(server: Started, content: Path, seconds: float) -> dict:
-    """Poll a feed no edit touches, without edits and then during one edit a second."""
-    url = server.url(QUIET_FEED)
-    headers = {"Accept-Encoding": "gzip"}
-    run_wrk(url, headers, 2)  # warm-up
-    quiet = run_wrk(url, headers, seconds)
-    path = newest_article(server, content)
-    stop = threading.Event()
+class Editor:
+    """Retitle one article once a second in a thread, while a `with` block runs."""
 
-    def edit_every_second() -> None:
-        n = 0
-        while not stop.wait(1.0):
-            text = path.read_text(encoding="utf-8")
-            text = re.sub(r"(?m)^title: .*$", f'title: "Under load {n}"', text, count=1)
-            path.write_text(text, encoding="utf-8")
-            n += 1
+    def __init__(self, path: Path):
+        self.path = path
+        self.edits = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="editor")
 
-    editor = threading.Thread(target=edit_every_second, name="editor")
-    editor.start()
-    try:
-        busy = run_wrk(url, headers, seconds)
-    finally:
-        stop.set()
-        editor.join()
-    return {"quiet": quiet, "busy": busy}
+    def __enter__(self) -> Editor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            text = self.path.read_text(encoding="utf-8")
+            title = f"Under load {os.getpid()}-{time.time_ns()}"
+            text = re.sub(r"(?m)^title: .*$", f'title: "{title}"', text, count=1)
+            self.path.write_text(text, encoding="utf-8")
+            self.edits += 1
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """One wrk run on QUIET_FEED: what it reports, and what the machine did meanwhile."""
+
+    wrk: WrkResult
+    server_cpu: float  # CPU seconds of the server's processes (master and workers)
+    foreign_cpu: float  # share of the machine's CPU other processes took
+    edits: int
+    load: float  # 1-minute load average at the end
+
+
+@dataclass
+class UnderEdits:
+    """Pairs of runs on one server: without edits, then at once with one edit a second."""
+
+    label: str
+    quiet: list[LoadRun] = field(default_factory=list)
+    busy: list[LoadRun] = field(default_factory=list)
+
+    def kept(self) -> list[float]:
+        """Return each pair's requests/s with edits ÷ without."""
+        return [
+            b.wrk.requests_per_s / q.wrk.requests_per_s
+            for q, b in zip(self.quiet, self.busy, strict=True)
+        ]
+
+    # Server CPU seconds per edit without load: (with edits − idle) ÷ edits, per repeat.
+    edit_cpu: list[float] = field(default_factory=list)
+
+
+def edit_cpu_run(server: Started, meter: CpuMeter, seconds: float, path: Path) -> float:
+    """Return the server's CPU seconds per edit, in all its processes, with no requests.
+
+    CPU time hardly depends on other tenants, unlike requests/s: on a machine the
+    server saturates, what publishing and following cost per edit is what it takes
+    from serving. Measured idle for `seconds`, then for `seconds` of edits.
+    """
+    before = meter.server_seconds(server.port)
+    time.sleep(seconds)
+    idle = meter.server_seconds(server.port) - before
+    with Editor(path) as editor:
+        time.sleep(seconds)
+    time.sleep(0.5)  # the last edit's refresh
+    busy = meter.server_seconds(server.port) - before - idle
+    return (busy - idle * (seconds + 0.5) / seconds) / max(editor.edits, 1)
+
+
+def load_run(server: Started, meter: CpuMeter, seconds: float, path: Path | None) -> LoadRun:
+    """Poll QUIET_FEED (gzip) for `seconds`; with `path`, retitle it once a second meanwhile."""
+    url, headers = server.url(QUIET_FEED), {"Accept-Encoding": "gzip"}
+    before, server_before = meter.sample(), meter.server_seconds(server.port)
+    editor = Editor(path) if path is not None else contextlib.nullcontext()
+    with editor:
+        result = run_wrk(url, headers, seconds)
+    if path is not None:
+        time.sleep(0.5)  # the last edit's refresh is this run's, not the next one's
+    server_cpu = meter.server_seconds(server.port) - server_before
+    foreign = meter.foreign_share(before, meter.sample())
+    edits = editor.edits if path is not None else 0
+    return LoadRun(result, server_cpu, foreign, edits, os.getloadavg()[0])
+
+
+def serving_under_edits(
+    servers: dict[str, tuple[Started, Path]], meter: CpuMeter, seconds: float, repeats: int
+) -> dict[str, UnderEdits]:
+    """Poll a feed no edit touches without edits, then with one edit a second, `repeats` times.
+
+    Each pair runs back to back, and servers take turns pair by pair, so the machine's
+    drift (other tenants) falls on every server and on both halves of a pair alike.
+    """
+    articles = {
+        label: newest_article(server, content) for label, (server, content) in servers.items()
+    }
+    for label, (server, _) in servers.items():  # warm-up: connections, first edits
+        run_wrk(server.url(QUIET_FEED), {"Accept-Encoding": "gzip"}, 2)
+        load_run(server, meter, 3, articles[label])
+    results = {label: UnderEdits(label) for label in servers}
+    for n in range(repeats):
+        for label, (server, _) in servers.items():
+            quiet = load_run(server, meter, seconds, None)
+            busy = load_run(server, meter, seconds, articles[label])
+            results[label].quiet.append(quiet)
+            results[label].busy.append(busy)
+            results[label].edit_cpu.append(edit_cpu_run(server, meter, seconds, articles[label]))
+            log.info(
+                "%s pair %d: %.0f → %.0f req/s (%.0f%%), p99 %.2f → %.2f ms, %d edits,"
+                " other processes %.0f%% / %.0f%% CPU, load %.2f",
+                label,
+                n + 1,
+                quiet.wrk.requests_per_s,
+                busy.wrk.requests_per_s,
+                100 * busy.wrk.requests_per_s / quiet.wrk.requests_per_s,
+                quiet.wrk.p99_ms,
+                busy.wrk.p99_ms,
+                busy.edits,
+                100 * quiet.foreign_cpu,
+                100 * busy.foreign_cpu,
+                busy.load,
+            )
+            log.info(
+                "%s pair %d: %.1f ms CPU per edit, no load",
+                label,
+                n + 1,
+                1000 * results[label].edit_cpu[-1],
+            )
+    return results
 
 
 def crawl(server: Started, content: Path) -> int:
@@ -236,22 +370,48 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
         result["cold_mem"] = measure_memory(server.pids())
         port = server.port
     # The same address (SITE_URL), as a restart has: every link in the feeds is the same.
-    with granian(content, state, workers, workdir, port) as (server, started):
+    procs = Processes()
+    with granian(content, state, workers, workdir, port, procs=procs) as (server, started):
         result["warm"] = serve_every_feed(server, started, content)
-        result["warm_cpu"] = server_cpu(server)
+        result["warm_cpu"] = server_cpu_seconds(server)
         result["live"] = serve_live(server, started, workers)
-        result["live_cpu"] = server_cpu(server)
+        result["live_cpu"] = server_cpu_seconds(server)
         time.sleep(1)
         result["warm_mem"] = measure_memory(server.pids())
         times = edit_times(server, content, workers, args.edits, args.edit_coding)
         result["edit_p50"], result["edit_max"] = median(times), max(times)
         if args.under_edits:
-            result["under_edits"] = serving_under_edits(server, content, args.under_edits)
+            runs = serving_under_edits(
+                {"this tree": (server, content)},
+                CpuMeter(procs),
+                args.under_edits,
+                args.repeats,
+            )
+            result["under_edits"] = runs["this tree"]
         if args.crawl:
             result["crawled"] = crawl(server, content)
             result["crawl_mem"] = measure_memory(server.pids())
     log.info("%s", result)
     return result
+
+
+def side_by_side(size: int, workers: int, trees: list[Path], args, workdir: Path) -> dict:
+    """Serve each tree's code (this one first) on its own copy of a corpus; under edits only."""
+    procs = Processes()
+    servers: dict[str, tuple[Started, Path]] = {}
+    with contextlib.ExitStack() as stack:
+        for n, tree in enumerate(trees):
+            label = "this tree" if n == 0 else str(tree)
+            name = f"site-{size}-{workers}-{n}"
+            content = copy_site(ensure_corpus(size), workdir, name)
+            state = workdir / f"state-{size}-{workers}-{n}"
+            running = granian(content, state, workers, workdir, None, tree, procs)
+            server, started = stack.enter_context(running)
+            serve_every_feed(server, started, content)
+            serve_live(server, started, workers)
+            servers[label] = (server, content)
+        runs = serving_under_edits(servers, CpuMeter(procs), args.under_edits, args.repeats)
+    return {"size": size, "workers": workers, "trees": runs}
 
 
 def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
@@ -266,11 +426,13 @@ def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
         "WATCH_CONTENT": False,
     }
     store = create_app(config).extensions["feedsvc"]
+    follower = None
     try:
         newest = store.snapshot().published(SECTION)[0]
+        follower = follower_of(store)
         path = content / SECTION / f"{newest.slug}.md"
         rel = f"{SECTION}/{newest.slug}.md"
-        cpu, wall = [], []
+        cpu, wall, follows = [], [], []
         for n in range(edits):
             text = path.read_text(encoding="utf-8")
             text = re.sub(r"(?m)^title: .*$", f'title: "Edited {n}"', text, count=1)
@@ -280,13 +442,32 @@ def edit_cpu(size: int, edits: int, workdir: Path) -> dict:
             store.refresh([rel])
             cpu.append(time.process_time() - started)
             wall.append(time.perf_counter() - clock)
+            started = time.process_time()
+            follower.follow()
+            follows.append(time.process_time() - started)
         renders = render_cpu(store)
     finally:
         store.close()
+        if follower is not None:
+            follower.close()
     result = {"size": size, "cpu_p50": median(cpu), "cpu_max": max(cpu), "wall_p50": median(wall)}
+    result["follow_p50"] = median(follows)
     result["render"] = renders
     log.info("%s", result)
     return result
+
+
+def follower_of(store):
+    """Return a second store following `store`'s publications, as another worker does."""
+    from feedsvc.editions import ValidatorHistory
+    from feedsvc.index import ContentIndex
+    from feedsvc.store import ContentStore
+
+    follower = ContentStore(store.settings)
+    follower._index = ContentIndex.for_settings(store.settings)
+    follower._history = ValidatorHistory(follower._index)
+    follower.follow()  # the whole publication first, as a worker starting
+    return follower
 
 
 def render_cpu(store, rounds: int = 20) -> dict[str, float]:
@@ -324,12 +505,14 @@ def render_cpu(store, rounds: int = 20) -> dict[str, float]:
 def in_process_report(results: list[dict]) -> str:
     base = results[0]["cpu_p50"]
     lines = [
-        f"| articles | refresh CPU p50 | CPU max | wall p50 | ÷ at {results[0]['size']:,} |",
-        "|---|---|---|---|---|",
+        f"| articles | refresh CPU p50 | CPU max | wall p50 | ÷ at {results[0]['size']:,}"
+        " | follower CPU p50 |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['size']:,} | {r['cpu_p50'] * 1000:.1f} ms | {r['cpu_max'] * 1000:.1f} ms"
-        f" | {r['wall_p50'] * 1000:.1f} ms | {r['cpu_p50'] / base:.2f} |"
+        f" | {r['wall_p50'] * 1000:.1f} ms | {r['cpu_p50'] / base:.2f}"
+        f" | {r['follow_p50'] * 1000:.1f} ms |"
         for r in results
     ]
     items = len(results[0]["render"])
@@ -389,6 +572,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--in-process", action="store_true", help="CPU per edit in this process, no server"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="pairs of runs without and with edits"
+    )
+    parser.add_argument(
+        "--against",
+        default="",
+        help="other checkouts (comma-separated) served side by side; under edits only",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     load = os.getloadavg()
@@ -399,6 +590,16 @@ def main(argv: list[str] | None = None) -> int:
             results = [edit_cpu(size, args.edits, Path(tmp)) for size in sizes]
         print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
         print(in_process_report(results))
+        return 0
+    if args.against:
+        trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(","))]
+        args.under_edits = args.under_edits or 10
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            for size in sizes:
+                for workers in (int(w) for w in args.workers.split(",")):
+                    results.append(side_by_side(size, workers, trees, args, Path(tmp)))
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(under_edits_report(results))
         return 0
     with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
         for size in (int(s) for s in args.sizes.split(",")):
@@ -415,19 +616,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def under_edits_report(results: list[dict]) -> str:
+    """One row per server: medians over the pairs, with their range (min–max)."""
     lines = [
-        f"| articles | workers | {QUIET_FEED} gzip req/s, no edits | p99 | req/s, 1 edit/s | p99"
-        " | throughput kept |",
-        "|---|---|---|---|---|---|---|",
+        f"| articles | workers | code | {QUIET_FEED} gzip req/s, no edits | p99"
+        " | req/s, 1 edit/s | p99 | throughput kept | server CPU per edit, no load"
+        " | other processes' CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        quiet, busy = r["under_edits"]["quiet"], r["under_edits"]["busy"]
-        lines.append(
-            f"| {r['size']:,} | {r['workers']} | {quiet.requests_per_s:,.0f}"
-            f" | {quiet.p99_ms:.2f} ms | {busy.requests_per_s:,.0f} | {busy.p99_ms:.2f} ms"
-            f" | {busy.requests_per_s / quiet.requests_per_s:.0%} |"
-        )
+        runs = r["trees"] if "trees" in r else {"this tree": r["under_edits"]}
+        for label, ue in runs.items():
+            foreign = [run.foreign_cpu for run in (*ue.quiet, *ue.busy)]
+            cells = [
+                f"{r['size']:,}",
+                str(r["workers"]),
+                label,
+                spread([run.wrk.requests_per_s for run in ue.quiet], "{:,.0f}"),
+                spread([run.wrk.p99_ms for run in ue.quiet], "{:.2f} ms"),
+                spread([run.wrk.requests_per_s for run in ue.busy], "{:,.0f}"),
+                spread([run.wrk.p99_ms for run in ue.busy], "{:.2f} ms"),
+                spread([100 * k for k in ue.kept()], "{:.0f}%"),
+                spread([1000 * c for c in ue.edit_cpu], "{:.0f} ms"),
+                f"{100 * min(foreign):.0f}–{100 * max(foreign):.0f}%",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """Return the median, with the range when there is more than one value."""
+    if len(values) == 1:
+        return fmt.format(values[0])
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return f"{fmt.format(median(values))} ({low}–{high})"
 
 
 if __name__ == "__main__":

@@ -109,6 +109,11 @@ class SiteAssembler:
         self._oldest_change: dict[str, tuple] = {}
         # Per listing the last call made again: the one it replaced, and that key.
         self._remade: dict[str, tuple[Listing, tuple]] = {}
+        # The groups the last listings() returned, and the names it listed again (None: all
+        # may differ, or come in another order).
+        self._groups: dict[str, Listing] | None = None
+        self._relisted: tuple[dict[str, Listing], frozenset[str]] | None = None
+        self._reordered = False  # a listing came, went or moved since the last listings()
         # When each timed article next shows otherwise or moves a feed's next release.
         self._next_at: dict[str, float] = {}
         self._due: list[tuple[float, str]] = []  # heap of those moments
@@ -162,6 +167,7 @@ class SiteAssembler:
         articles edited since, and those whose moment came, are looked at again.
         """
         if site is not self._site:
+            self._relisted = None
             return catalog.listings(site, site.published(now))
         self._catch_up(now)
         redo, self._redo = self._redo, set()
@@ -171,18 +177,37 @@ class SiteAssembler:
             self._listed, self._ranks, self._ranking = {}, {}, []
             self._listed_sections = shape
             redo = {SITE_FEED, *site.sections, *self._lists}
+            self._groups = None
         self._remade = {}
         for name in redo:
             before = self._listed.get(name)
             self._list(name, site)
             if before is not None and name in oldest and name in self._listed:
                 self._remade[name] = (before, oldest[name])
-        groups = {SITE_FEED: self._listed[SITE_FEED]}
-        for slug in site.sections:
-            groups[slug] = self._listed[slug]
-        for _, name in self._ranking:
-            groups[name] = self._listed[name]
+        previous = self._groups
+        if previous is not None and not self._reordered:
+            # The same listings in the same order: the few listed again replace theirs in
+            # a copy (at 100,000 articles, thousands of tags and authors are not walked).
+            groups = dict(previous)
+            for name in redo:
+                groups[name] = self._listed[name]
+            self._relisted = (previous, frozenset(redo))
+        else:
+            groups = {SITE_FEED: self._listed[SITE_FEED]}
+            for slug in site.sections:
+                groups[slug] = self._listed[slug]
+            for _, name in self._ranking:
+                groups[name] = self._listed[name]
+            self._relisted = None
+        self._groups, self._reordered = groups, False
         return groups
+
+    def relisted(self) -> tuple[Mapping[str, Listing], frozenset[str]] | None:
+        """Say what the last listings() changed: the groups it returned the time before and
+        the names it listed again, all others being the same Listings in the same order
+        (None: any may differ).
+        """
+        return self._relisted
 
     def remade(self) -> dict[str, tuple[Listing, tuple]]:
         """Say what the last listings() changed: per listing it made again, the Listing it
@@ -320,7 +345,7 @@ class SiteAssembler:
         keys, members = self._lists.get(name, ([], []))
         articles = tuple(members)
         self._listed.pop(name, None)
-        rank = self._ranks.pop(name, None)
+        old_rank = rank = self._ranks.pop(name, None)
         if rank is not None:
             del self._ranking[bisect_left(self._ranking, (rank, name))]
         if name == SITE_FEED:
@@ -336,6 +361,8 @@ class SiteAssembler:
             rank = (keys[0], NAMED_KINDS.index(address.kind), position)
             self._ranks[name] = rank
             insort(self._ranking, (rank, name))
+        if name not in self._listed or self._ranks.get(name) != old_rank:
+            self._reordered = True  # a listing came, went or moved among the others
 
     def _update(self, changed: set[str], states: Mapping[str, FileState], sections) -> None:
         now = datetime.now(UTC)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import operator
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -62,6 +62,14 @@ def listings(site: Site, published: list[Article]) -> dict[str, Listing]:
     return groups
 
 
+class FeedSpecs(dict):
+    """Feed specs by document name, as feed_specs made them, saying which carry tombstones."""
+
+    tombstoned: frozenset[str] = frozenset()
+    # The names described again in a copy of the previous specs (None: all were described).
+    respecified: frozenset[str] | None = None
+
+
 def feed_specs(
     site: Site,
     groups: Mapping[str, Listing],
@@ -70,7 +78,8 @@ def feed_specs(
     previous: tuple[Mapping[str, Listing], Mapping[str, FeedSpec]] | None = None,
     all_in_feeds: bool = False,
     remade: Mapping[str, tuple[Listing, tuple]] | None = None,
-) -> dict[str, FeedSpec]:
+    relisted: Collection[str] | None = None,
+) -> FeedSpecs:
     """Describe every feed document: subscription feeds, their archives, tag and author feeds.
 
     `previous`: the listings and specs of the snapshot before. A listing that is the very
@@ -79,18 +88,26 @@ def feed_specs(
     `all_in_feeds`: no article says `feeds: false`, so listings need no filtering.
     `remade`: per listing, the one of `previous` it replaces and the sort key of its oldest
     article that changed (SiteAssembler.remade): archive pages of older ones are kept unread.
+    `relisted`: the names of the groups that may differ from `previous`'s, all others being
+    the same Listings in the same order (SiteAssembler.relisted): when the sections and the
+    tombstones are as they were, only those are described again, in a copy of the specs.
     """
-    hub = settings.websub_hub or None
     tombstones = _tombstones_by_feed(site, now, settings)
     groups = {**groups, **_emptied_groups(tombstones, groups)}
     old_groups, old_specs = previous if previous is not None else ({}, {})
     sections = _sections_change(old_specs, site)
     if sections == "titles":
         old_groups, old_specs = {}, {}
+    parts = (site, settings, old_groups, old_specs, all_in_feeds, remade or {})
+    if relisted is not None and old_specs and not sections:
+        specs = _respecified(groups, parts, tombstones, relisted)
+        if specs is not None:
+            return specs
     kept: dict[str, list[str]] = {}  # each listing's previous specs, archives too, in order
     for key, spec in old_specs.items():
         kept.setdefault(spec.name, []).append(key)
-    specs = {}
+    specs = FeedSpecs()
+    specs.tombstoned = frozenset(tombstones)
     for name, group in groups.items():
         before = old_specs.get(name)
         stones = tombstones.get(name, ())
@@ -105,38 +122,87 @@ def feed_specs(
                 # A folder's new time (a file added or removed) counts for Last-Modified.
                 specs[key] = replace(spec, sections=site.sections) if sections else spec
             continue
-        title, description = _title_and_description(site, group, settings)
-        in_feeds = group.articles  # `feeds: false` left out:
-        if not all_in_feeds:
-            in_feeds = tuple(filter(_IN_FEEDS, in_feeds))
-        latest = in_feeds[: settings.feed_items]
-        updated = _newest_update(latest) if latest else _folder_update(site, name)
-        if stones:  # readers see the feed change when it announces a removal
-            updated = max(updated, stones[0].removed_at)
-        base = FeedSpec(
-            name=name,
-            title=title,
-            description=description,
-            page_path=group.page_path,
-            articles=latest,
-            sections=site.sections,
-            # An empty feed is as new as its section folder: no other section's news moves it.
-            updated=updated,
-            hub=hub,
-            tombstones=stones,
-        )
-        if not is_subscription(name):  # a tag's or an author's feed: no archive
-            specs[name] = base
-        else:
-            tail = 0  # how many of the oldest articles are as in the previous listing
-            hint = (remade or {}).get(name)
-            if hint is not None and hint[0] is old_groups.get(name):
-                tail = len(in_feeds) - bisect_right(in_feeds, hint[1], key=newest_first)
-            pages = _with_archives(
-                base, in_feeds, settings.feed_items, old_specs, bool(sections), tail
-            )
-            specs.update(pages)
+        specs.update(_group_specs(name, group, stones, parts, bool(sections)))
     return specs
+
+
+def _respecified(
+    groups: Mapping[str, Listing],
+    parts: tuple,
+    tombstones: Mapping[str, tuple],
+    relisted: Collection[str],
+) -> FeedSpecs | None:
+    """Describe again only the groups listed again, in a copy of the previous specs.
+
+    None when that would not give what describing every group gives: a group came or
+    went, a feed gained or lost an archive page, or tombstones are announced.
+    """
+    _, _, old_groups, old_specs, _, _ = parts
+    if (
+        tombstones
+        or not isinstance(old_specs, FeedSpecs)
+        or old_specs.tombstoned
+        or len(groups) != len(old_groups)
+    ):
+        return None
+    specs = FeedSpecs(old_specs)
+    respecified = set()
+    for name in relisted:
+        group = groups.get(name)
+        before = old_specs.get(name)
+        if group is None or before is None or name not in old_groups:
+            return None
+        if old_groups[name] is group:
+            continue
+        made = _group_specs(name, group, (), parts, False, overlay=True)
+        if _archive_count(made[name]) != _archive_count(before):
+            return None  # its pages are other documents: their names and order change
+        specs.update(made)  # a key present already keeps its place
+        respecified.update(made)
+    specs.respecified = frozenset(respecified)
+    return specs
+
+
+def _group_specs(
+    name: str,
+    group: Listing,
+    stones: tuple,
+    parts: tuple,
+    resection: bool,
+    overlay: bool = False,
+) -> dict[str, FeedSpec]:
+    """Describe one group's feed, and a subscription feed's archive pages.
+
+    `overlay`: leave out the archive pages that are certainly those of the previous specs.
+    """
+    site, settings, old_groups, old_specs, all_in_feeds, remade = parts
+    title, description = _title_and_description(site, group, settings)
+    in_feeds = group.articles  # `feeds: false` left out:
+    if not all_in_feeds:
+        in_feeds = tuple(filter(_IN_FEEDS, in_feeds))
+    latest = in_feeds[: settings.feed_items]
+    updated = _newest_update(latest) if latest else _folder_update(site, name)
+    if stones:  # readers see the feed change when it announces a removal
+        updated = max(updated, stones[0].removed_at)
+    base = FeedSpec(
+        name=name,
+        title=title,
+        description=description,
+        page_path=group.page_path,
+        articles=latest,
+        sections=site.sections,
+        # An empty feed is as new as its section folder: no other section's news moves it.
+        updated=updated,
+        hub=settings.websub_hub or None,
+        tombstones=stones,
+    )
+    if not is_subscription(name):  # a tag's or an author's feed: no archive
+        return {name: base}
+    tail = 0  # how many of the oldest articles are as in the previous listing
+    hint = remade.get(name)
+    if hint is not None and hint[0] is old_groups.get(name):
+        tail = len(in_feeds) - bisect_right(in_feeds, hint[1], key=newest_first)
+    return _with_archives(base, in_feeds, settings.feed_items, old_specs, resection, tail, overlay)
 
 
 def _sections_change(specs: Mapping[str, FeedSpec], site: Site) -> str:
@@ -208,6 +274,7 @@ def _with_archives(
     previous: Mapping[str, FeedSpec] | None = None,
     resection: bool = False,
     unchanged_tail: int = 0,
+    overlay: bool = False,
 ) -> dict:
     """Split a feed's history into RFC 5005 archive pages of `size` items, oldest first.
 
@@ -216,6 +283,8 @@ def _with_archives(
     A page of `previous` holding the very same articles, with the same links, is kept
     (`resection`: given the site's sections, whose folder times changed); so is one
     within the `unchanged_tail` oldest articles, known to be those of `previous`.
+    `overlay`: the pages kept that way are left out (the caller has them), but for the
+    newest, which the subscription feed's spec reads.
     """
     count = len(articles)
     full_pages = count // size if count > size else 0
@@ -231,7 +300,10 @@ def _with_archives(
     # when the number of pages changed (its next-archive link comes or goes).
     kept_pages = _archive_count(before) if same_feed else 0
     specs = {}
-    for number in range(1, full_pages + 1):
+    first = 1
+    if overlay and not resection:  # pages 1 to first - 1 are kept, as the loop would find
+        first = max(min(unchanged_tail // size, kept_pages - 1, full_pages - 1), 0) + 1
+    for number in range(first, full_pages + 1):
         # Page n, newest first, holds the n-th `size` of the oldest articles.
         start = count - number * size
         path_stem = address.archive_name(number)

@@ -224,6 +224,18 @@ class FeedEdition:
         return rep
 
 
+class Editions(dict):
+    """A snapshot's editions by name, with what made them, so the next build costs what changed.
+
+    `specs`: the specs they were made of; `releases`: the expiries they were given;
+    `remade`: the names whose edition is not the previous one's (None: any may differ).
+    """
+
+    specs: Mapping[str, FeedSpec] = {}
+    releases: Mapping[str, float] = {}
+    remade: frozenset[str] | None = None
+
+
 def build_editions(
     specs: Mapping[str, FeedSpec],
     previous: Mapping[str, FeedEdition],
@@ -231,29 +243,62 @@ def build_editions(
     settings: Settings,
     history: ValidatorHistory,
     cache: RenderCache | None = None,
-) -> dict[str, FeedEdition]:
+    respecified: Iterable[str] | None = None,
+) -> Editions:
     """Make the snapshot's editions, keeping what an unchanged spec already rendered.
 
     With a `cache`, feeds other than the subscription feeds keep their renders there, and
-    every feed takes item HTML from the cache's memo of it.
+    every feed takes item HTML from the cache's memo of it. `respecified`: the names whose
+    spec may differ from `previous`'s, which has the same names in the same order (None:
+    unknown); then only those and the feeds whose release moved are looked at, in a copy.
     """
     memo = cache.items if cache is not None else None
-    editions = {}
-    for name, spec in specs.items():
+    context = (settings, history)
+    names: Iterable[str] = specs
+    editions = Editions()
+    if respecified is not None and _made_alike(previous, specs, context, cache, memo):
+        editions.update(previous)
+        moved = {
+            name
+            for name in previous.releases.keys() | releases.keys()
+            if previous.releases.get(name) != releases.get(name)
+        }
+        names = {name for name in (*respecified, *moved) if name in specs}
+    for name in names:
+        spec = specs[name]
         max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
         expires_at = None if spec.archive else releases.get(name)
         shared = None if is_subscription(name) else cache
         before = previous.get(name)
-        if before is not None and before.made_with(
-            spec, max_age, expires_at, (settings, history), shared, memo
-        ):
+        made = before is not None and before.made_with(
+            spec, max_age, expires_at, context, shared, memo
+        )
+        if made:
             editions[name] = before  # a spec carried over as it was: its edition too
             continue
-        edition = FeedEdition(spec, max_age, expires_at, (settings, history), shared, memo)
+        edition = FeedEdition(spec, max_age, expires_at, context, shared, memo)
         if before is not None and (before.spec is spec or before.spec == spec):
             edition.inherit(before)
         editions[name] = edition
+    editions.specs = specs
+    editions.releases = dict(releases)
+    if names is not specs:
+        editions.remade = frozenset(n for n in names if editions[n] is not previous.get(n))
     return editions
+
+
+def _made_alike(previous, specs, context, cache, memo) -> bool:
+    """Tell whether `previous` were built of `specs`' names in order, with these same parts."""
+    if not isinstance(previous, Editions) or len(previous) != len(specs):
+        return False
+    if previous.specs.keys() != specs.keys():
+        return False
+    site = previous.get(SITE_FEED)
+    return (
+        site is not None
+        and site.made_with(site.spec, site.max_age, site.expires_at, context, None, memo)
+        and next((e._cache is cache for n, e in previous.items() if not is_subscription(n)), True)
+    )
 
 
 def changed_feeds(
@@ -264,6 +309,7 @@ def changed_feeds(
         name
         for name, edition in editions.items()
         if not edition.spec.archive
+        and previous.get(name) is not edition  # carried over: the same spec
         and (name not in previous or previous[name].spec != edition.spec)
     ]
 

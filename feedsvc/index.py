@@ -11,6 +11,7 @@ serving the same content, so workers and restarts agree on it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
 import hashlib
@@ -28,17 +29,26 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from .loader import FileState, cycle_collection_paused, parse_context
+from .loader import FileState, cycle_collection_paused, parse_context, read_content_file
+from .models import Article, Body, unpack_html
+from .parsing import ParseContext
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.sqlite3"
 # Bump when the tables change shape; an index of another format is rebuilt.
-INDEX_FORMAT = "4"
+INDEX_FORMAT = "5"
 # An index entry saved less than this after its file changed is checked again: a second
 # write within the file system's timestamp grain would not change the file's identity.
 RACY_SECONDS = 2.0
+# A body its file no longer has is kept this long for snapshots still served that show it.
+BODY_GRACE_SECONDS = 3600.0
+# After this many bodies leave memory at once (a first start), their pages go back to the
+# system: the C allocator keeps them otherwise, and a 100,000-article start holds 200 MB.
+TRIM_AFTER_BODIES = 1000
+# Article digests kept for document keys: the items of every subscription feed, many times.
+ARTICLE_DIGESTS_KEPT = 8192
 # Libraries whose output ends up in a parsed file state.
 _PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
 _SCHEMA = (
@@ -51,10 +61,21 @@ _SCHEMA = (
     " inode INTEGER NOT NULL, state BLOB NOT NULL)",
     # Files removed, by the generation that removed them: what a following process drops.
     "CREATE TABLE IF NOT EXISTS gone (rel TEXT PRIMARY KEY, generation INTEGER NOT NULL)",
+    # A follower asks what a publication changed: found by generation, not by a scan of
+    # every state (at 100,000 files that scan cost each publication ~200 ms in each worker).
+    "CREATE INDEX IF NOT EXISTS files_by_generation ON files (generation)",
+    "CREATE INDEX IF NOT EXISTS gone_by_generation ON gone (generation)",
     "CREATE TABLE IF NOT EXISTS validators (path TEXT PRIMARY KEY, digest BLOB NOT NULL,"
     " moment INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS documents (path TEXT PRIMARY KEY, key BLOB NOT NULL,"
     " rep BLOB NOT NULL)",
+    # Article bodies (pack_html), apart from the states: no process keeps them in memory.
+    # Read by digest; a body its file no longer has is marked `replaced`, and deleted
+    # BODY_GRACE_SECONDS later. One row per file and body: two files may share a body.
+    "CREATE TABLE IF NOT EXISTS bodies (rel TEXT NOT NULL, digest BLOB NOT NULL, replaced REAL,"
+    " packed BLOB NOT NULL, PRIMARY KEY (rel, digest))",
+    "CREATE INDEX IF NOT EXISTS bodies_digest ON bodies (digest)",
+    "CREATE INDEX IF NOT EXISTS bodies_replaced ON bodies (replaced) WHERE replaced IS NOT NULL",
 )
 
 
@@ -138,14 +159,20 @@ class ContentIndex:
         self._broken = False
         self._orphans: list = []
         self._render_salt = b""
+        # How a body missing from the index is parsed again from its file (see body_html).
+        self._parse_context: ParseContext | None = None
         # The key of the rendering this process last found or stored at each document path:
         # after a publish, the keys of that publication's subscription feeds.
         self._document_keys: dict[str, bytes] = {}
+        # Each article version's digest by id(), with the article (so the id stays its own).
+        self._article_digests: dict[int, tuple[object, bytes]] = {}
         # Set by the store: what the publication being saved serves (see _publication_manifest).
         self.describe_publication: Callable[[], Mapping | None] | None = None
         # Which index file the connection reads, and the epoch it holds (see Changes).
         self._inode: int | None = None
         self.epoch = ""
+        # While a publication is made (see batched): the thread making it, and its writes.
+        self._batch: tuple[int, list] | None = None
         # A connection must not cross a fork: the child opens its own on first use.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_connection(ref))
@@ -161,6 +188,7 @@ class ContentIndex:
         index = cls(settings.state_dir, settings.content_dir, identity)
         # Rendered documents depend on every setting, and on the code as parsing does.
         index._render_salt = (identity["parser"] + repr(settings)).encode()
+        index._parse_context = parse_context(settings)
         return index
 
     def load(self) -> tuple[dict[str, tuple[FileState, float]], dict[str, int] | None]:
@@ -178,10 +206,7 @@ class ContentIndex:
                 entries = {}
                 with cycle_collection_paused():
                     for rel, saved_at, blob in rows:
-                        state = pickle.loads(blob)
-                        if not isinstance(state, FileState) or state.rel != rel:
-                            raise ValueError(f"entry {rel!r} holds something else")
-                        entries[rel] = (state, saved_at)
+                        entries[rel] = (self._state(rel, blob), saved_at)
                 media = conn.execute("SELECT value FROM meta WHERE key = 'media'").fetchone()
                 sizes = json.loads(media[0]) if media else None
             except sqlite3.OperationalError as exc:  # locked, unreadable: not its content
@@ -206,11 +231,15 @@ class ContentIndex:
         """
         now = time.time()
         generation = publish.generation if publish is not None else self.generation()
+        bodies: list[tuple[str, Body]] = []  # bodies this process holds in memory, to keep here
         rows = [
-            (rel, now, generation, *state.fingerprint, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+            (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
             for rel, state in changed.items()
         ]
         gone = [(rel,) for rel in removed]
+        kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
+        # Every other body of a file saved or removed is on its way out (see BODY_GRACE_SECONDS).
+        replaced = [(now, rel, _body_of(state)) for rel, state in changed.items()]
         meta = [("media", json.dumps(dict(sizes), sort_keys=True))]
         if publish is not None:
             shape = pickle.dumps(publish.shape, pickle.HIGHEST_PROTOCOL)
@@ -225,8 +254,77 @@ class ContentIndex:
                 "INSERT OR REPLACE INTO gone VALUES (?, ?)", [(rel, generation) for (rel,) in gone]
             )
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
+            conn.executemany(
+                "UPDATE bodies SET replaced = ? WHERE rel = ? AND replaced IS NULL"
+                " AND digest IS NOT ?",
+                replaced,
+            )
+            conn.executemany(
+                "UPDATE bodies SET replaced = ? WHERE rel = ? AND replaced IS NULL",
+                [(now, rel) for (rel,) in gone],
+            )
+            conn.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?, ?, ?)", kept)
+            conn.execute("DELETE FROM bodies WHERE replaced < ?", (now - BODY_GRACE_SECONDS,))
 
-        self._write(work)
+        saved = self._write(work, flush=True)  # with what a batch held, in one transaction
+        rows.clear()
+        kept.clear()
+        if saved:
+            for _, body in bodies:  # the index holds them now: memory no longer does
+                body.keep_in(self)
+            if len(bodies) >= TRIM_AFTER_BODIES:
+                _give_back_memory()
+
+    def _state(self, rel: str, blob: bytes) -> FileState:
+        """Return a stored file state, its article's body to be read from here."""
+        state = pickle.loads(blob)
+        if not isinstance(state, FileState) or state.rel != rel:
+            raise ValueError(f"entry {rel!r} holds something else")
+        if isinstance(state.result, Article):
+            state.result.body.keep_in(self)
+        return state
+
+    def body_html(self, body: Body) -> str:
+        """Return the HTML of a body this index holds (a BodySource).
+
+        A body it does not hold (an index rebuilt or unusable since, a body kept past its
+        grace) is parsed again from its file, if that still has it; else LookupError.
+        """
+        row = None
+        with self._lock:
+            conn = self._connect()
+            if conn is not None:
+                try:
+                    query = "SELECT packed FROM bodies WHERE digest = ? LIMIT 1"
+                    row = conn.execute(query, (body.digest,)).fetchone()
+                except sqlite3.Error as exc:
+                    self._give_up(exc)
+        if row is not None:
+            return unpack_html(row[0])
+        return self._body_from_file(body)
+
+    def _body_from_file(self, body: Body) -> str:
+        """Parse `body`'s file again for it, and keep it here if found (see body_html)."""
+        path = Path(body.path)
+        try:
+            rel = path.relative_to(self._content_dir).as_posix()
+        except ValueError:
+            rel = ""
+        found = None
+        if rel.count("/") == 1 and self._parse_context is not None:
+            state = read_content_file(Path(self._content_dir), rel, self._parse_context, {})
+            if isinstance(state.result, Article) and state.result.body == body:
+                found = state.result.body
+        if found is None:
+            raise LookupError(f"the body of {body.path} is no longer in the index or its file")
+        log.info("content index %s: body of %s parsed again from its file", self.path, rel)
+        packed = found.packed
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO bodies VALUES (?, ?, ?, ?)", (rel, body.digest, None, packed)
+            )
+        )
+        return found.html
 
     def generation(self) -> int:
         """Return the number of the content last published (0: none yet)."""
@@ -257,15 +355,16 @@ class ContentIndex:
             ).fetchall()
         )
         newest = int(meta.get("generation", 0))
-        rows = conn.execute("SELECT rel, state FROM files WHERE generation > ?", (generation,))
+        # By the generation's index when few rows are newer; a new follower (0) reads every
+        # row in one scan ("+" keeps SQLite off the index: a lookup per row costs more).
+        column = "generation" if generation else "+generation"
+        query = f"SELECT rel, state FROM files WHERE {column} > ?"
+        rows = conn.execute(query, (generation,))
         # Row by row: a new worker never holds every blob of the index at once.
         states = {}
         with cycle_collection_paused():
             for rel, blob in rows:
-                state = pickle.loads(blob)
-                if not isinstance(state, FileState) or state.rel != rel:
-                    raise ValueError(f"entry {rel!r} holds something else")
-                states[rel] = state
+                states[rel] = self._state(rel, blob)
         gone = conn.execute("SELECT rel FROM gone WHERE generation > ?", (generation,))
         removed = frozenset(rel for (rel,) in gone)
         shape = pickle.loads(bytes.fromhex(meta["shape"])) if "shape" in meta else None
@@ -300,17 +399,38 @@ class ContentIndex:
 
         The key digests everything the rendering reads (the spec, every setting, the code):
         two specs that pickle differently only miss the cache, never hit a stale entry.
+        Each article counts by the digest of its pickle, made once per article version:
+        after an edit, every worker digests the edited article, not every item again.
         """
         fields = [
-            (field.name, getattr(spec, field.name))
+            (field.name, self._digested(getattr(spec, field.name)))
             for field in dataclasses.fields(spec)
             if field.name != "sections"
         ]
         buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)  # wherever a body is kept
         pickler.fast = True  # no memo: equal values give equal bytes, shared or not
         pickler.dump((path, fields, dict(spec.sections)))
         return hashlib.sha256(self._render_salt + buffer.getvalue()).digest()
+
+    def _digested(self, value: object) -> object:
+        """Return `value`, a tuple of articles replaced by their digests (see document_key)."""
+        if not isinstance(value, tuple | list) or not value or not isinstance(value[0], Article):
+            return value
+        memo = self._article_digests
+        if len(memo) > ARTICLE_DIGESTS_KEPT:  # old versions: forget them all, digest again
+            memo.clear()
+        digests = []
+        for article in value:
+            found = memo.get(id(article))
+            if found is None or found[0] is not article:
+                buffer = io.BytesIO()
+                pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)
+                pickler.fast = True
+                pickler.dump(article)
+                found = memo[id(article)] = (article, hashlib.sha256(buffer.getvalue()).digest())
+            digests.append(found[1])
+        return tuple(digests)
 
     def document(self, path: str, key: bytes) -> tuple | None:
         """Return the rendering stored for `path` under `key`, as store_document took it."""
@@ -451,16 +571,46 @@ class ContentIndex:
                 log.warning("content index %s: %s; %s", self.path, exc, otherwise)
         return None
 
-    def _write(self, work) -> None:
+    @contextlib.contextmanager
+    def batched(self):
+        """Hold this thread's writes (renderings, validators) until the block's save, or end.
+
+        A publication is then written in one transaction with its file states and its
+        generation: a follower sees all of it or none, and an edit pays one commit, not a
+        dozen. Other threads (requests rendering tag feeds) write as before.
+        """
+        self._batch = (threading.get_ident(), [])
+        try:
+            yield self
+        finally:
+            works = self._batch[1]
+            self._batch = None
+            if works:
+                self._write(*works)
+
+    def _write(self, *works, flush: bool = False) -> bool:
+        """Run `works` in one write transaction and tell whether it was committed; in a
+        batch (this thread's), hold them (True), unless `flush`: then they are written now
+        after what the batch held."""
+        batch = self._batch
+        if batch is not None and batch[0] == threading.get_ident():
+            if not flush:
+                batch[1].extend(works)
+                return True
+            works = (*batch[1], *works)
+            batch[1].clear()
         with self._lock:
             conn = self._connect()
             if conn is None:
-                return
+                return False
             try:
                 with _immediate(conn):
-                    work(conn)
+                    for work in works:
+                        work(conn)
             except sqlite3.Error as exc:
                 self._give_up(exc)
+                return False
+        return True
 
     def _connect(self) -> sqlite3.Connection | None:
         """Open the index once per process, rebuilding what cannot be trusted.
@@ -528,13 +678,14 @@ class ContentIndex:
         if stored:
             log.info("content index %s: %s; re-reading every file", self.path, reason)
         if not same_format:  # tables of another shape: made again
-            for table in ("files", "gone", "validators", "documents"):
+            for table in ("files", "gone", "validators", "documents", "bodies"):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in _SCHEMA:
                 conn.execute(statement)
         conn.execute("DELETE FROM files")
         conn.execute("DELETE FROM gone")
         conn.execute("DELETE FROM documents")
+        conn.execute("DELETE FROM bodies")
         conn.execute("DELETE FROM meta")
         if not same_folder:
             conn.execute("DELETE FROM validators")
@@ -583,6 +734,40 @@ class ContentIndex:
 def _not_answering(reason: str) -> None:
     """Say why a restart does not answer from the stored publication (it loads first)."""
     log.info("not answering from the stored publication: %s", reason)
+
+
+def _state_blob(state: FileState, bodies: list[tuple[str, Body]]) -> bytes:
+    """Pickle a file state for the index without its article's body, kept in `bodies`.
+
+    The body's bytes go to their own table (rows made of `bodies`: those in memory);
+    a body already kept in the index is named by its digest only.
+    """
+    buffer = io.BytesIO()
+    _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL).dump(state)
+    article = state.result
+    if isinstance(article, Article) and article.body.packed is not None:
+        bodies.append((state.rel, article.body))
+    return buffer.getvalue()
+
+
+def _body_of(state: FileState) -> bytes | None:
+    """Return the digest of the body of a file state's article (None: it has none)."""
+    return state.result.body.digest if isinstance(state.result, Article) else None
+
+
+def _give_back_memory() -> None:
+    """Ask the C allocator (glibc's malloc_trim) to return the free pages it holds."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: memory stays as it is
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+class _BodiesByName(pickle.Pickler):
+    """A pickler writing each Body as its digest and file alone, never its bytes."""
+
+    def reducer_override(self, obj: object):
+        if type(obj) is Body:
+            return (Body, (obj.digest, obj.path))
+        return NotImplemented
 
 
 @contextlib.contextmanager

@@ -63,7 +63,7 @@ class ItemHtmlMemo:
     def html(self, article: Article, settings: Settings, full: bool) -> str:
         """Return article_html(article, settings, full), computed once per article version."""
         key = (
-            article.packed_body,
+            article.body,  # by its digest: one version of the body
             article.path,
             article.dek,
             article.summary,

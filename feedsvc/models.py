@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
 from sys import intern
 from types import MappingProxyType
+from typing import Protocol
 
 from .addresses import SECTION, Address, article_path
 from .dates import announced_update
@@ -27,6 +29,85 @@ def pack_html(html: str) -> bytes:
 def unpack_html(packed: bytes) -> str:
     """Return the HTML that pack_html packed."""
     return (zlib.decompress(packed) if BODY_COMPRESSION else packed).decode("utf-8")
+
+
+class BodySource(Protocol):
+    """Where bodies no longer kept in memory are read from (the content index)."""
+
+    def body_html(self, body: Body) -> str:
+        """Return the HTML of `body`, or raise LookupError if it can no longer be had."""
+        ...
+
+
+class Body:
+    """An article body's HTML, named by a digest of it: equal digests, equal bodies.
+
+    Its value never changes; where its bytes are kept may, once. A body just parsed is
+    packed in memory (pack_html) until the content index holds it; from then on, and for
+    a body read back from the index, only the index does, and rendering reads it there
+    (rarely: rendered items and pages are kept). Without a usable index it stays in memory.
+    """
+
+    __slots__ = ("_packed", "_source", "digest", "path")
+
+    def __init__(
+        self,
+        digest: bytes,
+        path: str,
+        packed: bytes | None = None,
+        source: BodySource | None = None,
+    ):
+        self.digest = digest
+        self.path = path  # the content file it was parsed from, to parse again if need be
+        self._packed = packed
+        self._source = source
+
+    @classmethod
+    def of(cls, html: str, path: str) -> Body:
+        """Return the body holding `html`, packed in memory."""
+        packed = pack_html(html)
+        return cls(body_digest(packed), path, packed)
+
+    @property
+    def html(self) -> str:
+        """Return the HTML: unpacked from memory, else read from where it is kept."""
+        packed = self._packed  # read before the source: keep_in sets the source first
+        if packed is not None:
+            return unpack_html(packed)
+        if self._source is None:
+            raise LookupError(f"the body of {self.path} is kept nowhere this process reads")
+        return self._source.body_html(self)
+
+    @property
+    def packed(self) -> bytes | None:
+        """Return the packed HTML if this process holds it in memory, else None."""
+        return self._packed
+
+    def keep_in(self, source: BodySource) -> None:
+        """Let `source` (which holds this body from now on) keep it; memory no longer does."""
+        self._source = source
+        self._packed = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Body):
+            return NotImplemented
+        return self.digest == other.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def __repr__(self) -> str:
+        where = "memory" if self._packed is not None else "index"
+        return f"Body({self.digest.hex()}, {self.path!r}, in {where})"
+
+    def __reduce__(self):
+        # A copy holds its bytes, wherever they are kept here (see index.py for the index's).
+        return (Body, (self.digest, self.path, self._packed or pack_html(self.html)))
+
+
+def body_digest(packed: bytes) -> bytes:
+    """Return the digest naming a body packed by pack_html (16 bytes: no two bodies share one)."""
+    return hashlib.blake2b(packed, digest_size=16).digest()
 
 
 class ContentError(Exception):
@@ -111,8 +192,9 @@ class Article:
     updated: datetime
     authors: tuple[str, ...]
     summary: str
-    # The body's HTML as packed by pack_html: a 10,000-article site must fit in little memory.
-    packed_body: bytes
+    # The body's HTML, in memory or in the content index: 100,000 articles' bodies do not
+    # fit in a server's memory budget, and few of them are ever rendered.
+    body: Body
     # The summary as the author wrote it; empty when the summary is cut from the body.
     dek: str = ""
     image: Image | None = None
@@ -170,7 +252,7 @@ class Article:
     @property
     def body_html(self) -> str:
         """Return the body's HTML, the one place the author's own markup enters."""
-        return unpack_html(self.packed_body)
+        return self.body.html
 
     def as_of(self, now: datetime) -> Article:
         """Return the article as published at `now`: a future `updated` is not shown yet."""

@@ -39,12 +39,12 @@ from .markup import (
 )
 from .models import (
     Article,
+    Body,
     ContentError,
     ContentWarning,
     Image,
     RelatedLink,
     Section,
-    pack_html,
 )
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
@@ -195,7 +195,7 @@ def _taken_down_anyway(
         updated=_EPOCH,
         authors=known["author"] or (context.default_author,),
         summary="",
-        packed_body=pack_html(""),
+        body=Body.of("", path),
         tags=known["tags"] or (),
         explicit_id=known["id"] or None,
         source_path=path,
@@ -234,7 +234,7 @@ def _article(
         updated=max(updated, date),
         authors=_authors(front, context.default_author),
         summary=dek or excerpt(first_text),
-        packed_body=pack_html(body_html),
+        body=Body.of(body_html, path),
         dek=dek,
         image=image,
         tags=_string_list(front, "tags"),

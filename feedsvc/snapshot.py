@@ -7,7 +7,7 @@ while the store builds the next one aside.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import InitVar, dataclass, field
 from datetime import datetime
 
@@ -48,9 +48,11 @@ class Snapshot:
     visible_from: float = field(default=0.0, compare=False)
     # The snapshot before, whose URL map is taken over for the editions carried over.
     before: InitVar[Snapshot | None] = None
+    # The names whose edition is not `before`'s, which has the same names (None: unknown).
+    remade: InitVar[Collection[str] | None] = None
     _feed_paths: Mapping[str, tuple[FeedEdition, str]] = field(init=False, repr=False)
 
-    def __post_init__(self, before: Snapshot | None):
+    def __post_init__(self, before: Snapshot | None, remade: Collection[str] | None):
         editions = self.editions
         if before is None:
             paths = {
@@ -58,6 +60,13 @@ class Snapshot:
                 for edition in editions.values()
                 for path, fmt in edition.paths().items()
             }
+        elif remade is not None:  # only those are mapped again, not thousands of archives
+            paths = dict(before._feed_paths)
+            for name in remade:
+                for path in before.editions[name].paths():
+                    del paths[path]
+                edition = editions[name]
+                paths.update((path, (edition, fmt)) for path, fmt in edition.paths().items())
         else:  # an edit changes a few editions of thousands (archive pages): map those
             paths = dict(before._feed_paths)
             old = before.editions

@@ -6,6 +6,7 @@ next snapshot aside and swaps it in with one assignment.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,11 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .addresses import OPML_PATH, SITE_FEED, is_subscription
+from .addresses import OPML_PATH, SITE_FEED
 from .assembly import SiteAssembler
 from .catalog import Listing, feed_specs
 from .editions import (
     FEED_FORMATS,
+    FeedEdition,
     RenderCache,
     ValidatorHistory,
     build_editions,
@@ -84,6 +86,8 @@ class ContentStore:
         # What assembling derives, kept so a refresh costs what changed (the first one: all),
         # and the content folder's shape as last read.
         self._assembler = SiteAssembler(settings)
+        # The feeds /feeds.opml last listed, (name, label, page path) each, and its rendering.
+        self._outline: tuple[list, Representation] | None = None
         self._tree: Tree | None = None
         # The index epoch this process's states were recorded in; another one needs them all.
         self._recorded_epoch = ""
@@ -404,13 +408,16 @@ class ContentStore:
         if before is not None and changed != () and _same_content(site, before.site):
             self._record(None)  # new file identities only
             return  # a rescan or a touch: keep the snapshot and its rendered pages
-        snapshot = self._publish(site, before)
-        published = time.perf_counter()
-        _log_problem_changes(before.site.problems if before else (), site.problems)
-        # Caches and the hub are told by one process, once the new snapshot is served.
-        told = self._notifier is not None or self._purger is not None
-        self._install(snapshot, tell=told and self._publisher.held())
-        self._record(snapshot)  # before telling: followers must have the publication
+        # What rendering writes to the index (feeds, validators) goes in the publication's
+        # own transaction (see ContentIndex.batched).
+        with self._index.batched() if self._index is not None else contextlib.nullcontext():
+            snapshot = self._publish(site, before)
+            published = time.perf_counter()
+            _log_problem_changes(before.site.problems if before else (), site.problems)
+            # Caches and the hub are told by one process, once the new snapshot is served.
+            told = self._notifier is not None or self._purger is not None
+            self._install(snapshot, tell=told and self._publisher.held())
+            self._record(snapshot)  # before telling: followers must have the publication
         self._promote()
         log.debug(
             "refresh of %s: read and assembled in %.1f ms, published in %.1f ms, recorded"
@@ -554,10 +561,12 @@ class ContentStore:
         snapshot = self._latest()
         if snapshot is None:
             return None
+        subscriptions = [
+            snapshot.editions[n] for n in _subscriptions(snapshot.site, snapshot.editions)
+        ]
         feeds = {
             path: (edition.max_age, edition.expires_at)
-            for name, edition in snapshot.editions.items()
-            if is_subscription(name)
+            for edition in subscriptions
             for path in edition.paths()
         }
         published = len(snapshot.published())
@@ -583,33 +592,66 @@ class ContentStore:
         now = datetime.now(UTC)
         groups = self._assembler.listings(site, now)
         previous = before.editions if before is not None else {}
-        old = (before.listings, {n: e.spec for n, e in previous.items()}) if before else None
+        old, relisted = None, None
+        if before is not None:
+            specs = getattr(previous, "specs", None) or {n: e.spec for n, e in previous.items()}
+            old = (before.listings, specs)
+            hint = self._assembler.relisted()
+            if hint is not None and hint[0] is before.listings:
+                relisted = hint[1]  # the others are before's listings: their specs are kept
         all_in_feeds = self._assembler.all_in_feeds(site)
         remade = self._assembler.remade()
-        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds, remade)
+        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds, remade, relisted)
         releases = self._assembler.releases(site, now)
         editions = build_editions(
-            specs, previous, releases, self.settings, self._history, self._renders
+            specs,
+            previous,
+            releases,
+            self.settings,
+            self._history,
+            self._renders,
+            specs.respecified,
         )
         eager = [
-            edition.representation(fmt)
-            for name, edition in editions.items()
-            if is_subscription(name)
+            editions[name].representation(fmt)
+            for name in _subscriptions(site, editions)
             for fmt in FEED_FORMATS
         ]
-        documents = {OPML_PATH: self._opml(groups, specs[SITE_FEED])}
+        documents = {OPML_PATH: self._opml(groups, specs[SITE_FEED], before)}
         # A second change within one second gets the next second: served from then on.
         newest = max(rep.last_modified for rep in [*eager, *documents.values()])
         next_release = min(releases.values(), default=None)
         return Snapshot(
-            site, now, groups, editions, documents, next_release, visible_from=newest, before=before
+            site,
+            now,
+            groups,
+            editions,
+            documents,
+            next_release,
+            visible_from=newest,
+            before=before,
+            remade=editions.remade,
         )
 
-    def _opml(self, groups: Mapping[str, Listing], site_feed: FeedSpec) -> Representation:
+    def _opml(
+        self, groups: Mapping[str, Listing], site_feed: FeedSpec, before: Snapshot | None
+    ) -> Representation:
+        """Render /feeds.opml; the same feeds with the same labels keep the one made before."""
+        outline = [(group.name, group.label, group.page_path) for group in groups.values()]
+        made = self._outline
+        if (
+            before is not None
+            and made is not None
+            and made[0] == outline
+            and before.documents.get(OPML_PATH) is made[1]
+        ):
+            return made[1]  # its bytes, so its Last-Modified, are the same
         body = render_opml(groups.values(), self.settings)
         content_time = content_last_modified(site_feed)
         last_modified = self._history.last_modified(OPML_PATH, body, content_time)
-        return build_representation(body, OPML_TYPE, last_modified, self.settings.feed_max_age)
+        rep = build_representation(body, OPML_TYPE, last_modified, self.settings.feed_max_age)
+        self._outline = (outline, rep)
+        return rep
 
     def _notify(self, before: Snapshot, snapshot: Snapshot) -> None:
         """Tell the caches in front, then the WebSub hub, what changed; both in the background."""
@@ -622,6 +664,15 @@ class ContentStore:
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)
+
+
+def _subscriptions(site: Site, editions: Mapping[str, FeedEdition]) -> list[str]:
+    """Return the names of the subscription feeds (the site's, each section's) among `editions`.
+
+    Named from the site's sections, not found among thousands of archive, tag and author
+    editions on each edit.
+    """
+    return [name for name in (SITE_FEED, *site.sections) if name in editions]
 
 
 def _same_content(site: Site, other: Site) -> bool:

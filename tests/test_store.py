@@ -18,7 +18,7 @@ def test_parallel_loading_reads_the_same_site(write_article, make_app, monkeypat
     calls = []
     parallel = load_site(settings, progress=lambda: calls.append(1))
     assert parallel.articles == serial.articles
-    assert [a.packed_body for a in parallel.articles] == [a.packed_body for a in serial.articles]
+    assert [a.body_html for a in parallel.articles] == [a.body_html for a in serial.articles]
     problems = [(p.path, p.line, p.reason) for p in parallel.problems]
     assert problems == [(p.path, p.line, p.reason) for p in serial.problems] != []
     assert len(calls) == 13
