@@ -10,12 +10,14 @@ For each size (a cached corpus from bench/corpus.py, copied so edits never touch
 and each worker count, with a fresh state folder:
 
 1. **cold start**: granian started, no index; the clock runs until every site and section
-   feed (RSS and Atom) has answered 200, each on a fresh connection.
+   feed (RSS, Atom and JSON) has answered 200, each on a fresh connection. Tag, author
+   and archive feeds are rendered on their first request, from the live snapshot only.
 2. **warm start**: the same server stopped and started again, on the same address, on
    the index it wrote (its feeds answered from the stored publication, if still current,
    while the content loads); **live**: until /healthz says `"serving": "live"` on
    `2 × workers` fresh connections in a row (the content loaded in every worker; memory
-   and edits follow).
+   and edits follow). Each with the CPU seconds the server's processes had used then
+   (less noisy than the clock on a shared machine).
 3. **edit → visible**: an article of the busiest section is retitled in place, and the
    clock runs until its section feed shows the new title on `2 × workers` fresh
    connections in a row (so every worker, with high probability); median and max.
@@ -80,6 +82,7 @@ from bench.harness import (
     Started,
     WrkResult,
     copy_site,
+    cpu_ticks,
     ensure_corpus,
     feed_paths,
     fetch,
@@ -96,6 +99,7 @@ log = logging.getLogger("publisher_bench")
 START_TIMEOUT = 600.0
 SECTION = "news"  # the busiest section of a corpus
 QUIET_FEED = "/culture.xml"  # a feed that edits of SECTION leave alone
+FEED_EXTENSIONS = ("xml", "atom", "json")  # every format of the site and section feeds
 
 
 def get(port: int, path: str, coding: str = "identity") -> tuple[int, bytes]:
@@ -137,7 +141,7 @@ def granian(
 
 def serve_every_feed(server: Started, started: float, content: Path) -> float:
     """Return the seconds from the process start until every feed answered 200."""
-    pending = feed_paths(content)
+    pending = feed_paths(content, FEED_EXTENSIONS)
     deadline = started + START_TIMEOUT
     while pending and time.monotonic() < deadline:
         if server.popen.poll() is not None:
@@ -167,6 +171,11 @@ def serve_live(server: Started, started: float, workers: int) -> float:
         if not seen:
             time.sleep(0.05)
     return time.monotonic() - started
+
+
+def server_cpu_seconds(server: Started) -> float:
+    """Return the CPU seconds used so far by the server's processes (those still running)."""
+    return sum(cpu_ticks(pid) for pid in server.pids()) / os.sysconf("SC_CLK_TCK")
 
 
 def edit_times(
@@ -371,7 +380,9 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
     procs = Processes()
     with granian(content, state, workers, workdir, port, procs=procs) as (server, started):
         result["warm"] = serve_every_feed(server, started, content)
+        result["warm_cpu"] = server_cpu_seconds(server)
         result["live"] = serve_live(server, started, workers)
+        result["live_cpu"] = server_cpu_seconds(server)
         time.sleep(1)
         result["warm_mem"] = measure_memory(server.pids())
         times = edit_times(server, content, workers, args.edits, args.edit_coding)
@@ -619,8 +630,8 @@ def report(results: list[dict]) -> str:
             f"{r['size']:,}",
             str(r["workers"]),
             f"{r['cold']:.2f} s",
-            f"{r['warm']:.2f} s",
-            f"{r['live']:.2f} s",
+            f"{r['warm']:.2f} s ({r['warm_cpu']:.2f} s CPU)",
+            f"{r['live']:.2f} s ({r['live_cpu']:.2f} s CPU)",
             f"{r['edit_p50'] * 1000:.0f} ms",
             f"{r['edit_max'] * 1000:.0f} ms",
             mb(r["warm_mem"]),

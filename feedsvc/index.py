@@ -124,7 +124,8 @@ class StoredParts:
     manifest: Mapping  # see ContentIndex._publication_manifest
     shape: object
     sizes: Mapping[str, int]
-    # rel -> (mtime_ns, size, inode, saved_at): what each file was when its state was saved.
+    # rel -> (mtime_ns, size, inode, saved_at): what each file was when its state was saved
+    # (empty when read without them: another process checked them).
     files: Mapping[str, tuple[int, int, int, float]]
     documents: Mapping[str, tuple]  # path -> the parts store_document took
     validators: Mapping[str, tuple[bytes, int]]  # path -> (body digest, Last-Modified)
@@ -493,42 +494,50 @@ class ContentIndex:
         }
         return json.dumps(manifest, sort_keys=True)
 
-    def stored_publication(self) -> StoredParts | None:
+    def stored_publication(self, files: bool = True) -> StoredParts | None:
         """Return the last publication with what a restart needs to answer from it.
 
         None when there is none this code and these settings can answer from: no manifest,
         one of another generation or rendering, or a stored document replaced since.
-        Only the documents are unpickled: files are described by their identity columns.
+        Only the documents are unpickled: files are described by their identity columns,
+        read only if `files` (100,000 rows: a process trusting another's check skips them).
         """
-        return self._read(self._read_stored_publication, "not answering from it")
+        return self._read(
+            lambda conn: self._read_stored_publication(conn, files), "not answering from it"
+        )
 
-    def _read_stored_publication(self, conn: sqlite3.Connection) -> StoredParts | None:
-        meta = dict(conn.execute("SELECT key, value FROM meta"))
+    def _read_stored_publication(
+        self, conn: sqlite3.Connection, with_files: bool = True
+    ) -> StoredParts | None:
+        keys = "('publication', 'generation', 'shape', 'media')"
+        meta = dict(conn.execute(f"SELECT key, value FROM meta WHERE key IN {keys}"))
         manifest = json.loads(meta.get("publication") or "null")
         generation = int(meta.get("generation", 0))
         if not manifest or manifest["generation"] != generation or "shape" not in meta:
-            return None
+            return _not_answering("the last publication was not described for a restart")
         if manifest["render"] != hashlib.sha256(self._render_salt).hexdigest():
-            return None
+            return _not_answering("it was rendered with other settings or code")
         documents = {}
         for path, (key, *_) in manifest["feeds"].items():
             row = conn.execute("SELECT key, rep FROM documents WHERE path = ?", (path,)).fetchone()
             if row is None or bytes(row[0]).hex() != key:
-                return None
+                return _not_answering(f"{path} was stored again since")
             documents[path] = pickle.loads(row[1])
         validators = {}
         for path in documents:
             query = "SELECT digest, moment FROM validators WHERE path = ?"
             row = conn.execute(query, (path,)).fetchone()
             if row is None:
-                return None
+                return _not_answering(f"{path} has no Last-Modified recorded")
             validators[path] = (bytes(row[0]), int(row[1]))
-        files = {
-            rel: (mtime_ns, size, inode, saved_at)
-            for rel, mtime_ns, size, inode, saved_at in conn.execute(
-                "SELECT rel, mtime_ns, size, inode, saved_at FROM files"
-            )
-        }
+        files = {}
+        if with_files:
+            files = {
+                rel: (mtime_ns, size, inode, saved_at)
+                for rel, mtime_ns, size, inode, saved_at in conn.execute(
+                    "SELECT rel, mtime_ns, size, inode, saved_at FROM files"
+                )
+            }
         shape = pickle.loads(bytes.fromhex(meta["shape"]))
         sizes = json.loads(meta["media"]) if "media" in meta else {}
         return StoredParts(generation, manifest, shape, sizes, files, documents, validators)
@@ -720,6 +729,11 @@ class ContentIndex:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
             self._conn = None
+
+
+def _not_answering(reason: str) -> None:
+    """Say why a restart does not answer from the stored publication (it loads first)."""
+    log.info("not answering from the stored publication: %s", reason)
 
 
 def _state_blob(state: FileState, bodies: list[tuple[str, Body]]) -> bytes:

@@ -97,7 +97,7 @@ class PublishedMark:
     def write(self, generation: int) -> None:
         """Announce `generation` as published by this process."""
         try:
-            _replace_file(self.path, f"{generation} {os.getpid()}\n")
+            replace_file(self.path, f"{generation} {os.getpid()}\n")
         except OSError as exc:
             log.warning("cannot announce publication in %s: %s", self.path, exc)
 
@@ -134,7 +134,7 @@ class FollowerAcks:
         path = self.folder / str(os.getpid())
         try:
             self.folder.mkdir(mode=0o700, exist_ok=True)
-            _replace_file(path, f"{generation}\n")
+            replace_file(path, f"{generation}\n")
         except OSError as exc:
             log.warning("cannot record the publication followed in %s: %s", path, exc)
 
@@ -164,11 +164,24 @@ class FollowerAcks:
         return True
 
 
-def _replace_file(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str) -> None:
     """Write `text` to `path` in one step: readers see the old content or the new, never half."""
     spare = path.with_name(f".{path.name}.{os.getpid()}")
     spare.write_text(text)
     os.replace(spare, path)
+
+
+def process_start(pid: int) -> str | None:
+    """Return when process `pid` started (kernel ticks since boot), or None if unknown.
+
+    A pid with its start time names one process: a later process given the same pid
+    (a restarted container's workers get the same ones) has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 STUCK_REFRESH_SECONDS = 300.0
 # How long a worker that follows waits between looks for the publisher's first publication.
 FOLLOW_WAIT_SECONDS = 0.05
+# The interpreter's switch interval while the stored publication answers and the content loads.
+LOADING_SWITCH_SECONDS = 0.0005
 
 
 class ContentStore:
@@ -192,8 +195,8 @@ class ContentStore:
         if not self._stored_looked:
             with self._stored_lock:
                 if not self._stored_looked and self._watcher_factory is not None:
-                    if self._snapshot is None:
-                        self._stored = open_stored_publication(self.settings)
+                    if self._snapshot is None:  # one worker checks the files, the others trust it
+                        self._stored = open_stored_publication(self.settings, self._publisher)
                     if self._stored is not None:
                         # Whether this process publishes is settled now, for /healthz.
                         self._following = not self._publisher.held()
@@ -205,13 +208,21 @@ class ContentStore:
         return self._stored
 
     def _start_behind_stored(self) -> None:
-        """Make the live snapshot while the stored publication answers; then drop it."""
+        """Make the live snapshot while the stored publication answers; then drop it.
+
+        Meanwhile the load gives way to a request sooner than every 5 ms (Python's
+        default switch interval): an answer from the stored publication waits for the
+        interpreter lock, not for a slice of the load.
+        """
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, LOADING_SWITCH_SECONDS))
         try:
             self._start()
         except Exception:
             log.exception("loading the content failed; the next request tries again")
         finally:
             self._stored = None
+            sys.setswitchinterval(interval)
 
     def _start(self) -> Snapshot:
         """Load the content and start watching it, once, in the process that serves.
@@ -231,7 +242,9 @@ class ContentStore:
         """Publish from here if no other process does; else serve what the publisher published.
 
         A follower parses nothing: it takes the file states the publisher recorded in the
-        index, once the publisher holding the lock has published (not a previous run).
+        index, once the publisher holding the lock has published (not a previous run), or
+        at once when the files were found unchanged since the stored publication it answers
+        from: it loads while the publisher does, rather than after it.
         Then one background thread keeps this process current, as publisher or follower.
         """
         waiting = False
@@ -246,7 +259,9 @@ class ContentStore:
                 return
             self._following = True  # once the publisher has published
             mark = self._mark.read()
-            if mark is not None and mark[1] == self._publisher.holder():
+            if self._stored is not None or (
+                mark is not None and mark[1] == self._publisher.holder()
+            ):
                 if self._index is None:
                     self._index = ContentIndex.for_settings(self.settings)
                     self._index.describe_publication = self._describe_publication

@@ -21,10 +21,18 @@ from pathlib import Path
 from .index import RACY_SECONDS, ContentIndex, StoredParts
 from .loader import scan_tree
 from .media import media_sizes
+from .publisher import PublisherLock, process_start, replace_file
 from .responses import IDENTITY, Representation, encodings
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The publishing process's word on the stored publication, for the other workers.
+VERDICT_NAME = "stored-check"
+# How long a worker waits for the publishing process to start checking, and to finish.
+VERDICT_WAIT_SECONDS = 0.5
+VERDICT_CHECK_SECONDS = 30.0
+VERDICT_POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,46 @@ class StoredPublication:
         return self.documents.get(path)
 
 
-def open_stored_publication(settings: Settings) -> StoredPublication | None:
-    """Return the last publication if it is still current; else None (load as usual)."""
+def open_stored_publication(
+    settings: Settings, lock: PublisherLock | None = None
+) -> StoredPublication | None:
+    """Return the last publication if it is still current; else None (load as usual).
+
+    With `lock`, one process checks the files (the one that publishes, taking the lock
+    if free) and says what it found (see CheckVerdict); the others take its word, so
+    each extra worker reads no file and no file identity.
+    """
     index = ContentIndex.for_settings(settings)
+    verdict = CheckVerdict(settings.state_dir)
     try:
-        parts = index.stored_publication()
+        if lock is None:
+            return _checked(settings, index)
+        if lock.held():
+            verdict.write("checking", 0)
+            stored = _checked(settings, index)
+            verdict.write("current" if stored else "not current", stored and stored.generation)
+            return stored
+        found = verdict.await_holders(lock)
+        if found is None:  # nobody checking now (a worker respawned later): check here
+            return _checked(settings, index)
+        state, generation = found
+        if state != "current":  # none, or a file changed: the live load reads it
+            log.info(
+                "not answering from a stored publication: process %s found none current",
+                lock.holder(),
+            )
+            return None
+        parts = index.stored_publication(files=False)
+        if parts is None or parts.generation != generation:  # published again since
+            return _checked(settings, index)
+        return _answering(parts, f"as process {lock.holder()} checked")
     finally:
         index.close()
+
+
+def _checked(settings: Settings, index: ContentIndex) -> StoredPublication | None:
+    """Read the last publication and check every file against it."""
+    parts = index.stored_publication()
     if parts is None:
         return None
     try:
@@ -57,6 +98,15 @@ def open_stored_publication(settings: Settings) -> StoredPublication | None:
     if reason is not None:
         log.info("not answering from the stored publication: %s", reason)
         return None
+    return _answering(parts, "no file changed")
+
+
+def _answering(parts: StoredParts, why: str) -> StoredPublication | None:
+    """Return the publication's feeds as answers, unless one is not as its validator says."""
+    due = parts.manifest["next_release"]
+    if due is not None and time.time() >= due:
+        log.info("not answering from the stored publication: a scheduled change has come due")
+        return None
     documents = {}
     for path, (_key, max_age, expires_at) in parts.manifest["feeds"].items():
         rep = _representation(parts.documents[path], parts.validators[path], max_age, expires_at)
@@ -64,8 +114,65 @@ def open_stored_publication(settings: Settings) -> StoredPublication | None:
             log.info("not answering from the stored publication: %s has other validators", path)
             return None
         documents[path] = rep
-    log.info("answering from publication %d until the content is loaded", parts.generation)
+    log.info(
+        "answering from publication %d until the content is loaded (%s)", parts.generation, why
+    )
     return StoredPublication(parts.generation, documents, parts.manifest["health"])
+
+
+class CheckVerdict:
+    """What the publishing process found when it checked the stored publication's files.
+
+    A small file in the state folder, naming its writer by pid and start time: a worker
+    that does not publish takes the word of the process holding the publisher lock, and
+    of no earlier one (a verdict left by a previous run, even by a process that had the
+    same pid, is not its word).
+    """
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / VERDICT_NAME
+
+    def write(self, state: str, generation: int | None) -> None:
+        """Say `state` ("checking", "current", "not current") of publication `generation`."""
+        pid = os.getpid()
+        line = f"{pid} {process_start(pid)} {state.replace(' ', '-')} {generation or 0}\n"
+        try:
+            replace_file(self.path, line)
+        except OSError as exc:  # the other workers then check for themselves
+            log.warning("cannot record the stored publication's check in %s: %s", self.path, exc)
+
+    def read(self) -> tuple[int, str, str, int] | None:
+        """Return (pid, start time, state, generation) as written last, or None."""
+        try:
+            pid, start, state, generation = self.path.read_text().split()
+            return int(pid), start, state.replace("-", " "), int(generation)
+        except (OSError, ValueError):
+            return None
+
+    def await_holders(self, lock: PublisherLock) -> tuple[str, int] | None:
+        """Wait while the process publishing checks; return its (state, generation).
+
+        None when the process holding the lock has said nothing of this start (it has been
+        publishing for a while: this worker was started or respawned later) within
+        VERDICT_WAIT_SECONDS, or its verdict cannot be told from an earlier process's.
+        """
+        deadline = time.monotonic() + VERDICT_CHECK_SECONDS
+        said = time.monotonic() + VERDICT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            found = self.read()
+            holder = lock.holder()
+            if (
+                found is not None
+                and found[0] == holder
+                and found[1] != "None"
+                and found[1] == process_start(holder)
+            ):
+                if found[2] != "checking":
+                    return found[2], found[3]
+            elif time.monotonic() > said:
+                return None
+            time.sleep(VERDICT_POLL_SECONDS)
+        return None
 
 
 def why_not_current(root: Path, parts: StoredParts, now: float) -> str | None:
