@@ -65,6 +65,29 @@ def test_a_refresh_waits_for_the_written_file_to_be_closed(tmp_path, monkeypatch
     assert collector.settled() == 0  # a writer keeping it open: read it all the same
 
 
+def test_reading_the_content_brings_the_watcher_no_event(
+    write_stories, write_article, content_dir, make_app, monkeypatch
+):
+    write_stories("culture", 5)
+    seen = []
+    handle = _ChangeCollector.on_any_event
+    monkeypatch.setattr(
+        _ChangeCollector,
+        "on_any_event",
+        lambda self, event: seen.append(event) or handle(self, event),
+    )
+    app = make_app(WATCH_CONTENT=True)
+    client = app.test_client()
+    assert "Story 2" in _titles(client, "/culture.xml")
+    for path in sorted(content_dir.rglob("*.md")) * 3:  # as a first start reads every file
+        path.read_bytes()
+    write_article("culture", "story-9", title="A new one", date="2026-04-01T09:00:00+00:00")
+    wait_until(lambda: "A new one" in _titles(client, "/culture.xml"), "the new article")
+    # inotify is asked only for changes: a read (opened, closed unwritten) is never delivered
+    assert seen and {type(event) for event in seen} <= set(watcher._CHANGE_EVENTS)
+    assert {event.src_path for event in seen} == {str(content_dir / "culture" / "story-9.md")}
+
+
 def test_an_edit_keeps_the_tree_a_new_file_extends_it(write_stories, write_article, content_dir):
     write_stories("culture", 3)
     tree = scan_tree(content_dir)
