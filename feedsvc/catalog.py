@@ -11,6 +11,7 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from . import editorial
 from .addresses import (
@@ -70,6 +71,17 @@ class FeedSpecs(dict):
     respecified: frozenset[str] | None = None
 
 
+class _Describing(NamedTuple):
+    """What describing any one group's feed reads, beside the group (see feed_specs)."""
+
+    site: Site
+    settings: Settings
+    old_groups: Mapping[str, Listing]
+    old_specs: Mapping[str, FeedSpec]
+    all_in_feeds: bool
+    remade: Mapping[str, tuple[Listing, tuple]]
+
+
 def feed_specs(
     site: Site,
     groups: Mapping[str, Listing],
@@ -98,7 +110,7 @@ def feed_specs(
     sections = _sections_change(old_specs, site)
     if sections == "titles":
         old_groups, old_specs = {}, {}
-    parts = (site, settings, old_groups, old_specs, all_in_feeds, remade or {})
+    parts = _Describing(site, settings, old_groups, old_specs, all_in_feeds, remade or {})
     if relisted is not None and old_specs and not sections:
         specs = _respecified(groups, parts, tombstones, relisted)
         if specs is not None:
@@ -128,7 +140,7 @@ def feed_specs(
 
 def _respecified(
     groups: Mapping[str, Listing],
-    parts: tuple,
+    parts: _Describing,
     tombstones: Mapping[str, tuple],
     relisted: Collection[str],
 ) -> FeedSpecs | None:
@@ -137,7 +149,7 @@ def _respecified(
     None when that would not give what describing every group gives: a group came or
     went, a feed gained or lost an archive page, or tombstones are announced.
     """
-    _, _, old_groups, old_specs, _, _ = parts
+    old_groups, old_specs = parts.old_groups, parts.old_specs
     if (
         tombstones
         or not isinstance(old_specs, FeedSpecs)
@@ -167,7 +179,7 @@ def _group_specs(
     name: str,
     group: Listing,
     stones: tuple,
-    parts: tuple,
+    parts: _Describing,
     resection: bool,
     overlay: bool = False,
 ) -> dict[str, FeedSpec]:

@@ -290,15 +290,10 @@ class ContentIndex:
         A body it does not hold (an index rebuilt or unusable since, a body kept past its
         grace) is parsed again from its file, if that still has it; else LookupError.
         """
-        row = None
-        with self._lock:
-            conn = self._connect()
-            if conn is not None:
-                try:
-                    query = "SELECT packed FROM bodies WHERE digest = ? LIMIT 1"
-                    row = conn.execute(query, (body.digest,)).fetchone()
-                except sqlite3.Error as exc:
-                    self._give_up(exc)
+        query = "SELECT packed FROM bodies WHERE digest = ? LIMIT 1"
+        row = self._read(
+            lambda conn: conn.execute(query, (body.digest,)).fetchone(), "parsing it again"
+        )
         if row is not None:
             return unpack_html(row[0])
         return self._body_from_file(body)
@@ -407,11 +402,8 @@ class ContentIndex:
             for field in dataclasses.fields(spec)
             if field.name != "sections"
         ]
-        buffer = io.BytesIO()
-        pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)  # wherever a body is kept
-        pickler.fast = True  # no memo: equal values give equal bytes, shared or not
-        pickler.dump((path, fields, dict(spec.sections)))
-        return hashlib.sha256(self._render_salt + buffer.getvalue()).digest()
+        described = _pickled_alike((path, fields, dict(spec.sections)))
+        return hashlib.sha256(self._render_salt + described).digest()
 
     def _digested(self, value: object) -> object:
         """Return `value`, a tuple of articles replaced by their digests (see document_key)."""
@@ -424,11 +416,8 @@ class ContentIndex:
         for article in value:
             found = memo.get(id(article))
             if found is None or found[0] is not article:
-                buffer = io.BytesIO()
-                pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)
-                pickler.fast = True
-                pickler.dump(article)
-                found = memo[id(article)] = (article, hashlib.sha256(buffer.getvalue()).digest())
+                digest = hashlib.sha256(_pickled_alike(article)).digest()
+                found = memo[id(article)] = (article, digest)
             digests.append(found[1])
         return tuple(digests)
 
@@ -759,6 +748,15 @@ def _give_back_memory() -> None:
     """Ask the C allocator (glibc's malloc_trim) to return the free pages it holds."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: memory stays as it is
         ctypes.CDLL(None).malloc_trim(0)
+
+
+def _pickled_alike(value: object) -> bytes:
+    """Pickle `value` so that equal values give equal bytes (for digests), bodies by name."""
+    buffer = io.BytesIO()
+    pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)  # wherever a body is kept
+    pickler.fast = True  # no memo: equal values give equal bytes, shared or not
+    pickler.dump(value)
+    return buffer.getvalue()
 
 
 class _BodiesByName(pickle.Pickler):

@@ -185,10 +185,13 @@ def find_xml_invalid(text: str) -> re.Match | None:
     try:
         data = text.encode()
     except UnicodeEncodeError:
-        return XML_INVALID_CHARS.search(text)
-    if "\ufffe" in text or "\uffff" in text:
-        return XML_INVALID_CHARS.search(text)
-    if len(data.translate(None, _XML_INVALID_BYTES)) == len(data):
+        data = None
+    if (
+        data is not None
+        and "\ufffe" not in text
+        and "\uffff" not in text
+        and len(data.translate(None, _XML_INVALID_BYTES)) == len(data)
+    ):
         return None
     return XML_INVALID_CHARS.search(text)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import cached_property
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -102,21 +103,22 @@ class FrontMatter:
     # Line of the first Windows-1252 character (pasted from Word), repaired before parsing.
     repaired_at: int | None = None
 
-    # Each "name:" line's number, the first of a name; made by the first line_of.
-    _named_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-
     def line_of(self, name: str) -> int:
         """Return the file line where `name:` is set, or the opening fence's line."""
         if ":" in name or name != name.rstrip():  # never a key as the lines are indexed
             pattern = re.compile(rf"^{re.escape(name)}\s*:")
             return next((n for n, line in enumerate(self.lines, 2) if pattern.match(line)), 1)
-        if not self._named_lines:
-            for number, line in enumerate(self.lines, start=2):
-                key, colon, _ = line.partition(":")
-                if colon:
-                    self._named_lines.setdefault(key.rstrip(), number)
-            self._named_lines.setdefault(":", 0)  # made, even where no line names a field
-        return self._named_lines.get(name, 1)
+        return self._field_lines.get(name, 1)
+
+    @cached_property
+    def _field_lines(self) -> dict[str, int]:
+        """Each "name:" line's number, the first of a name: one pass for every line_of."""
+        lines: dict[str, int] = {}
+        for number, line in enumerate(self.lines, start=2):
+            key, colon, _ = line.partition(":")
+            if colon:
+                lines.setdefault(key.rstrip(), number)
+        return lines
 
     def error(self, name: str, reason: str) -> ContentError:
         """Return an error located at field `name`."""
