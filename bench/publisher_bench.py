@@ -167,7 +167,7 @@ def serve_live(server: Started, started: float, workers: int) -> float:
             raise RuntimeError(f"not live within {START_TIMEOUT} s")
         reply = fetch(server.port, "/healthz", timeout=120)
         serving = json.loads(reply.body).get("publishing", {}).get("serving", "live")
-        seen = seen + 1 if serving == "live" else 0
+        seen = seen + 1 if serving in ("live", "index") else 0  # index: a follower, no site
         if not seen:
             time.sleep(0.05)
     return time.monotonic() - started
