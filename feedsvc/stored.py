@@ -120,6 +120,24 @@ def _answering(parts: StoredParts, why: str) -> StoredPublication | None:
     return StoredPublication(parts.generation, documents, parts.manifest["health"])
 
 
+def followed_publication(parts: StoredParts) -> StoredPublication | None:
+    """Return a publication's feeds as answers for a worker following its publisher.
+
+    Not checked against the files nor the clock: the publisher published it, and alone
+    reads the files and releases scheduled articles (see following.py).
+    """
+    documents = {}
+    for path, (_key, max_age, expires_at) in parts.manifest["feeds"].items():
+        rep = _representation(parts.documents[path], parts.validators[path], max_age, expires_at)
+        if rep is None:
+            log.info(
+                "not following publication %d: %s has other validators", parts.generation, path
+            )
+            return None
+        documents[path] = rep
+    return StoredPublication(parts.generation, documents, parts.manifest["health"])
+
+
 class CheckVerdict:
     """What the publishing process found when it checked the stored publication's files.
 
