@@ -101,28 +101,25 @@ class ChunkedList:
 
     def append(self, item: object) -> None:
         """Add an item whose key is not smaller than any held (a first listing, in order)."""
-        if not self._items or len(self._items[-1]) >= CHUNK:
-            self._new_chunk(len(self._items), [item])
-        else:
-            self._items[-1].append(item)
-            self._changed(len(self._items) - 1)
-        self._len += 1
+        self._append(item, self._key(item))
 
     def insert(self, item: object) -> None:
         """Add an item at its key's place (before those with an equal key)."""
         key = self._key(item)
         if not self._items or key > self._lasts[-1]:  # the oldest of all: as a first load adds
-            self.append(item)
+            self._append(item, key)
             return
-        chunk = min(bisect_left(self._lasts, key), len(self._items) - 1)
+        chunk = bisect_left(self._lasts, key)  # the first whose last key is not smaller
         items = self._items[chunk]
-        items.insert(bisect_left(items, key, key=self._key), item)
+        items.insert(bisect_left(items, key, key=self._key), item)  # before its last item
         self._len += 1
         if len(items) > 2 * CHUNK:  # split in two halves
             half = len(items) // 2
-            self._new_chunk(chunk + 1, items[half:])
+            self._new_chunk(chunk + 1, items[half:], self._lasts[chunk])
             del items[half:]
-        self._changed(chunk)
+            self._changed(chunk, self._key(items[-1]))
+        else:
+            self._changed(chunk, self._lasts[chunk])
 
     def remove(self, item: object) -> None:
         """Remove the first item whose key is `item`'s (one must be held)."""
@@ -135,7 +132,7 @@ class ChunkedList:
         del items[index]
         self._len -= 1
         if items:
-            self._changed(chunk)
+            self._changed(chunk, self._key(items[-1]))
             return
         for parts in (self._items, self._lasts, self._frozen):
             del parts[chunk]
@@ -153,13 +150,21 @@ class ChunkedList:
                 self._made = Chunked(tuple(self._frozen))
         return self._made
 
-    def _new_chunk(self, at: int, items: list) -> None:
+    def _append(self, item: object, key: Any) -> None:
+        if not self._items or len(self._items[-1]) >= CHUNK:
+            self._new_chunk(len(self._items), [item], key)
+        else:
+            self._items[-1].append(item)
+            self._changed(len(self._items) - 1, key)
+        self._len += 1
+
+    def _new_chunk(self, at: int, items: list, last_key: Any) -> None:
         self._items.insert(at, items)
-        self._lasts.insert(at, self._key(items[-1]))
+        self._lasts.insert(at, last_key)
         self._frozen.insert(at, None)
         self._made = None
 
-    def _changed(self, chunk: int) -> None:
-        self._lasts[chunk] = self._key(self._items[chunk][-1])
+    def _changed(self, chunk: int, last_key: Any) -> None:
+        self._lasts[chunk] = last_key
         self._frozen[chunk] = None
         self._made = None

@@ -209,14 +209,18 @@ class ContentStore:
                     if self._snapshot is None:  # one worker checks the files, the others trust it
                         self._stored = open_stored_publication(self.settings, self._publisher)
                     following = self._snapshot is None and not self._publisher.held()
-                    publication = (
-                        self._stored is not None
-                        or self._published_by_holder()
-                        or (following and wait and self._await_publication())
+                    # A follower with a publication to answer from loads no site until a
+                    # request needs one.
+                    from_index = (
+                        following
+                        and (
+                            self._stored is not None
+                            or self._published_by_holder()
+                            or (wait and self._await_publication())
+                        )
+                        and self._follow_from_index()
                     )
-                    if following and publication and self._follow_from_index():
-                        pass  # no site loaded until a request needs one
-                    elif self._stored is not None:
+                    if not from_index and self._stored is not None:
                         # Whether this process publishes is settled now, for /healthz.
                         self._following = not self._publisher.held()
                         self._loader = threading.Thread(
