@@ -312,6 +312,8 @@ def _feed_loss_warnings(
     path: str, body: str, body_html: str, body_line: int
 ) -> tuple[ContentWarning, ...]:
     """Report what the page shows but feeds must leave out (a script, a plug-in), with why."""
+    if "<" not in body:  # no raw HTML: Markdown alone makes no element that feeds leave out
+        return ()
     found = []
     for loss in lost_in_feeds(body_html):
         offset = body.find(loss.needle)
@@ -382,7 +384,11 @@ def _optional_text(front: FrontMatter, name: str) -> str:
 
 def _clean(value: object) -> str:
     """Return value as one line of text; YAML escapes can smuggle in characters XML refuses."""
-    return " ".join(repair_windows_1252(strip_xml_invalid(str(value))).split())
+    text = str(value)
+    # Printable text holds no control character, surrogate or noncharacter; U+FFFD is printable.
+    if text.isprintable() and "\ufffd" not in text:  # most values: nothing to remove or repair
+        return " ".join(text.split())
+    return " ".join(repair_windows_1252(strip_xml_invalid(text)).split())
 
 
 def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
