@@ -41,13 +41,17 @@ def with_media_facts(
     sizes: Mapping[str, int],
     root: Path | None = None,
     read_facts: Callable[[Path], ImageFacts | None] = read_image_facts,
+    file_mtime: float | None = None,
 ) -> Article:
     """Give the lead image its type, length and pixel size from its file; flag missing files.
 
     The type is read from a local file's header (a PNG named .jpg is image/png), else
-    guessed from the name; `read_facts` reads it (e.g. ImageFactsCache.read).
+    guessed from the name; `read_facts` reads it (e.g. ImageFactsCache.read). A file just
+    read passes its `file_mtime` too, set in the same copy.
     """
     changes: dict = {}  # one copy of the article at most: 100,000 are read at a start
+    if file_mtime is not None and file_mtime != article.file_mtime:
+        changes["file_mtime"] = file_mtime
     warnings = missing_media(article, sizes)
     if warnings != article.media_warnings:
         changes["media_warnings"] = warnings

@@ -231,11 +231,15 @@ def _article(
     check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     image = _image(front)
-    aliases, alias_warnings = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
-    takedown, takedown_date, takedown_warnings = parse_takedown(
-        fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    aliases, alias_warnings = parse_aliases(
+        fields.get("aliases"), _line_if_set(front, "aliases"), path
     )
-    in_feeds, feeds_warnings = parse_feeds_flag(fields.get("feeds"), front.line_of("feeds"), path)
+    takedown, takedown_date, takedown_warnings = parse_takedown(
+        fields.get("takedown"), _line_if_set(front, "takedown"), path, context.timezone
+    )
+    in_feeds, feeds_warnings = parse_feeds_flag(
+        fields.get("feeds"), _line_if_set(front, "feeds"), path
+    )
     editorial_warnings = alias_warnings + takedown_warnings + feeds_warnings
     return Article(
         section=section,
@@ -265,6 +269,14 @@ def _article(
         takedown=takedown,
         takedown_date=takedown_date,
     )
+
+
+def _line_if_set(front: FrontMatter, name: str) -> int:
+    """Return the line of field `name`; 1 if it is not set (nothing points at it then).
+
+    Most files set none of the editorial fields: their lines are then never indexed.
+    """
+    return front.line_of(name) if name in front.fields else 1
 
 
 def _character_warnings(front: FrontMatter) -> tuple[ContentWarning, ...]:
