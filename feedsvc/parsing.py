@@ -33,8 +33,8 @@ from .markup import (
     excerpt,
     find_misread,
     find_xml_invalid,
+    first_text,
     new_markdown,
-    render_markdown,
     repair_windows_1252,
     site_media_urls,
     strip_xml_invalid,
@@ -227,7 +227,7 @@ def _article(
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
     body_line = len(front.lines) + 3
     check_markdown(body, path, body_line)
-    body_html, first_text = contain_panic(path, body_line, render_markdown, context.markdown, body)
+    body_html = contain_panic(path, body_line, context.markdown.render, body)
     check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     image = _image(front)
@@ -248,7 +248,7 @@ def _article(
         date=date,
         updated=max(updated, date),
         authors=_authors(front, context.default_author),
-        summary=dek or excerpt(first_text),
+        summary=dek or excerpt(first_text(body_html)),  # most articles have their own
         body=Body.of(body_html, path),
         dek=dek,
         image=image,
@@ -435,7 +435,7 @@ def _authors(front: FrontMatter, default_author: str) -> tuple[str, ...]:
     """Return the author names; an e-mail address written with a name is left out."""
     names = []
     for author in _string_list(front, "author"):
-        match = _NAME_ADDRESS.match(author) or _ADDRESS_NAME.match(author)
+        match = "@" in author and (_NAME_ADDRESS.match(author) or _ADDRESS_NAME.match(author))
         name = match.group("name").strip() if match else author
         names.append(name or author)
     authors = tuple(dict.fromkeys(names))

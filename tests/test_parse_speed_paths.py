@@ -341,3 +341,22 @@ def test_whole_files_read_the_same_with_every_shortcut_off(tmp_path, monkeypatch
     )
     monkeypatch.setattr(media, "with_changes", replace)
     assert _read_all(content) == fast
+
+
+@pytest.mark.parametrize(
+    "author",
+    ["Zoë Martin", "Jane Doe <jane@example.org>", "jane@example.org (Jane Doe)", "a@b", "<x@y>"],
+)
+def test_an_author_name_is_read_as_before(author):
+    front = parsing.FrontMatter({"author": author}, ("author: x",), "x.md")
+    match = parsing._NAME_ADDRESS.match(author) or parsing._ADDRESS_NAME.match(author)
+    name = match.group("name").strip() if match else author
+    assert parsing._authors(front, "Staff") == (name or author,)
+
+
+def test_a_summary_is_cut_from_the_body_only_where_none_is_written():
+    context = ParseContext(UTC, "S")
+    text = "---\ntitle: T\ndate: 2026-03-01\n{}---\n![x](/a.png)\n\nFirst *words* here.\n"
+    own = parsing.parse_article(text.format("summary: Mine\n"), "c/t.md", "c", "t", context)
+    cut = parsing.parse_article(text.format(""), "c/t.md", "c", "t", context)
+    assert (own.summary, own.dek, cut.summary, cut.dek) == ("Mine", "Mine", "First words here.", "")
