@@ -80,7 +80,11 @@ def to_datetime(value: object, default_tz: tzinfo) -> datetime:
             moment = moment.replace(tzinfo=named_zone)
     else:
         raise DateError(f"expected a date, got {value!r}")
-    if moment.tzinfo is None or moment.utcoffset() is None:
+    try:
+        offset = moment.utcoffset()
+    except ValueError:  # dateutil reads "+2400" as an offset no datetime can have
+        raise DateError(f"the offset in {value!r} is not within 24 hours") from None
+    if moment.tzinfo is None or offset is None:
         moment = moment.replace(tzinfo=default_tz)
     return fixed_offset(moment)
 

@@ -96,8 +96,6 @@ def _outcome(value: str, zone) -> tuple:
         moment = dates.to_datetime(value, zone)
     except DateError as error:
         return ("error", str(error))
-    except ValueError as error:  # dateutil's offset of 24 hours or more (a bug of its own)
-        return ("crash", str(error))
     return ("moment", moment.isoformat(), repr(moment.tzinfo), moment.timestamp())
 
 
@@ -123,6 +121,16 @@ def test_the_common_notations_skip_dateutil():
         assert dates._parse_common(text) is not None, text
     for text in ["Mox, 03 Oct 2026 10:00:00 +0200", "Sat, 31 Feb 2026 10:00:00 +0200"]:
         assert dates._parse_common(text) is None, text
+
+
+def test_an_offset_of_a_day_or_more_is_reported_against_its_field():
+    context = ParseContext(UTC, "Staff")
+    for written in ["Sat, 03 Oct 2026 10:00:00 +2400", "2026-10-03 10:00 -25:00"]:
+        text = f"---\ntitle: T\nupdated: 2026-10-04\ndate: {written}\n---\nBody.\n"
+        with pytest.raises(parsing.ContentError) as caught:
+            parsing.parse_article(text, "culture/t.md", "culture", "t", context)
+        assert caught.value.line == 4
+        assert "not within 24 hours" in caught.value.reason
 
 
 def test_a_bad_date_in_a_common_notation_is_still_reported_against_its_field():
