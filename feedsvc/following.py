@@ -4,8 +4,9 @@ A worker that does not publish need not hold the site: the publisher records, wi
 publication, its site and section feeds rendered with their validators (the stored
 publication, see stored.py). A follower answers those from here, taking up each new
 publication as the publisher announces it, and holds no article; whatever else is asked
-of it (a page, a tag feed, the OPML file) makes it load the site from the index, as
-every follower did before (see ContentStore._serve_live).
+of it (a page, a tag or author feed, an archive, the OPML file) it asks of the publisher
+(renderlink.py) and keeps, within a budget, for the publication it serves. Only when no
+publisher can be reached does it load the site from the index (ContentStore._serve_live).
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ import logging
 import threading
 import time
 
+from .bounded import BoundedCache
 from .index import ContentIndex
+from .renderlink import Answer, PublisherLink, representation_of
 from .responses import IDENTITY, Representation
 from .stored import StoredPublication, followed_publication
 
 log = logging.getLogger(__name__)
+
+# The documents a follower keeps as the publisher answered them (pages, tag, author and
+# archive feeds, the OPML file), least recently used dropped first: within an extra
+# worker's memory budget however many a crawler asks for.
+BORROWED_BYTES = 8 * 1024 * 1024
 
 
 class FollowedFeeds:
@@ -30,8 +38,13 @@ class FollowedFeeds:
     then serves the same validators from the same moment.
     """
 
-    def __init__(self, index: ContentIndex):
+    def __init__(self, index: ContentIndex, link: PublisherLink | None = None):
         self._index = index
+        self._link = link
+        # (generation, root, path) → the publisher's representation of that publication.
+        self._borrowed: BoundedCache[tuple, Representation] = BoundedCache(
+            BORROWED_BYTES, _borrowed_size
+        )
         self._lock = threading.Lock()
         self._current: StoredPublication | None = None
         self._pending: tuple[StoredPublication, int] | None = None
@@ -87,9 +100,39 @@ class FollowedFeeds:
         log.debug("following publication %d from the index", publication.generation)
         return True
 
+    def borrow(self, request: dict, keep_trying) -> Representation | Answer | None:
+        """Return the publisher's answer to `request`: a document (kept), or a whole response.
+
+        None when no publisher answers (see PublisherLink.ask): the caller loads the site.
+        """
+        current = self.current()
+        if current is None or self._link is None:
+            return None
+        key = (current.generation, request["root"], request["path"])
+        rep = self._borrowed.get(key)
+        if rep is not None:
+            return rep
+        answer = self._link.ask(request, keep_trying)
+        if answer is None:
+            return None
+        head, body = answer
+        if "document" not in head:
+            return answer
+        rep = representation_of(head, body)
+        if head["generation"] is not None:  # that publication's: kept until it is left behind
+            self._borrowed.put((head["generation"], *key[1:]), rep)
+        return rep
+
     def close(self) -> None:
-        """Close this process's connection to the index."""
+        """Close this process's connections to the index and the publisher."""
         self._index.close()
+        if self._link is not None:
+            self._link.close()
+
+
+def _borrowed_size(rep: Representation) -> int:
+    """Count a document at twice its plain bytes: its compressed codings come when asked."""
+    return 2 * len(rep.variants[IDENTITY].body) + 1024
 
 
 def _same_or(old: Representation | None, new: Representation) -> Representation:
