@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import html
 import re
-from functools import partial
+from functools import cache, partial
 from html.parser import HTMLParser
-
-import nh3
-from markdown_it_pyrs import MarkdownIt
+from typing import TYPE_CHECKING
 
 from .embeds import degrade_embeds
 from .urls import absolute_url, scheme_of
+
+if TYPE_CHECKING:
+    import nh3
+    from markdown_it_pyrs import MarkdownIt
 
 EXCERPT_LENGTH = 280
 
@@ -31,21 +33,31 @@ _WINDOWS_1252 = {
 
 # Link schemes kept in feeds; any other (javascript:, data:, …) loses its link.
 _FEED_URL_SCHEMES = {"http", "https", "mailto", "tel", "sms", "ftp", "geo", "xmpp"}
-# Beyond the sanitiser's defaults: media elements and responsive images, which feed
-# readers show and the W3C Feed Validator counts as safe (not controls that run scripts).
-_FEED_TAGS = nh3.ALLOWED_TAGS | {"video", "audio", "source", "track", "picture"}
-_FEED_ATTRIBUTES = {
-    **nh3.ALLOWED_ATTRIBUTES,
-    "img": nh3.ALLOWED_ATTRIBUTES["img"] | {"srcset", "sizes", "title"},
-    "video": {"src", "poster", "controls", "width", "height", "preload"},
-    "audio": {"src", "controls", "preload"},
-    "source": {"src", "srcset", "type", "media", "sizes"},
-    "track": {"src", "label"},
-}
-# Built once: configuring a sanitiser costs more than cleaning a typical body with it.
-_FEED_CLEANER = nh3.Cleaner(
-    tags=_FEED_TAGS, attributes=_FEED_ATTRIBUTES, url_schemes=_FEED_URL_SCHEMES, link_rel=None
-)
+
+
+@cache
+def _feed_cleaner() -> nh3.Cleaner:
+    """Return the feeds' sanitiser, built once: configuring one costs more than cleaning a
+    typical body. Imported on first use: a worker that follows the publisher cleans nothing.
+    """
+    import nh3
+
+    # Beyond the sanitiser's defaults: media elements and responsive images, which feed
+    # readers show and the W3C Feed Validator counts as safe (not controls that run scripts).
+    tags = nh3.ALLOWED_TAGS | {"video", "audio", "source", "track", "picture"}
+    attributes = {
+        **nh3.ALLOWED_ATTRIBUTES,
+        "img": nh3.ALLOWED_ATTRIBUTES["img"] | {"srcset", "sizes", "title"},
+        "video": {"src", "poster", "controls", "width", "height", "preload"},
+        "audio": {"src", "controls", "preload"},
+        "source": {"src", "srcset", "type", "media", "sizes"},
+        "track": {"src", "label"},
+    }
+    return nh3.Cleaner(
+        tags=tags, attributes=attributes, url_schemes=_FEED_URL_SCHEMES, link_rel=None
+    )
+
+
 # In the sanitiser's output every "<" of text is escaped and every value double-quoted, so
 # these find exactly the tags, and the URLs in them, to make absolute.
 _CLEAN_TAG = re.compile(r"""<[a-zA-Z][^\s/>]*(?:\s+[^\s="/>]+(?:="[^"]*")?)*\s*/?>""")
@@ -72,6 +84,8 @@ _MEDIA_URL = re.compile(
 
 def new_markdown() -> MarkdownIt:
     """Return a CommonMark renderer; raw HTML in a body is kept, it is the author's markup."""
+    from markdown_it_pyrs import MarkdownIt  # here: a following worker parses nothing
+
     return MarkdownIt("commonmark")
 
 
@@ -227,7 +241,7 @@ def with_image_sizes(body_html: str, sizes: tuple[tuple[str, int, int], ...]) ->
 
 def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
     """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
-    clean = _FEED_CLEANER.clean(degrade_embeds(html))
+    clean = _feed_cleaner().clean(degrade_embeds(html))
     return _CLEAN_TAG.sub(partial(_absolute_tag, site_url, base_url), clean)
 
 

@@ -9,11 +9,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
@@ -48,6 +47,9 @@ from .models import (
     RelatedLink,
     Section,
 )
+
+if TYPE_CHECKING:  # a following worker parses nothing: imported where used (markup.py)
+    from markdown_it_pyrs import MarkdownIt
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
