@@ -63,7 +63,9 @@ class RenderService:
         self._socket: socket.socket | None = None
 
     def start(self) -> bool:
-        """Listen for followers; False (logged) if the name is taken or sockets fail."""
+        """Listen for followers (once); False (logged) if the name is taken or sockets fail."""
+        if self._socket is not None:
+            return True
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(self._name)
