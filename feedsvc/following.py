@@ -41,10 +41,9 @@ class FollowedFeeds:
     def __init__(self, index: ContentIndex, link: PublisherLink | None = None):
         self._index = index
         self._link = link
-        # (generation, root, path) → the publisher's representation of that publication.
-        self._borrowed: BoundedCache[tuple, Representation] = BoundedCache(
-            BORROWED_BYTES, _borrowed_size
-        )
+        # (root, path) → the publisher's answer for the publication served: a new cache with
+        # each publication, as the publisher renders its pages once per publication.
+        self._borrowed = _new_borrowed()
         self._lock = threading.Lock()
         self._current: StoredPublication | None = None
         self._pending: tuple[StoredPublication, int] | None = None
@@ -58,6 +57,7 @@ class FollowedFeeds:
             with self._lock:
                 if self._pending is pending:
                     self._current, self._pending = pending[0], None
+                    self._borrowed = _new_borrowed()
         return self._current
 
     def newest(self) -> StoredPublication | None:
@@ -70,6 +70,7 @@ class FollowedFeeds:
         with self._lock:
             self._current, self._pending = publication, None
             self._seen = None
+            self._borrowed = _new_borrowed()
 
     def take_up(self) -> bool:
         """Read the index's last publication and serve it when due; tell whether it can be.
@@ -108,8 +109,8 @@ class FollowedFeeds:
         current = self.current()
         if current is None or self._link is None:
             return None
-        key = (current.generation, request["root"], request["path"])
-        rep = self._borrowed.get(key)
+        borrowed, key = self._borrowed, (request["root"], request["path"])
+        rep = borrowed.get(key)
         if rep is not None:
             return rep
         answer = self._link.ask(request, keep_trying)
@@ -119,8 +120,8 @@ class FollowedFeeds:
         if "document" not in head:
             return answer
         rep = representation_of(head, body)
-        if head["generation"] is not None:  # that publication's: kept until it is left behind
-            self._borrowed.put((head["generation"], *key[1:]), rep)
+        if head["generation"] == current.generation:  # else answered for another publication
+            borrowed.put(key, rep)
         return rep
 
     def close(self) -> None:
@@ -128,6 +129,10 @@ class FollowedFeeds:
         self._index.close()
         if self._link is not None:
             self._link.close()
+
+
+def _new_borrowed() -> BoundedCache[tuple[str, str], Representation]:
+    return BoundedCache(BORROWED_BYTES, _borrowed_size)
 
 
 def _borrowed_size(rep: Representation) -> int:
