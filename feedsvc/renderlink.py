@@ -117,6 +117,9 @@ class PublisherLink:
     def __init__(self, state_dir: Path):
         self._name = socket_name(state_dir)
         self._local = threading.local()
+        # Every thread's connection, so that close() closes them all.
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
 
     def ask(self, request: dict, keep_trying: Callable[[], bool]) -> Answer | None:
         """Return the publisher's answer; None if no publisher could be reached in time.
@@ -136,7 +139,7 @@ class PublisherLink:
                     raise ConnectionError("the publisher closed the connection")
                 return answer
             except (OSError, ValueError) as exc:
-                self.close()
+                self._drop(conn)
                 if not fresh:  # a connection kept from a publisher since gone: try a new one
                     continue
                 if time.monotonic() > deadline or not keep_trying():
@@ -145,10 +148,17 @@ class PublisherLink:
                 time.sleep(CONNECT_RETRY_SECONDS)
 
     def close(self) -> None:
-        """Drop this thread's connection."""
-        conn = getattr(self._local, "conn", None)
+        """Close every thread's connection (a thread asking again opens a new one)."""
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            conn.close()
+
+    def _drop(self, conn: socket.socket | None) -> None:
         self._local.conn = None
         if conn is not None:
+            with self._lock:
+                self._open.discard(conn)
             conn.close()
 
     def _connect(self) -> socket.socket:
@@ -162,6 +172,8 @@ class PublisherLink:
             conn.close()
             raise
         self._local.conn = conn
+        with self._lock:
+            self._open.add(conn)
         return conn
 
 
