@@ -82,14 +82,35 @@ _MEDIA_URL = re.compile(
 )
 
 
-def new_markdown() -> MarkdownIt:
-    """Return a CommonMark renderer; raw HTML in a body is kept, it is the author's markup."""
-    from markdown_it_pyrs import MarkdownIt  # here: a following worker parses nothing
+class CommonMark:
+    """A CommonMark renderer, made on first use: a process that never parses (a worker
+    following the publisher) never loads the parser. Raw HTML in a body is kept: it is
+    the author's markup."""
 
-    return MarkdownIt("commonmark")
+    __slots__ = ("_renderer",)
+
+    def __init__(self) -> None:
+        self._renderer: MarkdownIt | None = None
+
+    def render(self, text: str) -> str:
+        """Return `text` rendered as HTML."""
+        renderer = self._renderer
+        if renderer is None:
+            from markdown_it_pyrs import MarkdownIt
+
+            renderer = self._renderer = MarkdownIt("commonmark")
+        return renderer.render(text)
+
+    def __reduce__(self) -> tuple:  # sent to a parsing process, which makes its own
+        return (CommonMark, ())
 
 
-def render_markdown(markdown: MarkdownIt, body: str) -> tuple[str, str]:
+def new_markdown() -> CommonMark:
+    """Return a CommonMark renderer (see CommonMark)."""
+    return CommonMark()
+
+
+def render_markdown(markdown: CommonMark, body: str) -> tuple[str, str]:
     """Render a CommonMark body; return (html, its first text: the default summary)."""
     body_html = markdown.render(body)
     return body_html, first_text(body_html)

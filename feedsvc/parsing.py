@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -29,6 +29,7 @@ from .limits import (
 from .markup import (
     MISREAD_CHARS,
     XML_INVALID_CHARS,
+    CommonMark,
     excerpt,
     find_misread,
     find_xml_invalid,
@@ -47,9 +48,6 @@ from .models import (
     RelatedLink,
     Section,
 )
-
-if TYPE_CHECKING:  # a following worker parses nothing: imported where used (markup.py)
-    from markdown_it_pyrs import MarkdownIt
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
 _FENCE = "---"
@@ -84,7 +82,7 @@ class ParseContext:
 
     timezone: tzinfo
     default_author: str
-    markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
+    markdown: CommonMark = field(default_factory=new_markdown, compare=False)
     # When the files are read: an `updated` later than this is reported.
     now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
     # Read a draft too, for its signed preview page.
