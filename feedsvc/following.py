@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 # The documents a follower keeps as the publisher answered them (pages, tag, author and
 # archive feeds, the OPML file), least recently used dropped first: within an extra
-# worker's memory budget however many a crawler asks for.
-BORROWED_BYTES = 8 * 1024 * 1024
+# worker's memory budget however many a crawler asks for. Small: the publisher keeps its
+# renderings, so a miss costs a round trip on a local socket, not a rendering.
+BORROWED_BYTES = 2 * 1024 * 1024
 
 
 class FollowedFeeds:
