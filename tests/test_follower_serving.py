@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 from urllib.parse import urlsplit
@@ -20,6 +21,18 @@ def reports(port: int, tries: int = 12) -> dict[int, dict]:
         report = json.loads(get(port, "/healthz")[2])["publishing"]
         seen[report["pid"]] = report
     return seen
+
+
+def ask(port: int, path: str, **headers: str) -> tuple[int, str | None, bytes]:
+    """GET with request headers on a fresh connection; return (status, ETag, body)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        named = {key.replace("_", "-"): value for key, value in headers.items()}
+        connection.request("GET", path, headers=named)
+        response = connection.getresponse()
+        return response.status, response.headers["ETag"], response.read()
+    finally:
+        connection.close()
 
 
 def crawl(port: int) -> dict[str, tuple]:
@@ -84,6 +97,13 @@ def test_every_address_is_the_same_from_every_worker_and_the_follower_loads_no_s
             "/feeds.opml",
         }
         assert kinds <= found.keys(), sorted(kinds - found.keys())
+        # Compressed and conditional answers agree too: same ETag per coding, 304 everywhere.
+        for path in ("/tags/bridge.xml", "/city/story-1/", "/feeds.opml"):
+            gzipped = {ask(port, path, Accept_Encoding="gzip") for _ in range(8)}
+            assert len(gzipped) == 1, path
+            status, etag, _ = gzipped.pop()
+            assert status == 200 and etag.endswith('-gz"'), (path, etag)
+            assert {ask(port, path, If_None_Match=found[path][0])[0] for _ in range(8)} == {304}
         for path in ("/no-such-page/", "/culture/no-such-story/", "/media/missing.jpg"):
             answers = {get(port, path)[0::2] for _ in range(8)}
             assert len(answers) == 1 and answers.pop()[0] == 404, path
