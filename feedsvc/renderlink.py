@@ -34,6 +34,7 @@ CONNECT_RETRY_SECONDS = 0.05
 ANSWER_SECONDS = 60.0
 # The request headers a forwarded request keeps: what the publisher's answer depends on.
 FORWARDED_HEADERS = (
+    "HTTP_HOST",
     "HTTP_ACCEPT",
     "HTTP_ACCEPT_ENCODING",
     "HTTP_IF_NONE_MATCH",
