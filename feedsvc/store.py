@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,9 +118,10 @@ class ContentStore:
         # (see following.py); dropped once a request needs the site and it is loaded.
         self._followed: FollowedFeeds | None = None
         # In the publisher: answers the followers' requests for what they hold no site for;
-        # and the generation of the snapshots it serves, (snapshot, generation) newest first.
+        # and the generation of the snapshots it serves, (snapshot, generation) newest first,
+        # held weakly: an old snapshot (and the pages rendered in it) is not kept for this.
         self._render_service: RenderService | None = None
-        self._generations: tuple[tuple[Snapshot, int], ...] = ()
+        self._generations: tuple[tuple[weakref.ref, int], ...] = ()
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
@@ -427,7 +429,7 @@ class ContentStore:
         rep = pages.answer(snapshot, path, root)
         if rep is None:
             return None
-        generation = next((g for s, g in self._generations if s is snapshot), None)
+        generation = next((g for ref, g in self._generations if ref() is snapshot), None)
         return rep, generation
 
     def publication_stamp(self) -> tuple | None:
@@ -600,7 +602,8 @@ class ContentStore:
         self._publication = (epoch, publication.generation)
         published = snapshot or self._latest()
         if published is not None:  # the two newest: the one served and the one pending
-            self._generations = ((published, publication.generation), *self._generations[:1])
+            newest = (weakref.ref(published), publication.generation)
+            self._generations = (newest, *self._generations[:1])
         if live:
             self._mark.write(publication.generation)
 
