@@ -1,7 +1,8 @@
 """Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
 
     python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
-                                    [--crawl] [--under-edits 10 [--repeats 3]] [--edit-coding gzip]
+                                    [--crawl [--crawl-pages]] [--under-edits 10 [--repeats 3]]
+                                    [--edit-coding gzip]
     python bench/publisher_bench.py --sizes 10000 --under-edits 10 --against /work/main
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
     python bench/publisher_bench.py --cold-phases [--sizes 10000,100000]
@@ -25,7 +26,8 @@ and each worker count, with a fresh state folder:
    the time includes compressing the new document.
 4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
-   format (tag and author feeds included), if asked.
+   format (tag and author feeds included), if asked; with `--crawl-pages`, also the home
+   page, every page /feeds.opml lists and every article they link to.
 5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
    (`/culture.xml`, gzip) for SECONDS, then at once again while an article of the busiest
    section is retitled once a second; then, with no requests, the server's CPU (all its
@@ -352,8 +354,12 @@ def serving_under_edits(
     return results
 
 
-def crawl(server: Started, content: Path) -> int:
-    """Fetch every feed /feeds.opml lists and every archive page, in every format."""
+def crawl(server: Started, content: Path, pages: bool = False) -> int:
+    """Fetch every feed /feeds.opml lists and every archive page, in every format.
+
+    `pages`: also the home page, every page /feeds.opml lists (sections, tags, authors)
+    and every article those pages link to.
+    """
     _, opml = get(server.port, "/feeds.opml")
     urls = re.findall(rb'xmlUrl="([^"]+)"', opml)
     paths = set()
@@ -368,6 +374,17 @@ def crawl(server: Started, content: Path) -> int:
         newest = re.search(rb"/archive/([0-9]+)\.atom", link.group(0)) if link else None
         for number in range(1, int(newest.group(1)) + 1 if newest else 1):
             paths.update(f"{stem}/archive/{number}.{ext}" for ext in ("xml", "atom", "json"))
+    if pages:
+        site = f"http://127.0.0.1:{server.port}"
+        listed = ["/"] + [u.decode()[len(site) :] for u in re.findall(rb'htmlUrl="([^"]+)"', opml)]
+        for page in listed:
+            _, html = get(server.port, page)
+            paths.add(page)
+            paths.update(
+                link.decode()
+                for link in re.findall(rb'href="(/[a-z0-9-]+/[a-z0-9-]+/)"', html)
+                if not link.startswith((b"/tags/", b"/authors/"))
+            )
     for path in sorted(paths):
         get(server.port, path)
     return len(paths)
@@ -401,7 +418,7 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
             )
             result["under_edits"] = runs["this tree"]
         if args.crawl:
-            result["crawled"] = crawl(server, content)
+            result["crawled"] = crawl(server, content, args.crawl_pages)
             result["crawl_mem"] = measure_memory(server.pids())
     log.info("%s", result)
     return result
@@ -640,7 +657,7 @@ def report(results: list[dict]) -> str:
             f"{r['edit_p50'] * 1000:.0f} ms",
             f"{r['edit_max'] * 1000:.0f} ms",
             mb(r["warm_mem"]),
-            mb(r.get("crawl_mem")) + (f" ({r['crawled']} feeds)" if "crawled" in r else ""),
+            mb(r.get("crawl_mem")) + (f" ({r['crawled']} documents)" if "crawled" in r else ""),
         ]
         for r in results
     ]
@@ -658,6 +675,11 @@ def main(argv: list[str] | None = None) -> int:
         "--edit-coding", default="identity", help="Accept-Encoding of edit → visible polls"
     )
     parser.add_argument("--crawl", action="store_true", help="fetch every feed, then memory")
+    parser.add_argument(
+        "--crawl-pages",
+        action="store_true",
+        help="with --crawl: also every listed page and the articles they link to",
+    )
     parser.add_argument(
         "--under-edits", type=int, default=0, help="seconds of wrk without and with edits"
     )

@@ -13,7 +13,6 @@ from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from markdown_it_pyrs import MarkdownIt
 
 from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
@@ -30,6 +29,7 @@ from .limits import (
 from .markup import (
     MISREAD_CHARS,
     XML_INVALID_CHARS,
+    CommonMark,
     excerpt,
     find_misread,
     find_xml_invalid,
@@ -82,7 +82,7 @@ class ParseContext:
 
     timezone: tzinfo
     default_author: str
-    markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
+    markdown: CommonMark = field(default_factory=new_markdown, compare=False)
     # When the files are read: an `updated` later than this is reported.
     now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
     # Read a draft too, for its signed preview page.

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from .loader import (
 from .models import Article, ContentError, Site
 from .opml import OPML_TYPE, render_opml
 from .publisher import FollowerAcks, PublishedMark, PublisherLock
+from .renderlink import Answer, PublisherLink, RenderService, request_for
 from .responses import Representation, build_representation
 from .settings import Settings
 from .snapshot import Snapshot
@@ -115,6 +117,11 @@ class ContentStore:
         # In a follower holding no site: the publisher's feeds it answers from the index
         # (see following.py); dropped once a request needs the site and it is loaded.
         self._followed: FollowedFeeds | None = None
+        # In the publisher: answers the followers' requests for what they hold no site for;
+        # and the generation of the snapshots it serves, (snapshot, generation) newest first,
+        # held weakly: an old snapshot (and the pages rendered in it) is not kept for this.
+        self._render_service: RenderService | None = None
+        self._generations: tuple[tuple[weakref.ref, int], ...] = ()
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
@@ -240,7 +247,8 @@ class ContentStore:
         the process publishing now published. False when the publication cannot be
         answered from: then this process loads the site as before.
         """
-        followed = FollowedFeeds(ContentIndex.for_settings(self.settings))
+        link = PublisherLink(self.settings.state_dir) if self._render_service else None
+        followed = FollowedFeeds(ContentIndex.for_settings(self.settings), link)
         if self._stored is not None:
             followed.start_from(self._stored)
         else:
@@ -331,6 +339,7 @@ class ContentStore:
         while True:
             if self._publisher.held():
                 self._following = False
+                self._answer_followers()
                 # Watching first, so an edit made during the first read is not missed; the
                 # watcher's thread waits for that read (it asks for the snapshot) before acting.
                 if self._watcher is None:  # else a follower's, taking over now
@@ -388,7 +397,40 @@ class ContentStore:
             log.info("process %s takes over publishing", os.getpid())
             self._following = False
             self._acks.forget()
+            self._answer_followers()
         return not self._following
+
+    def share_with_followers(self, answer: Callable[[dict], Answer]) -> None:
+        """Answer following workers' requests with `answer` whenever this process publishes."""
+        self._render_service = RenderService(self.settings.state_dir, answer)
+
+    def _answer_followers(self) -> None:
+        if self._render_service is not None:
+            self._render_service.start()
+
+    def borrowed_answer(
+        self, environ: dict, path: str, root: str
+    ) -> Representation | Answer | None:
+        """In a follower holding no site: the publisher's answer for `path` (see following.py).
+
+        None when this process holds a site, or no publisher answers: then it loads one.
+        """
+        followed = self._followed
+        if followed is None or self._snapshot is not None:
+            return None
+        request = request_for(environ, path, root)
+        return followed.borrow(request, lambda: self._followed is followed)
+
+    def answer_follower(
+        self, path: str, root: str, pages
+    ) -> tuple[Representation, int | None] | None:
+        """In the publisher: the document at `path` and its publication's generation, or None."""
+        snapshot = self.snapshot()
+        rep = pages.answer(snapshot, path, root)
+        if rep is None:
+            return None
+        generation = next((g for ref, g in self._generations if ref() is snapshot), None)
+        return rep, generation
 
     def publication_stamp(self) -> tuple | None:
         """Return what changes whenever the publisher publishes (one stat of a small file)."""
@@ -454,6 +496,8 @@ class ContentStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._render_service is not None:
+            self._render_service.close()
         for courier in (self._notifier, self._purger):
             if courier is not None:
                 courier.close()
@@ -556,6 +600,10 @@ class ContentStore:
         publication = Published(generation + 1, shape)
         self._index.save(changed, removed, self._sizes, publication)
         self._publication = (epoch, publication.generation)
+        published = snapshot or self._latest()
+        if published is not None:  # the two newest: the one served and the one pending
+            newest = (weakref.ref(published), publication.generation)
+            self._generations = (newest, *self._generations[:1])
         if live:
             self._mark.write(publication.generation)
 
