@@ -131,10 +131,10 @@ def granian(
     argv = partial(granian_argv, workers=workers)
     log_path = logs / f"granian-{content.name}-{workers}.log"
     env = {"FEEDSVC_STATE_DIR": str(state)}
-    if tree is not None:  # granian puts its working directory first on sys.path
-        env.update(PYTHONPATH=str(tree), GRANIAN_WORKING_DIR=str(tree))
     started = time.monotonic()
-    server = start_feedsvc(procs, "granian", argv, content, log_path, port, **env)
+    # `python -m granian` puts its working directory first on sys.path: the tree's code.
+    tree = tree or PROJECT_ROOT
+    server = start_feedsvc(procs, "granian", argv, content, log_path, port, tree, **env)
     try:
         yield server, started
     finally:
@@ -388,6 +388,67 @@ def crawl(server: Started, content: Path, pages: bool = False) -> int:
     for path in sorted(paths):
         get(server.port, path)
     return len(paths)
+
+
+def crawl_pages(server: Started, content: Path, every: int) -> int:
+    """Fetch the home page, every section page and its older pages, every tag and author
+    page /feeds.opml leads to, and every `every`-th article page of each section."""
+    _, opml = get(server.port, "/feeds.opml")
+    paths = {"/"}
+    for url in re.findall(rb'xmlUrl="([^"]+)"', opml):
+        path = url.decode().split(str(server.port), 1)[1]
+        if path.startswith(("/tags/", "/authors/")):
+            paths.add(path.rsplit(".", 1)[0] + "/")
+    for section in sorted(p for p in content.iterdir() if p.is_dir() and p.name != "media"):
+        slugs = sorted(f.stem for f in section.glob("*.md") if not f.name.startswith("_"))
+        paths.add(f"/{section.name}/")
+        paths.update(f"/{section.name}/page/{n}/" for n in range(2, len(slugs) // 50 + 2))
+        paths.update(f"/{section.name}/{slug}/" for slug in slugs[::every])
+    for path in sorted(paths):
+        get(server.port, path)  # a scheduled article or a short last page: 404, as a crawler
+    return len(paths)
+
+
+def memory_side_by_side(size: int, workers: int, trees: list[Path], args, workdir: Path) -> list:
+    """For each tree's code in turn: memory after a warm start, after a crawl of every feed
+    in every format, and after a crawl of the pages; one row each."""
+    rows = []
+    content = copy_site(ensure_corpus(size), workdir, f"site-{size}-memory")
+    for n, tree in enumerate(trees):
+        state = workdir / f"state-{size}-{workers}-memory-{n}"
+        row: dict = {"size": size, "workers": workers, "tree": str(tree)}
+        port = None
+        for start in ("cold", "warm"):  # the cold one writes the index the warm one reads
+            with granian(content, state, workers, workdir, port, tree) as (server, started):
+                port = server.port
+                serve_every_feed(server, started, content)
+                row[start] = serve_live(server, started, workers)
+                if start == "cold":
+                    continue
+                time.sleep(1)
+                row["load"] = os.getloadavg()[0]
+                row["warm_mem"] = measure_memory(server.pids())
+                row["feeds"] = crawl(server, content)
+                row["feeds_mem"] = measure_memory(server.pids())
+                if args.crawl_pages:
+                    row["pages"] = crawl_pages(server, content, args.crawl_pages)
+                    row["pages_mem"] = measure_memory(server.pids())
+                row["load_end"] = os.getloadavg()[0]
+        log.info("%s", row)
+        rows.append(row)
+    return rows
+
+
+def memory_report(rows: list[dict]) -> str:
+    head = ["articles", "workers", "code", "load", "RSS/PSS MB warm", "after feeds", "after pages"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        pages = f"{mb(r['pages_mem'])} ({r['pages']} pages)" if "pages" in r else "—"
+        cells = [f"{r['size']:,}", str(r["workers"]), r["tree"]]
+        cells += [f"{r['load']:.1f}–{r['load_end']:.1f}", mb(r["warm_mem"])]
+        cells += [f"{mb(r['feeds_mem'])} ({r['feeds']} feeds)", pages]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def measure(size: int, workers: int, args, workdir: Path) -> dict:
@@ -697,6 +758,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-phases", action="store_true", help="a first start's phases in this process"
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="memory only, warm and after crawls (--against)"
+    )
+    parser.add_argument(
+        "--crawl-pages", type=int, default=0, help="with --memory: every Nth article page too"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     load = os.getloadavg()
@@ -713,6 +780,15 @@ def main(argv: list[str] | None = None) -> int:
             results = [edit_cpu(size, args.edits, Path(tmp)) for size in sizes]
         print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
         print(in_process_report(results))
+        return 0
+    if args.memory:
+        trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(",") if t)]
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            for size in sizes:
+                for workers in (int(w) for w in args.workers.split(",")):
+                    results += memory_side_by_side(size, workers, trees, args, Path(tmp))
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(memory_report(results))
         return 0
     if args.against:
         trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(","))]

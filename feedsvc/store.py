@@ -32,6 +32,7 @@ from .editions import (
 from .feeds import FeedSpec
 from .following import FollowedFeeds
 from .health import assess
+from .heap import give_back_memory
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
 from .loader import (
@@ -324,6 +325,7 @@ class ContentStore:
                     self.refresh()
                 else:
                     self._serve_live()
+                give_back_memory()  # what the load freed (rows read, files parsed)
         return self._snapshot
 
     def _serve_live(self) -> None:
