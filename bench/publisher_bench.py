@@ -1,7 +1,7 @@
 """Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
 
     python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
-                                    [--crawl [--crawl-pages]] [--under-edits 10 [--repeats 3]]
+                                    [--crawl [--crawl-pages N]] [--under-edits 10 [--repeats 3]]
                                     [--edit-coding gzip]
     python bench/publisher_bench.py --sizes 10000 --under-edits 10 --against /work/main
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
@@ -26,8 +26,8 @@ and each worker count, with a fresh state folder:
    the time includes compressing the new document.
 4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
-   format (tag and author feeds included), if asked; with `--crawl-pages`, also the home
-   page, every page /feeds.opml lists and every article they link to.
+   format (tag and author feeds included), if asked; with `--crawl-pages N`, also the home,
+   section, older-section, tag and author pages and every N-th article page.
 5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
    (`/culture.xml`, gzip) for SECONDS, then at once again while an article of the busiest
    section is retitled once a second; then, with no requests, the server's CPU (all its
@@ -354,12 +354,8 @@ def serving_under_edits(
     return results
 
 
-def crawl(server: Started, content: Path, pages: bool = False) -> int:
-    """Fetch every feed /feeds.opml lists and every archive page, in every format.
-
-    `pages`: also the home page, every page /feeds.opml lists (sections, tags, authors)
-    and every article those pages link to.
-    """
+def crawl(server: Started, content: Path) -> int:
+    """Fetch every feed /feeds.opml lists and every archive page, in every format."""
     _, opml = get(server.port, "/feeds.opml")
     urls = re.findall(rb'xmlUrl="([^"]+)"', opml)
     paths = set()
@@ -374,17 +370,6 @@ def crawl(server: Started, content: Path, pages: bool = False) -> int:
         newest = re.search(rb"/archive/([0-9]+)\.atom", link.group(0)) if link else None
         for number in range(1, int(newest.group(1)) + 1 if newest else 1):
             paths.update(f"{stem}/archive/{number}.{ext}" for ext in ("xml", "atom", "json"))
-    if pages:
-        site = f"http://127.0.0.1:{server.port}"
-        listed = ["/"] + [u.decode()[len(site) :] for u in re.findall(rb'htmlUrl="([^"]+)"', opml)]
-        for page in listed:
-            _, html = get(server.port, page)
-            paths.add(page)
-            paths.update(
-                link.decode()
-                for link in re.findall(rb'href="(/[a-z0-9-]+/[a-z0-9-]+/)"', html)
-                if not link.startswith((b"/tags/", b"/authors/"))
-            )
     for path in sorted(paths):
         get(server.port, path)
     return len(paths)
@@ -479,8 +464,11 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
             )
             result["under_edits"] = runs["this tree"]
         if args.crawl:
-            result["crawled"] = crawl(server, content, args.crawl_pages)
+            result["crawled"] = crawl(server, content)
             result["crawl_mem"] = measure_memory(server.pids())
+            if args.crawl_pages:
+                result["pages"] = crawl_pages(server, content, args.crawl_pages)
+                result["pages_mem"] = measure_memory(server.pids())
     log.info("%s", result)
     return result
 
@@ -737,11 +725,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--crawl", action="store_true", help="fetch every feed, then memory")
     parser.add_argument(
-        "--crawl-pages",
-        action="store_true",
-        help="with --crawl: also every listed page and the articles they link to",
-    )
-    parser.add_argument(
         "--under-edits", type=int, default=0, help="seconds of wrk without and with edits"
     )
     parser.add_argument(
@@ -762,7 +745,10 @@ def main(argv: list[str] | None = None) -> int:
         "--memory", action="store_true", help="memory only, warm and after crawls (--against)"
     )
     parser.add_argument(
-        "--crawl-pages", type=int, default=0, help="with --memory: every Nth article page too"
+        "--crawl-pages",
+        type=int,
+        default=0,
+        help="with --memory or --crawl: the pages too, every Nth article page",
     )
     args = parser.parse_args(argv)
     setup_logging()
