@@ -165,17 +165,23 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
 
 
 def parse_article(
-    text: str, path: str, section: str, slug: str, context: ParseContext
+    text: str, path: str, section: str, slug: str, context: ParseContext, body: bool = True
 ) -> Article | None:
-    """Parse an article file's text; None for a draft, ContentError naming the field at fault."""
+    """Parse an article file's text; None for a draft, ContentError naming the field at fault.
+
+    `body=False`: the front matter only (a first look, see store.py): the body is neither
+    checked nor rendered, and the article carries an empty one and no summary cut from it.
+    """
     if not SLUG.match(slug):
         raise ContentError(path, None, f"article slug {slug!r} must match [a-z0-9-]+")
-    front, body = split_front_matter(text, path)
+    front, text_body = split_front_matter(text, path)
     fields = front.fields
     if str(fields.get("draft")).lower() in ("true", "yes") and not context.preview:
         return None
     try:
-        return _article(front, body, section, slug, context)
+        if not body:
+            return _front_only(front, section, slug, context)
+        return _article(front, text_body, section, slug, context)
     except ContentError as error:
         if fields.get("takedown") in (None, False, ""):
             raise
@@ -214,6 +220,42 @@ def _taken_down_anyway(
         aliases=aliases,
         takedown=takedown,
         takedown_date=when,
+    )
+
+
+def _front_only(front: FrontMatter, section: str, slug: str, context: ParseContext) -> Article:
+    """Parse what listings and feed selection need; the body stays unread (empty)."""
+    path, fields = front.path, front.fields
+    date = _date_field(front, "date", context.timezone)
+    updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
+    aliases, _ = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
+    takedown, takedown_date, _ = parse_takedown(
+        fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    )
+    in_feeds, _ = parse_feeds_flag(fields.get("feeds"), front.line_of("feeds"), path)
+    dek = _optional_text(front, "summary")
+    return Article(
+        section=section,
+        slug=slug,
+        title=_required_text(front, "title"),
+        date=date,
+        updated=max(updated, date),
+        authors=_authors(front, context.default_author),
+        summary=dek,
+        body=Body.of("", path),
+        dek=dek,
+        image=_image(front),
+        tags=_string_list(front, "tags"),
+        related=_related(front),
+        explicit_id=_optional_text(front, "id") or None,
+        source_path=path,
+        id_line=front.line_of("id") if "id" in fields else None,
+        extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
+        aliases=aliases,
+        aliases_line=front.line_of("aliases") if aliases else None,
+        in_feeds=in_feeds,
+        takedown=takedown,
+        takedown_date=takedown_date,
     )
 
 

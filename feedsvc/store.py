@@ -29,6 +29,7 @@ from .editions import (
     content_last_modified,
 )
 from .feeds import FeedSpec
+from .firstlook import first_look
 from .health import assess
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
@@ -110,6 +111,8 @@ class ContentStore:
         self._stored: StoredPublication | None = None
         self._stored_looked = False
         self._stored_lock = threading.Lock()
+        # The validators of what a first look answered (firstlook.py), if one did.
+        self._first_validators: dict = {}
         self._loader: threading.Thread | None = None  # the load behind a stored publication
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
@@ -197,6 +200,8 @@ class ContentStore:
                 if not self._stored_looked and self._watcher_factory is not None:
                     if self._snapshot is None:  # one worker checks the files, the others trust it
                         self._stored = open_stored_publication(self.settings, self._publisher)
+                        if self._stored is None:
+                            self._stored = self._first_look()
                     if self._stored is not None:
                         # Whether this process publishes is settled now, for /healthz.
                         self._following = not self._publisher.held()
@@ -206,6 +211,27 @@ class ContentStore:
                         self._loader.start()
                 self._stored_looked = True
         return self._stored
+
+    def _first_look(self) -> StoredPublication | None:
+        """On a first start (an index with nothing published), in the process that
+        publishes: the site and section feeds made from a first look (firstlook.py)."""
+        if not self._publisher.held():
+            return None
+        index = ContentIndex.for_settings(self.settings)
+        try:
+            if index.generation():
+                return None  # a warm start: it reads only what changed, quicker than a look
+        finally:
+            index.close()
+        try:
+            found = first_look(self.settings)
+        except Exception:
+            log.exception("no first look: it failed; the content loads as usual")
+            return None
+        if found is None:
+            return None
+        stored, self._first_validators = found
+        return stored
 
     def _start_behind_stored(self) -> None:
         """Make the live snapshot while the stored publication answers; then drop it.
@@ -283,7 +309,7 @@ class ContentStore:
         stored = self._stored
         serving, generation = "live", self._publication[1]
         if self._snapshot is None:  # the stored publication, while this process loads
-            serving = "starting" if stored is None else "stored publication"
+            serving = "starting" if stored is None else stored.kind
             generation = generation if stored is None else stored.generation
         return {
             "role": "follower" if self._following else "publisher",
@@ -542,6 +568,7 @@ class ContentStore:
         self._index = ContentIndex.for_settings(self.settings)
         self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
+        self._history.remember(self._first_validators)  # served before: Last-Modified rises
         entries, sizes = self._index.load()
         now = time.time()
         suspect = set()

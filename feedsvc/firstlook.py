@@ -1,0 +1,132 @@
+"""A first start's subscription feeds, made from every file's front matter while all is parsed.
+
+With no index, the live snapshot waits for every body to be rendered and checked: about a
+minute of CPU at 100,000 articles. What the site and section feeds hold (which articles,
+how many, their archive links) depends only on front matter, which costs a third of that;
+the bodies they show are a few hundred. So a first start reads every front matter, parses
+in full only the articles those feeds show, renders the feeds exactly as the live snapshot
+will, and answers them (as a stored publication is answered, see stored.py) while the
+full read goes on. A problem only the full read finds (a body over the limits) is
+reported then, and if it changes a feed, the live snapshot publishes the feed as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from .addresses import SITE_FEED
+from .assembly import SiteAssembler
+from .catalog import feed_specs
+from .editions import RenderCache, ValidatorHistory, build_editions
+from .health import assess
+from .loader import (
+    media_sizes,
+    parse_context,
+    read_content_file,
+    read_front_matters,
+    scan_tree,
+)
+from .models import Article, newest_first
+from .settings import Settings
+from .stored import StoredPublication
+
+log = logging.getLogger(__name__)
+
+# Below this many files a first start's full read is quick: no first look.
+FIRST_LOOK_MIN_FILES = 5000
+# Articles read in full per section beyond those its feeds are expected to show, for
+# those a later check leaves out (an id claimed twice, a takedown).
+SPARE_ARTICLES = 8
+# What /healthz says while the first look answers.
+STILL_CHECKING = "first start: every file is still being read in full (the full check runs)"
+KIND = "first look"
+
+
+def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
+    """Return the site and section feeds made from a first look, and their validators.
+
+    None when the tree is small or the feeds would show an article not read in full.
+    The validators ({path: (digest, Last-Modified)}) are the live history's start, so a
+    feed that the full read changes gets a later Last-Modified, never the same one.
+    """
+    root = settings.content_dir
+    started = time.perf_counter()
+    tree = scan_tree(root)
+    if len(tree.files) < FIRST_LOOK_MIN_FILES:
+        return None
+    sizes = media_sizes(root)
+    states = read_front_matters(root, tree.files, settings, sizes)
+    looked = time.perf_counter()
+    now = datetime.now(UTC)
+    wanted = _newest(states.values(), 2 * settings.feed_items + SPARE_ARTICLES, now)
+    context = parse_context(settings)
+    for rel in wanted:
+        states[rel] = read_content_file(root, rel, context, sizes)
+    full = {states[rel].result.source_path for rel in wanted if states[rel].result is not None}
+    assembler = SiteAssembler(settings)
+    site = assembler.assemble(tree, states, sizes, None)
+    groups = assembler.listings(site, now)
+    specs = feed_specs(
+        site, groups, now, settings, None, assembler.all_in_feeds(site), assembler.remade()
+    )
+    names = [name for name in (SITE_FEED, *site.sections) if name in specs]
+    for name in names:
+        spec = specs[name]
+        shown = (*spec.articles, *spec.json_more, *spec.tombstones)
+        missing = [a.source_path for a in shown if a.source_path not in full]
+        if missing:
+            log.info("no first look: feed %s shows %s, not read in full", name, missing[0])
+            return None
+    history = ValidatorHistory()
+    releases = assembler.releases(site, now)
+    editions = build_editions(specs, {}, releases, settings, history, RenderCache())
+    documents = {}
+    for name in names:
+        edition = editions[name]
+        for path, fmt in edition.paths().items():
+            documents[path] = edition.representation(fmt)
+    if any(rep.last_modified > time.time() for rep in documents.values()):
+        return None  # a Last-Modified still ahead: the live snapshot waits for it anyway
+    published = sum(1 for a in site.articles if a.date <= now and not a.is_removed(now))
+    health = assess(site, published, None)
+    summary = {
+        "status": health.status,
+        "reasons": [*health.reasons, STILL_CHECKING],
+        "sections": len(site.sections),
+        "articles": published,
+        "version": None,
+    }
+    log.info(
+        "first look: %d files' front matter read in %.1f s, %d articles in full; the site and"
+        " section feeds answer in %.1f s while every file is read in full",
+        len(tree.files),
+        looked - started,
+        len(wanted),
+        time.perf_counter() - started,
+    )
+    validators = {path: history.seen(path) for path in documents}
+    return StoredPublication(0, documents, summary, KIND), validators
+
+
+def _newest(states, count: int, now: datetime) -> list[str]:
+    """Return, per section, the files of the articles its feeds may show: its `count`
+    newest articles in feeds, and those taken down or left out of feeds among them."""
+    by_section: dict[str, list[tuple[tuple, str, bool]]] = {}
+    for state in states:
+        article = state.result
+        if isinstance(article, Article) and article.date <= now:
+            counts = article.in_feeds and not article.is_removed(now)
+            entry = (newest_first(article), state.rel, counts)
+            by_section.setdefault(article.section, []).append(entry)
+    wanted = []
+    for candidates in by_section.values():
+        candidates.sort()
+        left = count
+        for _, rel, counts in candidates:
+            if left <= 0:
+                break
+            wanted.append(rel)
+            left -= counts
+    return wanted

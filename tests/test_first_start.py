@@ -1,0 +1,155 @@
+"""A first start (no index) answers the site and section feeds from a first look at every
+file's front matter, while every file is read in full; then the live snapshot serves.
+
+The full read is held back (it waits for a gate the test opens), so what is served before
+it is seen for what it is.
+"""
+
+from __future__ import annotations
+
+import threading
+from email.utils import parsedate_to_datetime
+
+import feedparser
+import pytest
+
+from feedsvc import firstlook, store
+from tests.conftest import wait_until
+
+SUBSCRIPTIONS = [
+    f"/{name}.{ext}" for name in ("feed", "culture", "news") for ext in ("xml", "atom", "json")
+]
+# Nested block quotes beyond MAX_BLOCK_NESTING: the full read refuses the file.
+TOO_DEEP = ">" * 40 + " deep"
+
+
+@pytest.fixture
+def held_full_read(monkeypatch):
+    """Hold the live snapshot's read of every file until the test sets the returned event."""
+    monkeypatch.setattr(firstlook, "FIRST_LOOK_MIN_FILES", 1)
+    gate = threading.Event()
+    read = store.read_content_files
+
+    def held(*args, **kwargs):
+        assert gate.wait(30), "the test never let the full read run"
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(store, "read_content_files", held)
+    yield gate
+    gate.set()
+
+
+def write_site(write_stories, backdate) -> None:
+    write_stories("culture", 20, tags=["Books"])
+    write_stories("news", 9, first="2026-02-01T09:00:00+00:00", author="Sam Okafor")
+    backdate()
+
+
+def answer(client, path: str) -> tuple:
+    response = client.get(path)
+    assert response.status_code == 200, path
+    headers = response.headers
+    return response.data, headers["ETag"], headers["Last-Modified"]
+
+
+def serving(client) -> dict:
+    return client.get("/healthz").json
+
+
+def test_a_first_start_answers_full_feeds_before_every_file_is_read(
+    write_stories, backdate, make_app, held_full_read
+):
+    write_site(write_stories, backdate)
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+
+    first = {path: answer(client, path) for path in SUBSCRIPTIONS}
+    health = serving(client)
+    assert health["publishing"]["serving"] == "first look"
+    assert firstlook.STILL_CHECKING in health["reasons"]
+    rss = feedparser.parse(first["/culture.xml"][0])
+    assert rss.bozo == 0
+    assert [e.title for e in rss.entries] == ["Story 20", "Story 19", "Story 18"]
+    assert "<p>Body text.</p>" in rss.entries[0].content[0].value  # full content, rendered
+    assert feedparser.parse(first["/feed.atom"][0]).bozo == 0
+
+    held_full_read.set()
+    wait_until(lambda: serving(client)["publishing"]["serving"] == "live", "the live snapshot")
+    assert firstlook.STILL_CHECKING not in serving(client)["reasons"]
+    # The same bytes, ETag and Last-Modified as the live snapshot serves.
+    assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
+
+
+def test_the_same_feeds_as_a_start_without_a_first_look(
+    write_stories, backdate, make_app, held_full_read, tmp_path, monkeypatch
+):
+    write_site(write_stories, backdate)
+    looked = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+    first = {path: answer(looked, path)[:2] for path in SUBSCRIPTIONS}
+    held_full_read.set()
+
+    monkeypatch.setattr(firstlook, "FIRST_LOOK_MIN_FILES", 10**9)
+    plain = make_app(WATCH_CONTENT=True, FEED_ITEMS=3, STATE_DIR=str(tmp_path / "other"))
+    client = plain.test_client()
+    assert serving(client)["publishing"]["serving"] == "live"
+    assert {path: answer(client, path)[:2] for path in SUBSCRIPTIONS} == first
+
+
+def test_a_body_over_the_limits_is_reported_once_every_file_is_read(
+    write_stories, write_article, backdate, make_app, held_full_read, content_dir
+):
+    write_site(write_stories, backdate)
+    # An old article: no feed shows it, so only the full read finds its body broken.
+    write_article("culture", "too-deep", body=TOO_DEEP, date="2025-01-01T09:00:00+00:00")
+    backdate()
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+
+    first = {path: answer(client, path) for path in SUBSCRIPTIONS}
+    health = serving(client)
+    assert health["publishing"]["serving"] == "first look"
+    assert health["articles"] == 30  # counted from its front matter, not yet checked
+
+    held_full_read.set()
+    wait_until(lambda: serving(client)["publishing"]["serving"] == "live", "the live snapshot")
+    health = serving(client)
+    assert health["articles"] == 29  # left out, as any start leaves it out
+    problems = [p for p in health["problems"] if p["path"].endswith("too-deep.md")]
+    assert len(problems) == 1
+    assert problems[0]["line"] is not None and "nest" in problems[0]["reason"]
+    assert client.get("/culture/too-deep/").status_code == 404
+    for path in SUBSCRIPTIONS:
+        body, etag, last_modified = answer(client, path)
+        if body != first[path][0]:  # one feed fewer in an archive count: published again
+            assert etag != first[path][1]
+            assert parsedate_to_datetime(last_modified) > parsedate_to_datetime(first[path][2])
+        assert feedparser.parse(body).bozo == 0 or path.endswith(".json")
+
+
+def test_a_feed_showing_a_broken_body_is_as_a_full_start_makes_it(
+    write_stories, write_article, backdate, make_app, held_full_read
+):
+    write_site(write_stories, backdate)
+    # The newest article: its feeds would show it, so the first look reads it in full.
+    write_article("culture", "too-deep", body=TOO_DEEP, date="2026-06-01T09:00:00+00:00")
+    backdate()
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+    rss = feedparser.parse(answer(client, "/culture.xml")[0])
+    assert serving(client)["publishing"]["serving"] == "first look"
+    assert "Too Deep" not in [e.title for e in rss.entries]
+    assert rss.entries[0].title == "Story 20"
+
+
+def test_a_warm_start_takes_no_first_look(
+    write_stories, backdate, make_app, held_full_read, monkeypatch
+):
+    write_site(write_stories, backdate)
+    held_full_read.set()
+    app = make_app(WATCH_CONTENT=True, FEED_ITEMS=3)
+    app.test_client().get("/culture.xml")
+    app.extensions["feedsvc"].close()
+
+    def never(settings):
+        raise AssertionError("a first look on a warm start")
+
+    monkeypatch.setattr(store, "first_look", never)
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+    assert client.get("/culture.xml").status_code == 200
