@@ -12,6 +12,7 @@ reported then, and if it changes a feed, the live snapshot publishes the feed as
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from .loader import (
     scan_tree,
 )
 from .models import Article, newest_first
+from .responses import IDENTITY
 from .settings import Settings
 from .stored import StoredPublication
 
@@ -79,9 +81,8 @@ def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
         if missing:
             log.info("no first look: feed %s shows %s, not read in full", name, missing[0])
             return None
-    history = ValidatorHistory()
     releases = assembler.releases(site, now)
-    editions = build_editions(specs, {}, releases, settings, history, RenderCache())
+    editions = build_editions(specs, {}, releases, settings, ValidatorHistory(), RenderCache())
     documents = {}
     for name in names:
         edition = editions[name]
@@ -106,7 +107,10 @@ def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
         len(wanted),
         time.perf_counter() - started,
     )
-    validators = {path: history.seen(path) for path in documents}
+    validators = {
+        path: (hashlib.sha256(rep.variants[IDENTITY].body).digest(), rep.last_modified)
+        for path, rep in documents.items()
+    }
     return StoredPublication(0, documents, summary, KIND), validators
 
 

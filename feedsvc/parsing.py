@@ -47,6 +47,8 @@ from .models import (
     Image,
     RelatedLink,
     Section,
+    body_digest,
+    pack_html,
 )
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
@@ -55,6 +57,8 @@ _CLOSING_FENCE = re.compile(r"^[ \t]*---[ \t]*\r?$", re.MULTILINE)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # The date of an article taken down whose own date cannot be read: before any feed.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The digest and packed bytes of an empty body, which a front-matter-only parse gives.
+_EMPTY_BODY = (body_digest(pack_html("")), pack_html(""))
 
 
 class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -224,8 +228,16 @@ def _taken_down_anyway(
 
 
 def _front_only(front: FrontMatter, section: str, slug: str, context: ParseContext) -> Article:
-    """Parse what listings and feed selection need; the body stays unread (empty)."""
+    """Parse what selecting and counting a feed's items needs; the body stays unread (empty).
+
+    Every field is checked as a full parse checks it (a bad one refuses the file), but
+    tags, authors, links and the image are left out: what a feed shows is read in full.
+    """
     path, fields = front.path, front.fields
+    _authors(front, context.default_author)
+    _string_list(front, "tags")
+    _related(front)
+    _image(front)
     date = _date_field(front, "date", context.timezone)
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
     aliases, _ = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
@@ -240,17 +252,13 @@ def _front_only(front: FrontMatter, section: str, slug: str, context: ParseConte
         title=_required_text(front, "title"),
         date=date,
         updated=max(updated, date),
-        authors=_authors(front, context.default_author),
+        authors=(),
         summary=dek,
-        body=Body.of("", path),
+        body=Body(_EMPTY_BODY[0], path, _EMPTY_BODY[1]),
         dek=dek,
-        image=_image(front),
-        tags=_string_list(front, "tags"),
-        related=_related(front),
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
-        extra={k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
         aliases=aliases,
         aliases_line=front.line_of("aliases") if aliases else None,
         in_feeds=in_feeds,

@@ -568,8 +568,11 @@ class ContentStore:
         self._index = ContentIndex.for_settings(self.settings)
         self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
-        self._history.remember(self._first_validators)  # served before: Last-Modified rises
         entries, sizes = self._index.load()
+        # What a first look served: a feed it served otherwise gets a later Last-Modified.
+        for path, (digest, moment) in self._first_validators.items():
+            self._index.record_validator(path, digest, moment)
+        self._first_validators = {}
         now = time.time()
         suspect = set()
         for rel, (state, saved_at) in entries.items():
