@@ -47,8 +47,10 @@ the CPU of a follower (a second store on the same state folder, as another worke
 taking up each publication; then the CPU of rendering the site feed again in each format
 after one of its items changed.
 
-With `--cold-phases`, no server either: the store loads the cached corpus in this process
-with no index, as a first start does, and the time of each phase is printed: reading
+With `--cold-phases`, no server either: a first start's first look (the site and section
+feeds from every file's front matter, see feedsvc/firstlook.py) is timed, then the store
+loads the cached corpus in this process with no index, as a first start does after it,
+and the time of each phase is printed: reading
 (wall; this process's CPU, mostly taking the parsed files back; the CPU of the worker
 processes that parsed them), assembling, publishing (listings, feeds rendered) and
 recording (the index written), from the store's own debug log of the refresh.
@@ -516,6 +518,7 @@ def cold_phases(size: int, workdir: Path) -> dict:
         "SITE_URL": f"http://{HOST}:8000",
         "WATCH_CONTENT": False,
     }
+    look = first_look_phase(create_app(config).extensions["feedsvc"].settings)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         store = create_app(config).extensions["feedsvc"]
@@ -537,9 +540,28 @@ def cold_phases(size: int, workdir: Path) -> dict:
         "assemble": read_and_assembled / 1000 - timings["read"],
         "publish": published / 1000,
         "record": recorded / 1000,
+        **look,
     }
     log.info("%s", result)
     return result
+
+
+def first_look_phase(settings) -> dict:
+    """Time a first start's first look (feedsvc/firstlook.py): wall, CPU here, CPU of parsers."""
+    from feedsvc import firstlook
+
+    minimum = firstlook.FIRST_LOOK_MIN_FILES
+    firstlook.FIRST_LOOK_MIN_FILES = 0  # measured at every size
+    wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+    try:
+        found = firstlook.first_look(settings)
+    finally:
+        firstlook.FIRST_LOOK_MIN_FILES = minimum
+    return {
+        "look": time.perf_counter() - wall if found is not None else float("nan"),
+        "look_cpu": time.process_time() - cpu,
+        "look_pool_cpu": _children_cpu() - children,
+    }
 
 
 def _children_cpu() -> float:
@@ -550,13 +572,14 @@ def _children_cpu() -> float:
 def cold_phases_report(results: list[dict]) -> str:
     lines = [
         "| articles | load, wall | CPU here | CPU in parsers | reading, wall | its CPU here"
-        " | assembling | publishing | recording |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | assembling | publishing | recording | first look, wall | its CPU here | in parsers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['size']:,} | {r['wall']:.2f} s | {r['cpu']:.2f} s | {r['pool_cpu']:.2f} s"
         f" | {r['read']:.2f} s | {r['read_cpu']:.2f} s | {r['assemble']:.2f} s"
-        f" | {r['publish']:.2f} s | {r['record']:.2f} s |"
+        f" | {r['publish']:.2f} s | {r['record']:.2f} s | {r['look']:.2f} s"
+        f" | {r['look_cpu']:.2f} s | {r['look_pool_cpu']:.2f} s |"
         for r in results
     ]
     return "\n".join(lines)
