@@ -178,6 +178,10 @@ def parse_article(
     """
     if not SLUG.match(slug):
         raise ContentError(path, None, f"article slug {slug!r} must match [a-z0-9-]+")
+    if not body and not context.preview:
+        quick = _quick_front(text, path, section, slug, context)
+        if quick is not None:
+            return quick
     front, text_body = split_front_matter(text, path)
     fields = front.fields
     if str(fields.get("draft")).lower() in ("true", "yes") and not context.preview:
@@ -264,6 +268,94 @@ def _front_only(front: FrontMatter, section: str, slug: str, context: ParseConte
         in_feeds=in_feeds,
         takedown=takedown,
         takedown_date=takedown_date,
+    )
+
+
+# A top-level "key: value" line of front matter, and values that YAML reads as the text
+# written: a double- or single-quoted string without escapes, or an ISO date left as text.
+_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*\r?")
+_QUICK_QUOTED = re.compile(r'"([^"\\]*)"|\'([^\']*)\'')
+_QUICK_DATE = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?[ \t]*(?:Z|[+-]\d\d:?\d\d)?)?"
+)
+_QUICK_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s#\"'\[\]{}]+")
+_QUICK_PLAIN_TITLE = re.compile(r"[A-Za-z0-9\u00c0-\uffff][^#:]*")
+# Fields whose values the quick read leaves to YAML: rare, and each changes selection.
+_QUICK_REFUSED = frozenset({"draft", "feeds", "takedown", "aliases"})
+
+
+def _quick_front(
+    text: str, path: str, section: str, slug: str, context: ParseContext
+) -> Article | None:
+    """Read the fields feed selection needs from front matter written the usual simple way,
+    without YAML; None for anything else, which the YAML parse reads (and checks) instead.
+
+    For a first look only (see firstlook.py): nothing else is checked, and what a feed shows
+    is read in full.
+    """
+    text = text.removeprefix("\ufeff")
+    if not text.startswith("---\n"):
+        return None
+    closing = _CLOSING_FENCE.search(text, 4)
+    if closing is None:
+        return None
+    values: dict[str, str] = {}
+    key = None
+    for line in text[4 : closing.start()].split("\n"):
+        if not line or line[0] in " \t-#":
+            if key in values and line.strip() and not line.lstrip().startswith("#"):
+                return None  # a value of a field read here runs on: YAML reads it
+            continue
+        match = _QUICK_LINE.fullmatch(line)
+        if match is None:
+            return None
+        key, value = match.groups()
+        if key in _QUICK_REFUSED:
+            return None
+        if key in ("title", "date", "updated", "id"):
+            if key in values or value is None:
+                return None
+            values[key] = value
+    title, date_text = values.get("title"), values.get("date")
+    if not title or not date_text:
+        return None
+    quoted = _QUICK_QUOTED.fullmatch(title)
+    plain = _QUICK_PLAIN_TITLE.fullmatch(title) and title.lower() != "null"
+    if not (quoted and any(quoted.groups())) and not plain:
+        return None
+    moments = []
+    for value in (date_text, values.get("updated", date_text)):
+        quoted = _QUICK_QUOTED.fullmatch(value)
+        if quoted:  # any text, as YAML gives it
+            value = next(g for g in quoted.groups() if g is not None)
+            if date_text_problem(value):
+                return None
+        elif not _QUICK_DATE.fullmatch(value):  # plain: only what YAML leaves as text
+            return None
+        try:
+            moments.append(to_datetime(value, context.timezone))
+        except DateError:
+            return None
+    explicit_id = values.get("id")
+    if explicit_id is not None:
+        quoted = _QUICK_QUOTED.fullmatch(explicit_id)
+        if quoted:
+            explicit_id = next(g for g in quoted.groups() if g is not None)
+        elif not _QUICK_URI.fullmatch(explicit_id):
+            return None
+        explicit_id = _clean(explicit_id)
+    date, updated = moments
+    return Article(
+        section=section,
+        slug=slug,
+        title=title,
+        date=date,
+        updated=max(updated, date),
+        authors=(),
+        summary="",
+        body=Body(_EMPTY_BODY[0], path, _EMPTY_BODY[1]),
+        explicit_id=explicit_id or None,
+        source_path=path,
     )
 
 

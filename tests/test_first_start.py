@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
 
 from feedsvc import firstlook, store
+from feedsvc.parsing import ParseContext, _quick_front, parse_article
 from tests.conftest import wait_until
 
 SUBSCRIPTIONS = [
@@ -159,3 +161,41 @@ def test_a_restart_answers_what_the_first_start_published_with_no_first_look(
     assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
     assert serving(client)["publishing"]["serving"] == "stored publication"
     held_full_read.set()
+
+
+CONTEXT = ParseContext(timezone=ZoneInfo("Europe/Paris"), default_author="Staff")
+QUICK = [
+    "title: Plain title\ndate: 2026-01-02 08:28:21+05:30\nupdated: 2026-01-03T09:00:00\n",
+    'title: "Quoted: a title"\ndate: "Wed, 07 Jan 2026 14:38:48 +0530"\ntags:\n  - a\n',
+    "title: 'Single'\ndate: 2026-01-02\nupdated: 2025-01-01\nid: tag:example.org,2026:/a\n",
+    'title: T\ndate: 2026-01-02T10:00:00Z\nid: "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"\n',
+    "title: T\r\ndate: 2026-01-02T10:00:00Z\r\nimage:\r\n  src: /media/a.png\r\n",
+]
+YAML_ONLY = [
+    "title: null\ndate: 2026-01-02\n",
+    "title: T\ndate: 2026-01-02 # a comment\n",
+    "title: >-\n  Folded\n  title\ndate: 2026-01-02\n",
+    "title: T\ndate: 2026-01-02\ndraft: true\n",
+    "title: T\ndate: 2026-01-02\naliases: [/a/]\n",
+    "title: T\ndate: 2026-01-02\nid: 42\n",
+    "title: T\ndate: &d 2026-01-02\nupdated: *d\n",
+    'title: T\ndate: "2026-01-02\\t"\n',
+]
+
+
+@pytest.mark.parametrize("front", QUICK)
+def test_the_quick_front_matter_read_gives_what_yaml_gives(front):
+    text = f"\ufeff---\n{front}---\nBody.\n"
+    quick = parse_article(text, "a.md", "culture", "a", CONTEXT, body=False)
+    full = parse_article(text, "a.md", "culture", "a", CONTEXT)
+    assert _quick_front(text, "a.md", "culture", "a", CONTEXT) is not None
+    assert (quick.date, quick.updated, quick.explicit_id) == (
+        full.date,
+        full.updated,
+        full.explicit_id,
+    )
+
+
+@pytest.mark.parametrize("front", YAML_ONLY)
+def test_front_matter_written_otherwise_is_left_to_yaml(front):
+    assert _quick_front(f"---\n{front}---\nBody.\n", "a.md", "culture", "a", CONTEXT) is None
