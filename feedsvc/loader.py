@@ -87,14 +87,16 @@ def read_content_files(
     sizes: Mapping[str, int],
     previous: Mapping[str, FileState] | None = None,
     progress: Callable[[], None] | None = None,
+    per_process: int = PARALLEL_MIN_FILES,
 ) -> dict[str, FileState]:
     """Read many content files; a large tree is parsed by one process per CPU.
 
     A failed read keeps the previous good result of that file, as read_content_file does.
+    `per_process`: the fewest files per CPU worth a worker process.
     """
     rels = list(rels)
     previous = previous or {}
-    chunks = _chunks(rels)
+    chunks = _chunks(rels, per_process)
     states = None
     if len(chunks) > 1:
         states = _read_in_processes(root, chunks, settings, sizes, progress)
@@ -133,8 +135,8 @@ def read_front_matters(
     return states
 
 
-def _chunks(rels: list[str]) -> list[list[str]]:
-    workers = min(os.cpu_count() or 1, len(rels) // PARALLEL_MIN_FILES)
+def _chunks(rels: list[str], per_process: int = PARALLEL_MIN_FILES) -> list[list[str]]:
+    workers = min(os.cpu_count() or 1, len(rels) // per_process)
     if workers < 2:
         return [rels]
     count = workers * 4  # more chunks than workers: even load, smoother progress
