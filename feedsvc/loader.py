@@ -87,12 +87,12 @@ def read_content_files(
     sizes: Mapping[str, int],
     previous: Mapping[str, FileState] | None = None,
     progress: Callable[[], None] | None = None,
-    per_process: int = PARALLEL_MIN_FILES,
+    per_process: int | None = None,
 ) -> dict[str, FileState]:
     """Read many content files; a large tree is parsed by one process per CPU.
 
     A failed read keeps the previous good result of that file, as read_content_file does.
-    `per_process`: the fewest files per CPU worth a worker process.
+    `per_process`: the fewest files per CPU worth a worker process (PARALLEL_MIN_FILES).
     """
     rels = list(rels)
     previous = previous or {}
@@ -135,8 +135,8 @@ def read_front_matters(
     return states
 
 
-def _chunks(rels: list[str], per_process: int = PARALLEL_MIN_FILES) -> list[list[str]]:
-    workers = min(os.cpu_count() or 1, len(rels) // per_process)
+def _chunks(rels: list[str], per_process: int | None = None) -> list[list[str]]:
+    workers = min(os.cpu_count() or 1, len(rels) // (per_process or PARALLEL_MIN_FILES))
     if workers < 2:
         return [rels]
     count = workers * 4  # more chunks than workers: even load, smoother progress
