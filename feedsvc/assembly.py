@@ -27,6 +27,7 @@ from .addresses import (
     names_in,
 )
 from .catalog import Listing
+from .chunks import ChunkedList
 from .crosscheck import id_problem
 from .loader import (
     SECTION_INDEX,
@@ -78,8 +79,8 @@ class SiteAssembler:
         self._duplicates: dict[str, ContentError] = {}  # file -> why its article is left out
         self._visible: dict[str, Article] = {}  # file -> the article the site publishes
         self._unfed = 0  # how many of them say `feeds: false`
-        self._keys: list[tuple] = []  # sort keys of _articles, newest first
-        self._articles: list[Article] = []
+        # The visible articles by their sort keys, newest first, in chunks the sites share.
+        self._articles = ChunkedList()
         self._by_key: dict[tuple[str, str], Article] = {}
         self._lookup = KeyedArticles()  # _by_key as the last Site has it
         self._rekeyed: set[tuple[str, str]] = set()  # keys placed or withdrawn since
@@ -96,7 +97,7 @@ class SiteAssembler:
         self._section_pages: dict[str, Section] = {}
         # Listings: each group's published articles as shown at the last listing, newest
         # first (the site's under SITE_FEED), and what was listed last.
-        self._lists: dict[str, tuple[list[tuple], list[Article]]] = {}  # sort keys, articles
+        self._lists: dict[str, ChunkedList] = {}  # each listing's articles by sort key
         self._listed: dict[str, Listing] = {}
         self._ranks: dict[str, tuple] = {}  # tag or author listing -> its place after sections
         self._ranking: list[tuple[tuple, str]] = []  # (rank, name), in order
@@ -151,7 +152,7 @@ class SiteAssembler:
         self._rekeyed = set()
         self._site = Site.from_ordered(
             sections,
-            tuple(self._articles),
+            self._articles.frozen(),
             problems,
             version,
             self._lookup,
@@ -264,9 +265,10 @@ class SiteAssembler:
             self._shown[rel] = (article, appearance, shown)
             if shown is not None:
                 for name in (SITE_FEED, *_group_names(shown)):
-                    keys, members = self._lists.setdefault(name, ([], []))
-                    keys.append(key)
-                    members.append(shown)
+                    members = self._lists.get(name)
+                    if members is None:
+                        members = self._lists[name] = ChunkedList()
+                    members.append(key, shown)
             if rel in self._timed:  # shown already: _reshow settles its releases only
                 self._reshow(rel, now)
         self._redo.update(self._lists)
@@ -304,14 +306,13 @@ class SiteAssembler:
         for name in (SITE_FEED, *_group_names(article)):
             if key > self._oldest_change.get(name, ()):
                 self._oldest_change[name] = key
-            keys, members = self._lists.setdefault(name, ([], []))
-            index = bisect_left(keys, key)
+            members = self._lists.get(name)
+            if members is None:
+                members = self._lists[name] = ChunkedList()
             if add:
-                keys.insert(index, key)
-                members.insert(index, article)
+                members.insert(key, article)
             else:
-                del keys[index]
-                del members[index]
+                members.remove(key)
                 if not members:
                     del self._lists[name]
             self._redo.add(name)
@@ -342,8 +343,8 @@ class SiteAssembler:
                     self._releases[name] = entry[0]
 
     def _list(self, name: str, site: Site) -> None:
-        keys, members = self._lists.get(name, ([], []))
-        articles = tuple(members)
+        members = self._lists.get(name)
+        articles = members.frozen() if members is not None else ()
         self._listed.pop(name, None)
         old_rank = rank = self._ranks.pop(name, None)
         if rank is not None:
@@ -358,7 +359,7 @@ class SiteAssembler:
             names = names_in(articles[0], address.kind)
             position = next(i for i, v in enumerate(names) if name_slug(v) == address.slug)
             self._listed[name] = Listing(name, names[position], address.page_path, articles)
-            rank = (keys[0], NAMED_KINDS.index(address.kind), position)
+            rank = (members.first_key(), NAMED_KINDS.index(address.kind), position)
             self._ranks[name] = rank
             insort(self._ranking, (rank, name))
         if name not in self._listed or self._ranks.get(name) != old_rank:
@@ -466,9 +467,7 @@ class SiteAssembler:
     def _place(self, rel: str, article: Article, key: tuple, slugs: set, aliases: set) -> None:
         self._visible[rel] = article
         self._unfed += not article.in_feeds
-        index = bisect_left(self._keys, key)
-        self._keys.insert(index, key)
-        self._articles.insert(index, article)
+        self._articles.insert(key, article)
         self._by_key[article.key] = article
         self._rekeyed.add(article.key)
         problem = id_problem(article)
@@ -480,9 +479,7 @@ class SiteAssembler:
         del self._visible[rel]
         self._unfed -= not article.in_feeds
         key = newest_first(article)
-        index = bisect_left(self._keys, key)
-        del self._keys[index]
-        del self._articles[index]
+        self._articles.remove(key)
         del self._by_key[article.key]
         self._rekeyed.add(article.key)
         self._id_problems.pop(rel, None)

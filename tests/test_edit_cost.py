@@ -201,3 +201,97 @@ def test_a_second_change_within_its_second_is_served_from_the_next_and_nothing_s
         ).status_code
         == 200
     )
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    from feedsvc import chunks
+
+    monkeypatch.setattr(chunks, "CHUNK", 4)
+
+
+def test_chunked_articles_behave_as_the_tuple_of_their_items(small_chunks):
+    from feedsvc.chunks import Chunked, ChunkedList
+
+    listed = ChunkedList()
+    order = [7, 3, 9, 1, 5, 8, 2, 6, 4, 0, 11, 10]
+    for key in order:
+        listed.insert(key, f"item {key}")
+    for key in (3, 11, 0):
+        listed.remove(key)
+    expected = tuple(f"item {key}" for key in sorted(set(order) - {3, 11, 0}))
+    made = listed.frozen()
+    assert isinstance(made, Chunked)  # 9 items in chunks of at most 2 × CHUNK
+    assert made == expected and expected == made and hash(made) == hash(expected)
+    assert list(made) == list(expected) and list(reversed(made)) == list(reversed(expected))
+    assert len(made) == len(expected) and listed.first_key() == 1
+    assert [made[i] for i in range(-9, 9)] == [expected[i] for i in range(-9, 9)]
+    for start in range(-10, 11):
+        for stop in range(-10, 11):
+            assert made[start:stop] == expected[start:stop]
+            assert type(made[start:stop]) is tuple
+    assert made[::2] == expected[::2] and made[::-1] == expected[::-1]
+    with pytest.raises(IndexError):
+        made[9]
+    with pytest.raises(KeyError):
+        listed.remove(3)
+    assert listed.frozen() is made  # nothing changed: the same version
+    for key in sorted(set(order) - {3, 11, 0}):
+        listed.remove(key)
+    assert listed.frozen() == () and not listed
+
+
+def test_an_edit_copies_the_chunk_it_changed_not_the_archive(
+    write_stories, write_article, make_app, small_chunks
+):
+    """The site's articles and its listings share every chunk an edit left alone."""
+    write_stories("culture", 40, tags=["Jazz"])
+    write_stories("science", 40, first="2025-01-01T09:00:00+00:00")
+    store = make_app().extensions["feedsvc"]
+    before = store.snapshot()
+    old = {name: before.listings[name].articles for name in ("feed", "culture", "tags/jazz")}
+    old["site"] = before.site.articles
+    assert [len(articles) for articles in old.values()] == [80, 40, 40, 80]
+    newest = before.published("culture")[0]
+    write_article(
+        "culture", newest.slug, title="Edited", date=newest.date.isoformat(), tags=["Jazz"]
+    )
+    after = store.refresh([f"culture/{newest.slug}.md"])
+    new = {name: after.listings[name].articles for name in ("feed", "culture", "tags/jazz")}
+    new["site"] = after.site.articles
+    for name, articles in new.items():
+        assert articles != old[name] and articles[0].title == "Edited", name
+        assert articles[1:] == old[name][1:], name
+        kept = {id(chunk) for chunk in old[name]._chunks} & {id(c) for c in articles._chunks}
+        assert len(kept) == len(articles._chunks) - 1, name  # all but the edited chunk
+    assert after.listings["science"] is before.listings["science"]
+
+
+def test_chunked_listings_publish_what_a_fresh_start_publishes(
+    write_stories, write_article, make_app, content_dir, small_chunks
+):
+    write_stories("culture", 30, tags=["Jazz"])
+    write_stories("science", 25, first="2025-06-01T09:00:00+00:00", tags=["Jazz"])
+    store = make_app(FEED_ITEMS=7).extensions["feedsvc"]
+    store.snapshot()
+    slugs = sorted(a.slug for a in store.snapshot().published("culture"))
+    edits = [  # the newest, one in the middle (an archive page), a new oldest, a removal
+        ("culture", slugs[-1], {"title": "Retitled", "date": "2026-03-01T09:00:00+00:00"}),
+        ("culture", slugs[10], {"title": "Moved", "date": "2024-01-01T09:00:00+00:00"}),
+        ("science", "new-oldest", {"title": "Oldest", "date": "2023-01-01T09:00:00+00:00"}),
+        ("culture", slugs[3], None),
+    ]
+    for section, slug, fields in edits:
+        if fields is None:
+            (content_dir / section / f"{slug}.md").unlink()
+        else:
+            write_article(section, slug, tags=["Jazz"], **fields)
+        after = store.refresh([f"{section}/{slug}.md"])
+        fresh = make_app(FEED_ITEMS=7, STATE_DIR=str(content_dir.parent / f"fresh-{slug}"))
+        expected = fresh.extensions["feedsvc"].snapshot()
+        assert after.site.articles == expected.site.articles
+        assert after._feed_paths.keys() == expected._feed_paths.keys()
+        for path in after._feed_paths:
+            assert after.feed(path).variants == expected.feed(path).variants, path
+        for name, listing in expected.listings.items():
+            assert after.listings[name] == listing, name
