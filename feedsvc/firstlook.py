@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .addresses import SITE_FEED
@@ -24,6 +25,7 @@ from .catalog import feed_specs
 from .editions import RenderCache, ValidatorHistory, build_editions
 from .health import assess
 from .loader import (
+    FileState,
     media_sizes,
     read_content_files,
     read_front_matters,
@@ -48,15 +50,31 @@ STILL_CHECKING = "first start: every file is still being read in full (the full 
 KIND = "first look"
 
 
-def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
-    """Return the site and section feeds made from a first look, and their validators.
+@dataclass(frozen=True)
+class FirstLook:
+    """What a first look answers, and what of its work the full read behind it takes up."""
+
+    stored: StoredPublication
+    # {path: (digest, Last-Modified)}: the live history's start, so a feed that the full
+    # read changes gets a later Last-Modified, never the same one.
+    validators: dict
+    # The files it read in full, read at `read_at` (time.time()): the full read checks them
+    # against their files as it checks an index's entries, and reads only the others.
+    states: dict[str, FileState]
+    read_at: float
+    sizes: dict[str, int]  # the media sizes they were read with
+    # Its renders (item HTML by article version): the live publication reuses them.
+    renders: RenderCache
+
+
+def first_look(settings: Settings) -> FirstLook | None:
+    """Return the site and section feeds made from a first look, and what it read.
 
     None when the tree is small or the feeds would show an article not read in full.
-    The validators ({path: (digest, Last-Modified)}) are the live history's start, so a
-    feed that the full read changes gets a later Last-Modified, never the same one.
     """
     root = settings.content_dir
     started = time.perf_counter()
+    read_at = time.time()
     tree = scan_tree(root)
     if len(tree.files) < FIRST_LOOK_MIN_FILES:
         return None
@@ -65,9 +83,10 @@ def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
     looked = time.perf_counter()
     now = datetime.now(UTC)
     wanted = _newest(states.values(), 2 * settings.feed_items + SPARE_ARTICLES, now)
-    states.update(read_content_files(root, wanted, settings, sizes, per_process=WANTED_PER_PROCESS))
+    in_full = read_content_files(root, wanted, settings, sizes, per_process=WANTED_PER_PROCESS)
+    states.update(in_full)
     read = time.perf_counter()
-    full = {states[rel].result.source_path for rel in wanted if states[rel].result is not None}
+    full = {state.result.source_path for state in in_full.values() if state.result is not None}
     assembler = SiteAssembler(settings)
     site = assembler.assemble(tree, states, sizes, None)
     groups = assembler.listings(site, now)
@@ -84,7 +103,8 @@ def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
             log.info("no first look: feed %s shows %s, not read in full", name, missing[0])
             return None
     releases = assembler.releases(site, now)
-    editions = build_editions(specs, {}, releases, settings, ValidatorHistory(), RenderCache())
+    renders = RenderCache()
+    editions = build_editions(specs, {}, releases, settings, ValidatorHistory(), renders)
     documents = {}
     for name in names:
         edition = editions[name]
@@ -117,7 +137,8 @@ def first_look(settings: Settings) -> tuple[StoredPublication, dict] | None:
         path: (hashlib.sha256(rep.variants[IDENTITY].body).digest(), rep.last_modified)
         for path, rep in documents.items()
     }
-    return StoredPublication(0, documents, summary, KIND), validators
+    stored = StoredPublication(0, documents, summary, KIND)
+    return FirstLook(stored, validators, in_full, read_at, dict(sizes), renders)
 
 
 def _newest(states, count: int, now: datetime) -> list[str]:

@@ -29,7 +29,7 @@ from .editions import (
     content_last_modified,
 )
 from .feeds import FeedSpec
-from .firstlook import first_look
+from .firstlook import FirstLook, first_look
 from .health import assess
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
@@ -111,8 +111,9 @@ class ContentStore:
         self._stored: StoredPublication | None = None
         self._stored_looked = False
         self._stored_lock = threading.Lock()
-        # The validators of what a first look answered (firstlook.py), if one did.
-        self._first_validators: dict = {}
+        # What a first look answered and read (firstlook.py), if one did, until the full
+        # read takes it up.
+        self._first: FirstLook | None = None
         self._loader: threading.Thread | None = None  # the load behind a stored publication
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
@@ -230,8 +231,8 @@ class ContentStore:
             return None
         if found is None:
             return None
-        stored, self._first_validators = found
-        return stored
+        self._first = found
+        return found.stored
 
     def _start_behind_stored(self) -> None:
         """Make the live snapshot while the stored publication answers; then drop it.
@@ -569,10 +570,18 @@ class ContentStore:
         self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
         entries, sizes = self._index.load()
-        # What a first look served: a feed it served otherwise gets a later Last-Modified.
-        for path, (digest, moment) in self._first_validators.items():
-            self._index.record_validator(path, digest, moment)
-        self._first_validators = {}
+        first, self._first = self._first, None
+        if first is not None:
+            # What a first look served: a feed it served otherwise gets a later Last-Modified.
+            for path, (digest, moment) in first.validators.items():
+                self._index.record_validator(path, digest, moment)
+            self._renders = first.renders
+            if not entries:
+                # What it read in full is taken as an index entry is: checked against its
+                # file, not read again; and recorded in the index with the others.
+                entries = {rel: (state, first.read_at) for rel, state in first.states.items()}
+                sizes = first.sizes
+                self._unsaved[0].update(first.states)
         now = time.time()
         suspect = set()
         for rel, (state, saved_at) in entries.items():
