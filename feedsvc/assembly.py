@@ -69,18 +69,21 @@ class SiteAssembler:
 
     def _reset(self) -> None:
         self._shape: tuple | None = None  # section folders and aliases: a change re-assembles
-        self._digests: dict[str, int] = {}
+        # Each file's state as counted in _files (its digest read again when it goes).
+        self._digests: dict[str, FileState] = {}
         self._files = 0  # XOR of every file's digest
         self._media: tuple[object, bytes] | None = None
         self._state_problems: dict[str, tuple[ContentError, ...]] = {}
         self._candidates: dict[str, Article] = {}  # articles of a live section, by file
-        self._guids: dict[str, str] = {}  # file -> the id its article claims
-        self._claims: dict[str, dict[str, Article]] = {}  # id -> file -> article
+        # id -> the file claiming it, or the files (a tuple) when several do; their
+        # articles are the candidates'. One string per id, not a map per article.
+        self._claims: dict[str, str | tuple[str, ...]] = {}
         self._duplicates: dict[str, ContentError] = {}  # file -> why its article is left out
         self._visible: dict[str, Article] = {}  # file -> the article the site publishes
         self._unfed = 0  # how many of them say `feeds: false`
-        # The visible articles by their sort keys, newest first, in chunks the sites share.
-        self._articles = ChunkedList()
+        # Newest first, in chunks the sites share; their sort keys (newest_first) are made
+        # when needed rather than kept: 100,000 articles' keys would cost 17 MB.
+        self._articles = ChunkedList(newest_first)
         self._by_key: dict[tuple[str, str], Article] = {}
         self._lookup = KeyedArticles()  # _by_key as the last Site has it
         self._rekeyed: set[tuple[str, str]] = set()  # keys placed or withdrawn since
@@ -88,7 +91,7 @@ class SiteAssembler:
         self._spellings: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._nameless: dict[str, tuple[_Placed, ...]] = {}
         self._slug_problems: dict[tuple[str, str], tuple[_Placed, ...]] = {}
-        self._pages: dict[str, Article] = {}  # site path -> visible article
+        self._pages = _PagesByPath(self._by_key)  # site path -> visible article
         self._claimants: dict[str, dict[str, Article]] = {}  # alias -> file -> article
         self._alias_problems: dict[str, tuple[_Placed, ...]] = {}
         self._timed: dict[str, Article] = {}
@@ -97,13 +100,14 @@ class SiteAssembler:
         self._section_pages: dict[str, Section] = {}
         # Listings: each group's published articles as shown at the last listing, newest
         # first (the site's under SITE_FEED), and what was listed last.
-        self._lists: dict[str, ChunkedList] = {}  # each listing's articles by sort key
+        self._lists: dict[str, ChunkedList] = {}  # each listing's articles, newest first
         self._listed: dict[str, Listing] = {}
         self._ranks: dict[str, tuple] = {}  # tag or author listing -> its place after sections
         self._ranking: list[tuple[tuple, str]] = []  # (rank, name), in order
         self._listed_sections: tuple | None = None
         # Each visible article at the last listing: (it, how it showed, the version shown).
-        self._shown: dict[str, tuple[Article, tuple[bool, bool], Article | None]] = {}
+        # An article shown as it is (the most) is kept alone, not in a tuple: see _seen.
+        self._shown: dict[str, Article | tuple[Article, tuple[bool, bool], Article | None]] = {}
         self._recheck: set[str] = set()  # files placed or withdrawn since the last listing
         self._redo: set[str] = set()  # listings to make again
         # Per listing to make again, the sort key of its oldest article that changed since.
@@ -244,7 +248,7 @@ class SiteAssembler:
                 del self._next_at[rel]
                 recheck.add(rel)
         # Oldest last, so that the first listing of all appends to its lists.
-        known = {rel: self._visible.get(rel) or self._shown.get(rel, (None,))[0] for rel in recheck}
+        known = {rel: self._visible.get(rel) or (self._seen(rel) or (None,))[0] for rel in recheck}
         ordered = sorted((newest_first(a), rel) for rel, a in known.items() if a is not None)
         if not self._shown and not self._lists:
             self._show_all(ordered, now)
@@ -258,17 +262,17 @@ class SiteAssembler:
         _reshow would find each one's place by search (at 100,000 articles a restart
         spent seconds there); only timed articles need it, for their releases.
         """
-        for key, rel in ordered:
+        for _, rel in ordered:
             article = self._visible[rel]
             appearance = _appearance(article, now)
             shown = article.as_of(now) if appearance[0] else None
-            self._shown[rel] = (article, appearance, shown)
+            self._show(rel, article, appearance, shown)
             if shown is not None:
                 for name in (SITE_FEED, *_group_names(shown)):
                     members = self._lists.get(name)
                     if members is None:
-                        members = self._lists[name] = ChunkedList()
-                    members.append(key, shown)
+                        members = self._lists[name] = ChunkedList(newest_first)
+                    members.append(shown)
             if rel in self._timed:  # shown already: _reshow settles its releases only
                 self._reshow(rel, now)
         self._redo.update(self._lists)
@@ -276,7 +280,7 @@ class SiteAssembler:
     def _reshow(self, rel: str, now: datetime) -> None:
         """Update the listings, releases and next moment of the article of one file."""
         article = self._visible.get(rel)
-        seen = self._shown.get(rel)
+        seen = self._seen(rel)
         appearance = _appearance(article, now) if article is not None else None
         if seen is None or seen[0] is not article or seen[1] != appearance:
             if seen is not None and seen[2] is not None:
@@ -285,7 +289,7 @@ class SiteAssembler:
                 del self._shown[rel]
             else:
                 shown = article.as_of(now) if appearance[0] else None
-                self._shown[rel] = (article, appearance, shown)
+                self._show(rel, article, appearance, shown)
                 if shown is not None:
                     self._enlist(shown, add=True)
         timed = article is not None and rel in self._timed
@@ -300,6 +304,18 @@ class SiteAssembler:
                 self._next_at[rel] = moment
                 _schedule(self._due, self._next_at, rel, moment)
 
+    def _show(
+        self, rel: str, article: Article, appearance: tuple[bool, bool], shown: Article | None
+    ) -> None:
+        """Record how the article of `rel` shows: alone if as it is, else with how."""
+        plain = appearance is _PLAIN and shown is article
+        self._shown[rel] = article if plain else (article, appearance, shown)
+
+    def _seen(self, rel: str) -> tuple[Article, tuple[bool, bool], Article | None] | None:
+        """Return how the article of `rel` showed at the last listing: (it, how, as shown)."""
+        seen = self._shown.get(rel)
+        return (seen, _PLAIN, seen) if isinstance(seen, Article) else seen
+
     def _enlist(self, article: Article, add: bool) -> None:
         """Put the article as shown in (or take it out of) the site's listing and its groups."""
         key = newest_first(article)
@@ -308,11 +324,11 @@ class SiteAssembler:
                 self._oldest_change[name] = key
             members = self._lists.get(name)
             if members is None:
-                members = self._lists[name] = ChunkedList()
+                members = self._lists[name] = ChunkedList(newest_first)
             if add:
-                members.insert(key, article)
+                members.insert(article)
             else:
-                members.remove(key)
+                members.remove(article)
                 if not members:
                     del self._lists[name]
             self._redo.add(name)
@@ -370,10 +386,12 @@ class SiteAssembler:
         dirty_ids: set[str] = set()
         for rel in changed:
             state = states.get(rel)
-            self._files ^= self._digests.pop(rel, 0)
+            counted = self._digests.pop(rel, None)
+            if counted is not None:
+                self._files ^= file_digest(counted)
             if state is not None:
-                self._digests[rel] = file_digest(state)
-                self._files ^= self._digests[rel]
+                self._digests[rel] = state
+                self._files ^= file_digest(state)
             self._state_problems.pop(rel, None)
             found = _state_problems(state) if state is not None else ()
             if found:
@@ -425,26 +443,32 @@ class SiteAssembler:
     # Duplicate ids: one article per GUID, as crosscheck.drop_duplicate_ids decides.
 
     def _set_candidate(self, rel: str, article: Article | None, dirty_ids: set[str]) -> None:
-        old_guid = self._guids.pop(rel, None)
-        if old_guid is not None:
-            claim = self._claims[old_guid]
-            del claim[rel]
-            if not claim:
+        old = self._candidates.pop(rel, None)
+        if old is not None:  # the id it claimed is made again, rather than kept per file
+            old_guid = item_id(old, self._settings)
+            others = tuple(r for r in self._claimants_of(old_guid) if r != rel)
+            if not others:
                 del self._claims[old_guid]
+            else:
+                self._claims[old_guid] = others[0] if len(others) == 1 else others
             dirty_ids.add(old_guid)
-        self._candidates.pop(rel, None)
         self._duplicates.pop(rel, None)
         if article is None:
             return
         self._candidates[rel] = article
         guid = item_id(article, self._settings)
-        self._guids[rel] = guid
-        self._claims.setdefault(guid, {})[rel] = article
+        before = self._claims.get(guid)
+        self._claims[guid] = rel if before is None else (*self._claimants_of(guid), rel)
         dirty_ids.add(guid)
+
+    def _claimants_of(self, guid: str) -> tuple[str, ...]:
+        """Return the files whose articles claim `guid`, in the order they claimed it."""
+        claim = self._claims.get(guid, ())
+        return (claim,) if isinstance(claim, str) else claim
 
     def _settle_id(self, guid: str) -> list[str]:
         """Decide which claimant of `guid` keeps it; return the claimants' files."""
-        claim = self._claims.get(guid, {})
+        claim = {rel: self._candidates[rel] for rel in self._claimants_of(guid)}
         for rel in claim:
             self._duplicates.pop(rel, None)
         explicit = sorted(
@@ -467,9 +491,10 @@ class SiteAssembler:
     def _place(self, rel: str, article: Article, key: tuple, slugs: set, aliases: set) -> None:
         self._visible[rel] = article
         self._unfed += not article.in_feeds
-        self._articles.insert(key, article)
-        self._by_key[article.key] = article
-        self._rekeyed.add(article.key)
+        self._articles.insert(article)  # a first assembly's, in order, are appended
+        lookup_key = article.key  # one tuple shared by both maps
+        self._by_key[lookup_key] = article
+        self._rekeyed.add(lookup_key)
         problem = id_problem(article)
         if problem is not None:
             self._id_problems[rel] = problem
@@ -479,7 +504,7 @@ class SiteAssembler:
         del self._visible[rel]
         self._unfed -= not article.in_feeds
         key = newest_first(article)
-        self._articles.remove(key)
+        self._articles.remove(article)
         del self._by_key[article.key]
         self._rekeyed.add(article.key)
         self._id_problems.pop(rel, None)
@@ -519,10 +544,6 @@ class SiteAssembler:
         elif not add:
             self._nameless.pop(rel, None)
         self._recheck.add(rel)
-        if add:
-            self._pages[article.path] = article
-        else:
-            del self._pages[article.path]
         aliases.add(article.path)
         for alias in article.aliases:
             claimants = self._claimants.setdefault(alias, {})
@@ -599,6 +620,31 @@ class SiteAssembler:
         return tuple(problems)
 
 
+class _PagesByPath(Mapping[str, Article]):
+    """The visible articles by site path (/section/slug/), read from their lookup by key.
+
+    A map of its own would hold 100,000 path strings for the few aliases ever looked up.
+    """
+
+    def __init__(self, by_key: Mapping[tuple[str, str], Article]):
+        self._by_key = by_key
+
+    def __getitem__(self, path: str) -> Article:
+        parts = path.split("/") if isinstance(path, str) else ()
+        if len(parts) != 4 or parts[0] or parts[3]:  # not /section/slug/
+            raise KeyError(path)
+        article = self._by_key.get((parts[1], parts[2]))
+        if article is None or article.path != path:
+            raise KeyError(path)
+        return article
+
+    def __iter__(self):
+        return (article.path for article in self._by_key.values())
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
 def _schedule(
     heap: list[tuple[float, str]], moments: dict[str, float], rel: str, at: float
 ) -> None:
@@ -643,7 +689,14 @@ def _state_problems(state: FileState) -> tuple[ContentError, ...]:
 def _appearance(article: Article, now: datetime) -> tuple[bool, bool]:
     """Return how a timed article shows at `now`: published or not, its `updated` or not."""
     shown = article.date <= now and not article.is_removed(now)
-    return shown, article.updated <= now
+    return _APPEARANCES[shown][article.updated <= now]
+
+
+# The four appearances, kept once: one is held per article (SiteAssembler._shown).
+_APPEARANCES = tuple(
+    tuple((shown, updated) for updated in (False, True)) for shown in (False, True)
+)
+_PLAIN = _APPEARANCES[True][True]  # published, as updated
 
 
 def _is_timed(article: Article, now: datetime) -> bool:

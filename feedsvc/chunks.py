@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 # Items per chunk; a chunk splits in two beyond twice as many.
@@ -80,13 +80,14 @@ class ChunkedList:
     """Items in the order of their keys, in chunks; frozen() shares the unchanged ones.
 
     The mutable side of Chunked, for an assembler that inserts and removes a few items
-    between versions: a version costs the chunks changed since the last one.
+    between versions: a version costs the chunks changed since the last one. Keys are
+    made when needed, not kept: 100,000 articles' sort keys would cost 17 MB.
     """
 
-    def __init__(self) -> None:
-        self._keys: list[list] = []  # per chunk, the keys of its items, ascending
-        self._items: list[list] = []
-        self._lasts: list = []  # per chunk, its last key: which chunk a key goes in
+    def __init__(self, key: Callable[[Any], Any]) -> None:
+        self._key = key
+        self._items: list[list] = []  # per chunk, its items in ascending key order
+        self._lasts: list = []  # per chunk, its last item's key: which chunk a key goes in
         self._frozen: list[tuple | None] = []  # per chunk, its tuple since it last changed
         self._made: Chunked | tuple | None = None
         self._len = 0
@@ -96,48 +97,44 @@ class ChunkedList:
 
     def first_key(self) -> Any:
         """Return the smallest key (IndexError when empty)."""
-        return self._keys[0][0]
+        return self._key(self._items[0][0])
 
-    def append(self, key: Any, item: object) -> None:
+    def append(self, item: object) -> None:
         """Add an item whose key is not smaller than any held (a first listing, in order)."""
-        if not self._items or len(self._items[-1]) >= CHUNK:
-            self._new_chunk(len(self._items), [key], [item])
-        else:
-            self._keys[-1].append(key)
-            self._items[-1].append(item)
-            self._changed(len(self._items) - 1)
-        self._len += 1
+        self._append(item, self._key(item))
 
-    def insert(self, key: Any, item: object) -> None:
+    def insert(self, item: object) -> None:
         """Add an item at its key's place (before those with an equal key)."""
-        if not self._items:
-            self.append(key, item)
+        key = self._key(item)
+        if not self._items or key > self._lasts[-1]:  # the oldest of all: as a first load adds
+            self._append(item, key)
             return
-        chunk = min(bisect_left(self._lasts, key), len(self._items) - 1)
-        keys, items = self._keys[chunk], self._items[chunk]
-        index = bisect_left(keys, key)
-        keys.insert(index, key)
-        items.insert(index, item)
+        chunk = bisect_left(self._lasts, key)  # the first whose last key is not smaller
+        items = self._items[chunk]
+        items.insert(bisect_left(items, key, key=self._key), item)  # before its last item
         self._len += 1
         if len(items) > 2 * CHUNK:  # split in two halves
             half = len(items) // 2
-            self._new_chunk(chunk + 1, keys[half:], items[half:])
-            del keys[half:], items[half:]
-        self._changed(chunk)
+            self._new_chunk(chunk + 1, items[half:], self._lasts[chunk])
+            del items[half:]
+            self._changed(chunk, self._key(items[-1]))
+        else:
+            self._changed(chunk, self._lasts[chunk])
 
-    def remove(self, key: Any) -> None:
-        """Remove the first item whose key is `key` (it must be held)."""
+    def remove(self, item: object) -> None:
+        """Remove the first item whose key is `item`'s (one must be held)."""
+        key = self._key(item)
         chunk = bisect_left(self._lasts, key)
-        keys, items = self._keys[chunk], self._items[chunk]
-        index = bisect_left(keys, key)
-        if index == len(keys) or keys[index] != key:
+        items = self._items[chunk] if chunk < len(self._items) else []
+        index = bisect_left(items, key, key=self._key)
+        if index == len(items) or self._key(items[index]) != key:
             raise KeyError(key)
-        del keys[index], items[index]
+        del items[index]
         self._len -= 1
-        if keys:
-            self._changed(chunk)
+        if items:
+            self._changed(chunk, self._key(items[-1]))
             return
-        for parts in (self._keys, self._items, self._lasts, self._frozen):
+        for parts in (self._items, self._lasts, self._frozen):
             del parts[chunk]
         self._made = None
 
@@ -153,14 +150,21 @@ class ChunkedList:
                 self._made = Chunked(tuple(self._frozen))
         return self._made
 
-    def _new_chunk(self, at: int, keys: list, items: list) -> None:
-        self._keys.insert(at, keys)
+    def _append(self, item: object, key: Any) -> None:
+        if not self._items or len(self._items[-1]) >= CHUNK:
+            self._new_chunk(len(self._items), [item], key)
+        else:
+            self._items[-1].append(item)
+            self._changed(len(self._items) - 1, key)
+        self._len += 1
+
+    def _new_chunk(self, at: int, items: list, last_key: Any) -> None:
         self._items.insert(at, items)
-        self._lasts.insert(at, keys[-1])
+        self._lasts.insert(at, last_key)
         self._frozen.insert(at, None)
         self._made = None
 
-    def _changed(self, chunk: int) -> None:
-        self._lasts[chunk] = self._keys[chunk][-1]
+    def _changed(self, chunk: int, last_key: Any) -> None:
+        self._lasts[chunk] = last_key
         self._frozen[chunk] = None
         self._made = None

@@ -36,7 +36,7 @@ class FastPath:
         root = _site_path(environ.get("SCRIPT_NAME", "")).rstrip("/")
         # Until the live snapshot is ready, the stored publication answers what it holds,
         # and /healthz says so; everything else waits for the live snapshot.
-        rep = self.store.stored_answer(path)
+        rep = self.store.stored_answer(path, wait=True)
         if rep is None:
             if path == HEALTHZ_PATH and self.store.stored_publication() is not None:
                 return self.app(environ, start_response)

@@ -6,6 +6,7 @@ of an item, so it is kept per article version in an ItemHtmlMemo, with the items
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Hashable
 from html import escape
 from operator import itemgetter
@@ -16,9 +17,12 @@ from .markup import feed_safe_html, with_image_sizes
 from .models import Article, Image
 from .settings import Settings
 
-# Characters of item HTML an ItemHtmlMemo keeps; beyond this the least recently used go.
-# The items of every subscription feed fit many times over (50 items of 10 kB: 0.5 MB each).
-ITEM_HTML_MEMO_CHARS = 8 * 1024 * 1024
+# Bytes of item HTML an ItemHtmlMemo keeps; beyond this the least recently used go.
+# Counted as the strings really hold them: one non-ASCII character (a dash, an accent)
+# makes Python keep every character of a string in 2 bytes, an emoji in 4; counted in
+# characters, 8M of them held 16 MB after a crawl of every feed. The items of every
+# subscription feed fit many times over (50 items of 10 kB: 0.5-1 MB each).
+ITEM_HTML_MEMO_BYTES = 16 * 1024 * 1024
 # Bytes of feed items made of that HTML (RSS and Atom entries, JSON items) kept besides.
 # The items of every subscription feed fit: at 8 sections of 50 items, 400 articles in RSS
 # and Atom (about 19 kB each with 6 kB of HTML, measured) and up to 800 in JSON (8 kB each;
@@ -37,8 +41,8 @@ class ItemHtmlMemo:
     The feed items made of it are kept here too (see `item`), within their own budget.
     """
 
-    def __init__(self, budget: int = ITEM_HTML_MEMO_CHARS, items_budget: int = ITEM_MEMO_BYTES):
-        self._entries: BoundedCache[tuple, str] = BoundedCache(budget, len)
+    def __init__(self, budget: int = ITEM_HTML_MEMO_BYTES, items_budget: int = ITEM_MEMO_BYTES):
+        self._entries: BoundedCache[tuple, str] = BoundedCache(budget, sys.getsizeof)
         self._items: BoundedCache[Hashable, tuple[object, int]] = BoundedCache(
             items_budget, itemgetter(1)
         )

@@ -8,6 +8,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import attrgetter, itemgetter
 from sys import intern
 from types import MappingProxyType
@@ -227,10 +228,17 @@ class Article:
     # Where the article was first published, when it moved: its item id stays that URL.
     original_path: str = ""
 
+    def __post_init__(self):
+        if not self.extra and self.extra is not NO_EXTRA:  # most articles: one shared
+            object.__setattr__(self, "extra", NO_EXTRA)
+
     def __reduce__(self):
         # Unpickled (from the index, from a parsing process) with one copy per distinct
         # section, author and tag name: 100,000 articles repeat few of them.
-        return (_article, (_ARTICLE_VALUES(self),))
+        values = _ARTICLE_VALUES(self)
+        if values[_EXTRA] is NO_EXTRA:  # pickled as before: a plain empty dict
+            values = (*values[:_EXTRA], {}, *values[_EXTRA + 1 :])
+        return (_article, (values,))
 
     @property
     def removed_at(self) -> datetime | None:
@@ -273,18 +281,36 @@ class Article:
 # Every field's value, in order: what an Article or Image pickles as.
 _ARTICLE_VALUES = attrgetter(*(f.name for f in fields(Article)))
 _IMAGE_VALUES = attrgetter(*(f.name for f in fields(Image)))
-_SECTION, _AUTHORS, _TAGS = (
-    [f.name for f in fields(Article)].index(name) for name in ("section", "authors", "tags")
+_SECTION, _AUTHORS, _TAGS, _EXTRA, _MEDIA_REFS, _IMAGE_SIZES = (
+    [f.name for f in fields(Article)].index(name)
+    for name in ("section", "authors", "tags", "extra", "media_refs", "image_sizes")
 )
+# The `extra` of every article without unknown fields (most): one read-only empty mapping.
+NO_EXTRA: Mapping[str, object] = MappingProxyType({})
 
 
 def _article(values: tuple) -> Article:
-    """Make an Article again (unpickling), its section, author and tag names kept once."""
+    """Make an Article again (unpickling), what articles repeat kept once.
+
+    One copy per distinct section, author and tag name, and per distinct list of authors
+    and of local media (a section's default picture): at 100,000 articles each copy saved
+    is some megabytes. (An empty `extra` is NO_EXTRA, as for every Article.)
+    """
     values = list(values)
     values[_SECTION] = intern(values[_SECTION])
-    values[_AUTHORS] = tuple(map(intern, values[_AUTHORS]))
+    values[_AUTHORS] = _shared(tuple(map(intern, values[_AUTHORS])))
     values[_TAGS] = tuple(map(intern, values[_TAGS]))
+    if values[_MEDIA_REFS]:
+        values[_MEDIA_REFS] = _shared(values[_MEDIA_REFS])
+    if values[_IMAGE_SIZES]:
+        values[_IMAGE_SIZES] = _shared(values[_IMAGE_SIZES])
     return Article(*values)
+
+
+@lru_cache(maxsize=4096)
+def _shared(value: tuple) -> tuple:
+    """Return the first tuple equal to `value` among those recently seen (kept once)."""
+    return value
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,13 @@ class PublisherLock:
         except (OSError, ValueError, IndexError):
             return None
 
+    def taken_at(self) -> int | None:
+        """Return when the lock was last taken (the lock file's mtime in ns), or None."""
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except OSError:
+            return None
+
     def release(self) -> None:
         """Give up publishing (the next process that asks takes over)."""
         with self._lock:

@@ -30,6 +30,7 @@ from .editions import (
 )
 from .feeds import FeedSpec
 from .firstlook import FirstLook, first_look
+from .following import FollowedFeeds
 from .health import assess
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
@@ -115,6 +116,9 @@ class ContentStore:
         # read takes it up.
         self._first: FirstLook | None = None
         self._loader: threading.Thread | None = None  # the load behind a stored publication
+        # In a follower holding no site: the publisher's feeds it answers from the index
+        # (see following.py); dropped once a request needs the site and it is loaded.
+        self._followed: FollowedFeeds | None = None
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
@@ -167,6 +171,8 @@ class ContentStore:
             snapshot, served = pending
             self._snapshot = snapshot
             self._pending = None
+        if self._followed is not None:  # the live snapshot answers everything now
+            self._drop_followed()
         if served is not None:  # told only after the swap, so they fetch the new bytes
             self._notify(served, snapshot)
 
@@ -179,22 +185,27 @@ class ContentStore:
             self._promote()
         return self._snapshot
 
-    def stored_answer(self, path: str) -> Representation | None:
+    def stored_answer(self, path: str, wait: bool = False) -> Representation | None:
         """Answer `path` from the stored publication while the live snapshot is being made.
 
         None once the live snapshot serves, and for whatever the stored one does not hold:
-        the caller then asks snapshot(), which waits for the live one as before.
+        the caller then asks snapshot(), which waits for the live one as before. In a
+        follower holding no site, the publisher's feeds from the index answer instead.
+        `wait` (a request): see stored_publication.
         """
         if self._snapshot is not None:
             return None
-        stored = self.stored_publication()
+        stored = self.stored_publication(wait)
         return stored.lookup(path) if stored is not None else None
 
-    def stored_publication(self) -> StoredPublication | None:
+    def stored_publication(self, wait: bool = False) -> StoredPublication | None:
         """Return the publication answered from until the live snapshot serves, if any.
 
         The first call (a first request) looks for one still current, and if there is,
-        makes the live snapshot in a background thread instead of in the request.
+        makes the live snapshot in a background thread instead of in the request; in a
+        follower, answers the publisher's feeds from the index (see _follow_from_index).
+        `wait`: a follower with nothing to answer from waits for the publisher's first
+        publication here (as it would to load the site) rather than load the site.
         """
         if not self._stored_looked:
             with self._stored_lock:
@@ -203,7 +214,19 @@ class ContentStore:
                         self._stored = open_stored_publication(self.settings, self._publisher)
                         if self._stored is None:
                             self._stored = self._first_look()
-                    if self._stored is not None:
+                    following = self._snapshot is None and not self._publisher.held()
+                    # A follower with a publication to answer from loads no site until a
+                    # request needs one.
+                    from_index = (
+                        following
+                        and (
+                            self._stored is not None
+                            or self._published_by_holder()
+                            or (wait and self._await_publication())
+                        )
+                        and self._follow_from_index()
+                    )
+                    if not from_index and self._stored is not None:
                         # Whether this process publishes is settled now, for /healthz.
                         self._following = not self._publisher.held()
                         self._loader = threading.Thread(
@@ -211,6 +234,9 @@ class ContentStore:
                         )
                         self._loader.start()
                 self._stored_looked = True
+        followed = self._followed
+        if followed is not None:
+            return followed.current()
         return self._stored
 
     def _first_look(self) -> StoredPublication | None:
@@ -233,6 +259,60 @@ class ContentStore:
             return None
         self._first = found
         return found.stored
+
+    def _follow_from_index(self) -> bool:
+        """Serve the publisher's feeds from the index, holding no site; tell whether this does.
+
+        From the stored publication the publisher found current, else from the last one
+        the process publishing now published. False when the publication cannot be
+        answered from: then this process loads the site as before.
+        """
+        followed = FollowedFeeds(ContentIndex.for_settings(self.settings))
+        if self._stored is not None:
+            followed.start_from(self._stored)
+        else:
+            if not followed.take_up():
+                followed.close()
+                return False
+            while followed.current() is None:  # its Last-Modified is not ahead of the clock
+                time.sleep(FOLLOW_WAIT_SECONDS)
+        self._following = True
+        self._followed = followed
+        self._acks.record(followed.newest().generation)
+        self._watcher = self._watcher_factory(self)
+        self._watcher.start()
+        self.follow()  # one published before the watcher's first look at the mark
+        log.info(
+            "process %s answers the publisher's feeds from the index, holding no site",
+            os.getpid(),
+        )
+        return self._followed is not None
+
+    def _await_publication(self) -> bool:
+        """Wait for the publisher's first publication; False if this process publishes now."""
+        log.info("waiting for process %s to publish", self._publisher.holder())
+        while not self._published_by_holder():
+            if self._publisher.held():
+                return False
+            time.sleep(FOLLOW_WAIT_SECONDS)
+        return True
+
+    def _published_by_holder(self) -> bool:
+        """Tell whether the process holding the publisher lock has published (no earlier one)."""
+        mark = self._mark.read()
+        if mark is None or mark[1] != self._publisher.holder():
+            return False
+        # A previous holder of the same pid (a restarted container) published before the lock
+        # was taken; the holder's own publications come after.
+        taken, stamp = self._publisher.taken_at(), self._mark.stamp()
+        return taken is not None and stamp is not None and stamp[1] >= taken
+
+    def _drop_followed(self) -> None:
+        """Stop answering from the index's feeds: the live snapshot answers, or must."""
+        followed, self._followed = self._followed, None
+        self._stored = None
+        if followed is not None:
+            followed.close()
 
     def _start_behind_stored(self) -> None:
         """Make the live snapshot while the stored publication answers; then drop it.
@@ -280,15 +360,13 @@ class ContentStore:
                 self._following = False
                 # Watching first, so an edit made during the first read is not missed; the
                 # watcher's thread waits for that read (it asks for the snapshot) before acting.
-                self._watcher = self._watcher_factory(self)
-                self._watcher.start()
+                if self._watcher is None:  # else a follower's, taking over now
+                    self._watcher = self._watcher_factory(self)
+                    self._watcher.start()
                 self.refresh()  # every file checked against the index: nothing is missed
                 return
             self._following = True  # once the publisher has published
-            mark = self._mark.read()
-            if self._stored is not None or (
-                mark is not None and mark[1] == self._publisher.holder()
-            ):
+            if self._stored is not None or self._published_by_holder():
                 if self._index is None:
                     self._index = ContentIndex.for_settings(self.settings)
                     self._index.describe_publication = self._describe_publication
@@ -299,8 +377,9 @@ class ContentStore:
                 waiting = True
                 log.info("waiting for process %s to publish", self._publisher.holder())
             time.sleep(FOLLOW_WAIT_SECONDS)
-        self._watcher = self._watcher_factory(self)
-        self._watcher.start()
+        if self._watcher is None:  # else it follows already, from the index's feeds
+            self._watcher = self._watcher_factory(self)
+            self._watcher.start()
         # The watcher follows publications after its first look at the mark; one made
         # since the follow above (which may wait up to a second to serve) is taken now.
         self.follow()
@@ -309,7 +388,10 @@ class ContentStore:
         """Say, for /healthz, whether this process publishes and which publication it serves."""
         stored = self._stored
         serving, generation = "live", self._publication[1]
-        if self._snapshot is None:  # the stored publication, while this process loads
+        followed = self._followed
+        if self._snapshot is None and followed is not None and followed.current() is not None:
+            serving, generation = "index", followed.current().generation  # no site held
+        elif self._snapshot is None:  # the stored publication, while this process loads
             serving = "starting" if stored is None else stored.kind
             generation = generation if stored is None else stored.generation
         return {
@@ -343,7 +425,21 @@ class ContentStore:
         return self._acks.caught_up(self._publication[1])
 
     def follow(self) -> Snapshot | None:
-        """Serve what the publisher published since this process last looked; parse nothing."""
+        """Serve what the publisher published since this process last looked; parse nothing.
+
+        A follower holding no site takes up the publication's feeds from the index; one
+        it cannot answer from makes it stop answering from the index (the next request
+        loads the site). Once the site is loaded (or loading), the site follows too.
+        """
+        followed = self._followed
+        if followed is not None:
+            if followed.take_up():
+                self._acks.record(followed.newest().generation)
+            elif self._followed is followed:
+                log.info("the publication cannot be answered from the index; loading the site")
+                self._drop_followed()
+        if self._index is None:  # no site loaded: nothing else to follow
+            return None
         with self._refresh_lock:
             self._follow()
         return self._served_when_due()
@@ -390,6 +486,8 @@ class ContentStore:
                 courier.close()
         if self._following:
             self._acks.forget()
+        if self._followed is not None:
+            self._drop_followed()
         if self._index is not None:
             self._index.close()
         self._publisher.release()
@@ -475,8 +573,7 @@ class ContentStore:
         live = self._watcher_factory is not None and self._publisher.held()
         # A new publisher (a takeover, a new index) publishes even unchanged content:
         # followers wait for a publication by the process that holds the lock.
-        mark = self._mark.read() if live else None
-        if snapshot is None and not (live and (new_index or not mark or mark[1] != os.getpid())):
+        if snapshot is None and not (live and (new_index or not self._published_by_holder())):
             self._index.save(changed, removed, self._sizes)
             return
         epoch, generation = self._publication

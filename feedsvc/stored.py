@@ -109,17 +109,38 @@ def _answering(parts: StoredParts, why: str) -> StoredPublication | None:
     if due is not None and time.time() >= due:
         log.info("not answering from the stored publication: a scheduled change has come due")
         return None
-    documents = {}
-    for path, (_key, max_age, expires_at) in parts.manifest["feeds"].items():
-        rep = _representation(parts.documents[path], parts.validators[path], max_age, expires_at)
-        if rep is None:
-            log.info("not answering from the stored publication: %s has other validators", path)
-            return None
-        documents[path] = rep
+    documents = _feed_answers(parts, "not answering from the stored publication")
+    if documents is None:
+        return None
     log.info(
         "answering from publication %d until the content is loaded (%s)", parts.generation, why
     )
     return StoredPublication(parts.generation, documents, parts.manifest["health"])
+
+
+def followed_publication(parts: StoredParts) -> StoredPublication | None:
+    """Return a publication's feeds as answers for a worker following its publisher.
+
+    Not checked against the files nor the clock: the publisher published it, and alone
+    reads the files and releases scheduled articles (see following.py).
+    """
+    documents = _feed_answers(parts, f"not following publication {parts.generation}")
+    if documents is None:
+        return None
+    return StoredPublication(parts.generation, documents, parts.manifest["health"])
+
+
+def _feed_answers(parts: StoredParts, refusal: str) -> dict[str, Representation] | None:
+    """Return the publication's feeds as answers; None (logged) if one is not as its
+    validator says."""
+    documents = {}
+    for path, (_key, max_age, expires_at) in parts.manifest["feeds"].items():
+        rep = _representation(parts.documents[path], parts.validators[path], max_age, expires_at)
+        if rep is None:
+            log.info("%s: %s has other validators", refusal, path)
+            return None
+        documents[path] = rep
+    return documents
 
 
 class CheckVerdict:

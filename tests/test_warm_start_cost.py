@@ -88,7 +88,7 @@ def test_a_second_worker_answers_on_the_publishers_check(
         "role": "follower",
         "pid": os.getpid(),
         "generation": 1,
-        "serving": "stored publication",
+        "serving": "index",  # the publisher's feeds from the index: no site held
     }
     assert every_answer(follower.test_client()) == publisher_answers
 
@@ -205,8 +205,9 @@ def test_the_publisher_says_what_it_found(write_article, backdate, make_app, hel
 def test_a_worker_loads_while_the_publisher_does_not_after_it(
     write_article, backdate, make_app, held_assembly, content_dir, monkeypatch
 ):
-    """A worker that found the stored publication current (on its own check here) takes
-    its file states from the index at once: it need not wait for the publisher's load."""
+    """A worker that found the stored publication current (on its own check here) answers
+    its feeds from the index, and once a request needs the site, takes its file states
+    from the index at once: it need not wait for the publisher's load."""
     write_site(write_article, backdate)
     publish_once(make_app, held_assembly)
     state_dir = content_dir.parent / "state"
@@ -220,11 +221,11 @@ def test_a_worker_loads_while_the_publisher_does_not_after_it(
         app = make_app(WATCH_CONTENT=True)
         client = app.test_client()
         before = every_answer(client)
-        assert serving(app) == "stored publication"
+        assert serving(app) == "index"
         held_assembly.set()
-        wait_until(lambda: serving(app) == "live", "the live snapshot served")
+        assert client.get("/culture/story-1/").status_code == 200  # a page: the site loads
+        assert serving(app) == "live"
         assert app.extensions["feedsvc"].role()["role"] == "follower"
         assert every_answer(client) == before
-        assert client.get("/culture/story-1/").status_code == 200
     finally:
         lock.release()
