@@ -5,6 +5,7 @@
     python bench/publisher_bench.py --sizes 10000 --under-edits 10 --against /work/main
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
     python bench/publisher_bench.py --cold-phases [--sizes 10000,100000]
+    python bench/publisher_bench.py --cold --sizes 10000,100000 --against /work/main [--repeats 2]
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
 and each worker count, with a fresh state folder:
@@ -46,6 +47,13 @@ and section feeds rendered) is measured, with its ratio to the smallest size's; 
 the CPU of a follower (a second store on the same state folder, as another worker is)
 taking up each publication; then the CPU of rendering the site feed again in each format
 after one of its items changed.
+
+With `--cold`, only a first start (one worker, no index, the cached corpus served as it is,
+never edited): **every feed served** (the site and section feeds, RSS, Atom and JSON, as in
+1.) and **live** (every file read in full, /healthz says `"serving": "live"`), each with the
+CPU seconds of the server's processes and of the parsing processes they had ended then;
+with `--against DIR[,DIR]`, each checkout's code in turn, round by round, on the same
+corpus (`--repeats` rounds, the load average printed with each run).
 
 With `--cold-phases`, no server either: a first start's first look (the site and section
 feeds from every file's front matter, see feedsvc/firstlook.py) is timed, then the store
@@ -182,9 +190,11 @@ def serve_live(server: Started, started: float, workers: int) -> float:
     return time.monotonic() - started
 
 
-def server_cpu_seconds(server: Started) -> float:
-    """Return the CPU seconds used so far by the server's processes (those still running)."""
-    return sum(cpu_ticks(pid) for pid in server.pids()) / os.sysconf("SC_CLK_TCK")
+def server_cpu_seconds(server: Started, children: bool = False) -> float:
+    """Return the CPU seconds used so far by the server's processes (those still running);
+    `children`: and by the processes they have ended (parsing processes)."""
+    ticks = sum(cpu_ticks(pid, children) for pid in server.pids())
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def edit_times(
@@ -412,6 +422,49 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
             result["crawl_mem"] = measure_memory(server.pids())
     log.info("%s", result)
     return result
+
+
+def cold_start(size: int, trees: list[Path], rounds: int, workdir: Path) -> list[dict]:
+    """First starts of each tree's code, taking turns: every feed served, then live."""
+    content = ensure_corpus(size)  # only read: no copy needed
+    runs = []
+    for n in range(rounds):
+        for t, tree in enumerate(trees):
+            logs = workdir / f"cold-logs-{t}"
+            logs.mkdir(exist_ok=True)
+            state = workdir / f"cold-state-{size}-{t}-{n}"
+            code = None if tree == PROJECT_ROOT else tree
+            load = os.getloadavg()[0]
+            with granian(content, state, 1, logs, tree=code) as (server, started):
+                served = serve_every_feed(server, started, content)
+                served_cpu = server_cpu_seconds(server, children=True)
+                live = serve_live(server, started, 1)
+                live_cpu = server_cpu_seconds(server, children=True)
+            run = {
+                "size": size,
+                "tree": str(tree),
+                "load": load,
+                "served": served,
+                "served_cpu": served_cpu,
+                "live": live,
+                "live_cpu": live_cpu,
+            }
+            log.info("%s", run)
+            runs.append(run)
+    return runs
+
+
+def cold_report(runs: list[dict]) -> str:
+    lines = [
+        "| articles | code | load avg | every feed served | its CPU | live | its CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['size']:,} | {r['tree']} | {r['load']:.2f} | {r['served']:.2f} s"
+        f" | {r['served_cpu']:.2f} s | {r['live']:.2f} s | {r['live_cpu']:.2f} s |"
+        for r in runs
+    ]
+    return "\n".join(lines)
 
 
 def side_by_side(size: int, workers: int, trees: list[Path], args, workdir: Path) -> dict:
@@ -705,11 +758,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-phases", action="store_true", help="a first start's phases in this process"
     )
+    parser.add_argument(
+        "--cold", action="store_true", help="first starts only: every feed served, live"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     load = os.getloadavg()
     results = []
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.cold:
+        trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(",") if t)]
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            for size in sizes:
+                results += cold_start(size, trees, args.repeats, Path(tmp))
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(cold_report(results))
+        return 0
     if args.cold_phases:
         with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
             results = [cold_phases(size, Path(tmp)) for size in sizes]

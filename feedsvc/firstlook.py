@@ -25,6 +25,7 @@ from .catalog import feed_specs
 from .editions import RenderCache, ValidatorHistory, build_editions
 from .health import assess
 from .loader import (
+    BackgroundRead,
     FileState,
     media_sizes,
     read_content_files,
@@ -65,6 +66,8 @@ class FirstLook:
     sizes: dict[str, int]  # the media sizes they were read with
     # Its renders (item HTML by article version): the live publication reuses them.
     renders: RenderCache
+    # Every file read in full behind it, at a low priority (None: could not be started).
+    full: BackgroundRead | None = None
 
 
 def first_look(settings: Settings) -> FirstLook | None:
@@ -81,12 +84,47 @@ def first_look(settings: Settings) -> FirstLook | None:
     sizes = media_sizes(root)
     states = read_front_matters(root, tree.files, settings, sizes)
     looked = time.perf_counter()
+    full = _read_behind(root, tree.files, settings, sizes)
+    try:
+        found = _look(settings, tree, states, sizes, read_at, full)
+    except BaseException:
+        if full is not None:
+            full.close()
+        raise
+    if found is None and full is not None:
+        full.close()
+    if found is not None:
+        log.info(
+            "first look: %d files' front matter read in %.1f s, the rest in %.1f s; the site"
+            " and section feeds answer while every file is read in full",
+            len(tree.files),
+            looked - started,
+            time.perf_counter() - looked,
+        )
+    return found
+
+
+def _read_behind(root, rels, settings: Settings, sizes) -> BackgroundRead | None:
+    """Start reading every file in full behind the first look; None where it cannot."""
+    try:
+        return BackgroundRead(root, rels, settings, sizes)
+    except (OSError, AssertionError) as exc:  # e.g. in a daemonic process
+        log.info("no full read behind the first look (%s); the content loads after it", exc)
+        return None
+
+
+def _look(
+    settings: Settings, tree, states, sizes, read_at: float, behind: BackgroundRead | None
+) -> FirstLook | None:
+    """Select, read in full and render what the site and section feeds show (see first_look)."""
+    root = settings.content_dir
+    looked = time.perf_counter()
     now = datetime.now(UTC)
     wanted = _newest(states.values(), 2 * settings.feed_items + SPARE_ARTICLES, now)
     in_full = read_content_files(root, wanted, settings, sizes, per_process=WANTED_PER_PROCESS)
     states.update(in_full)
     read = time.perf_counter()
-    full = {state.result.source_path for state in in_full.values() if state.result is not None}
+    known = {state.result.source_path for state in in_full.values() if state.result is not None}
     assembler = SiteAssembler(settings)
     site = assembler.assemble(tree, states, sizes, None)
     groups = assembler.listings(site, now)
@@ -98,7 +136,7 @@ def first_look(settings: Settings) -> FirstLook | None:
     for name in names:
         spec = specs[name]
         shown = (*spec.articles, *spec.json_more, *spec.tombstones)
-        missing = [a.source_path for a in shown if a.source_path not in full]
+        missing = [a.source_path for a in shown if a.source_path not in known]
         if missing:
             log.info("no first look: feed %s shows %s, not read in full", name, missing[0])
             return None
@@ -122,12 +160,9 @@ def first_look(settings: Settings) -> FirstLook | None:
         "version": None,
     }
     done = time.perf_counter()
-    log.info(
-        "first look: %d files' front matter read in %.1f s, %d articles in full in %.1f s,"
-        " assembled and described in %.1f s, rendered in %.1f s; the site and section feeds"
-        " answer while every file is read in full",
-        len(tree.files),
-        looked - started,
+    log.debug(
+        "first look: %d articles read in full in %.1f s, assembled and described in %.1f s,"
+        " rendered in %.1f s",
         len(wanted),
         read - looked,
         assembled - read,
@@ -138,7 +173,7 @@ def first_look(settings: Settings) -> FirstLook | None:
         for path, rep in documents.items()
     }
     stored = StoredPublication(0, documents, summary, KIND)
-    return FirstLook(stored, validators, in_full, read_at, dict(sizes), renders)
+    return FirstLook(stored, validators, in_full, read_at, dict(sizes), renders, behind)
 
 
 def _newest(states, count: int, now: datetime) -> list[str]:

@@ -12,12 +12,15 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
+from stat import S_ISREG
 
 from . import editorial
 from .addresses import RESERVED_SLUGS
@@ -27,7 +30,14 @@ from .isolate import run_isolated
 from .limits import needs_isolation
 from .media import MEDIA_DIR, media_sizes, with_media_facts
 from .models import Article, ContentError, Section, Site
-from .parsing import SLUG, ParseContext, parse_article, parse_section_index
+from .parsing import (
+    SLUG,
+    ParseContext,
+    parse_article,
+    parse_section_index,
+    quick_article,
+    quick_front_fields,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -131,8 +141,77 @@ def read_front_matters(
     if states is None:
         context = parse_context(settings)
         with cycle_collection_paused():
-            states = {rel: read_content_file(root, rel, context, sizes, body=False) for rel in rels}
+            states = {rel: look_content_file(root, rel, context, sizes) for rel in rels}
     return states
+
+
+class BackgroundRead:
+    """Every file read in full by worker processes at a low priority, kept until asked for.
+
+    A first start's full read (see firstlook.py): it starts as soon as a first look has read
+    every front matter, and uses the CPU the first look leaves idle (a niced process gives
+    way to the first look and to requests). Each process keeps what it read until result()
+    takes it, so taking it up costs the serving process nothing before then.
+    """
+
+    NICENESS = 10
+
+    def __init__(self, root: Path, rels: Iterable[str], settings: Settings, sizes):
+        self.rels = list(rels)
+        self.started_at = time.time()  # before any file is read: as an index entry's time
+        self._lock = threading.Lock()
+        self._taken = False
+        self._workers: list[tuple] = []
+        count = min(os.cpu_count() or 1, max(1, len(self.rels) // PARALLEL_MIN_FILES))
+        context = multiprocessing.get_context("fork")
+        for n in range(count):
+            reader, writer = context.Pipe(duplex=False)
+            args = (root, self.rels[n::count], settings, sizes, reader, writer)
+            process = context.Process(target=_read_behind, args=args, daemon=True)
+            process.start()  # AssertionError where this process may not start any
+            writer.close()
+            self._workers.append((process, reader))
+
+    def result(self) -> dict[str, FileState] | None:
+        """Wait for every file's state; None if a process failed (read them as usual)."""
+        with self._lock:
+            if self._taken:
+                return None
+            self._taken = True
+            states: dict[str, FileState] = {}
+            try:
+                for _, reader in self._workers:
+                    for state in reader.recv():
+                        states[state.rel] = state
+            except (EOFError, OSError) as exc:
+                log.warning("the full read behind the first look failed (%s); reading again", exc)
+                states = None
+            self._stop()
+            return states
+
+    def close(self) -> None:
+        """Stop the processes if their result is not wanted (the store closed)."""
+        with self._lock:
+            self._taken = True
+            self._stop()
+
+    def _stop(self) -> None:
+        for process, reader in self._workers:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            reader.close()
+        self._workers = []
+
+
+def _read_behind(root, rels, settings, sizes, reader, writer) -> None:
+    """A BackgroundRead's process: read its files at a low priority, then hand them over."""
+    reader.close()
+    os.nice(BackgroundRead.NICENESS)
+    states = _read_chunk(root, rels, settings, sizes)
+    with contextlib.suppress(BrokenPipeError):  # no longer wanted: the reader is gone
+        writer.send(states)
+    writer.close()
 
 
 def _chunks(rels: list[str], per_process: int | None = None) -> list[list[str]]:
@@ -158,6 +237,8 @@ def _read_in_processes(
             ]
             for job in as_completed(jobs):
                 for state in job.result():
+                    if not body:
+                        state = _looked(root, state)
                     states[state.rel] = state
                     if progress is not None:
                         progress()
@@ -167,10 +248,13 @@ def _read_in_processes(
     return states
 
 
-def _read_chunk(root, rels, settings, sizes, body: bool = True) -> list[FileState]:
+def _read_chunk(root, rels, settings, sizes, body: bool = True) -> list:
     context = parse_context(settings)
     with cycle_collection_paused():
-        return [read_content_file(root, rel, context, sizes, body=body) for rel in rels]
+        if not body:  # a first look: plain tuples where it could (see _look)
+            zones: dict = {}
+            return [_look(root, rel, context, sizes, zones) for rel in rels]
+        return [read_content_file(root, rel, context, sizes) for rel in rels]
 
 
 @contextlib.contextmanager
@@ -330,6 +414,64 @@ def read_content_file(
             problem = error
     kept = previous.result if previous is not None else None
     return FileState(rel, fingerprint, mtime, kept, problem, digest)
+
+
+# A first look reads this much of a file, where front matter nearly always ends.
+LOOK_BYTES = 4096
+
+
+def look_content_file(
+    root: Path, rel: str, context: ParseContext, sizes: Mapping[str, int]
+) -> FileState:
+    """Read one article's front matter for a first look, from the start of its file only.
+
+    The fields that select feed items, read without YAML (see parsing.quick_front_fields)
+    from the first LOOK_BYTES; the state has no digest. Anything unusual (a link, a section
+    index, a large file, front matter running on or not simply written, a draft, a problem)
+    is read as read_content_file(body=False) reads it.
+    """
+    return _looked(root, _look(root, rel, context, sizes, {}))
+
+
+def _look(root: Path, rel: str, context: ParseContext, sizes: Mapping[str, int], zones: dict):
+    """Return a file's first look as a FileState, or, where read quickly, as a plain tuple
+    (rel, fingerprint, mtime, title, date, updated, id): what a worker process sends back
+    quickest. `zones`: one time zone object per offset, so a chunk's results pickle them once.
+    """
+    path = f"{root}/{rel}"
+    name = rel.split("/", 1)[1]
+    fields = None
+    try:
+        stat = os.lstat(path)
+        if name != SECTION_INDEX and S_ISREG(stat.st_mode) and stat.st_size <= MAX_FILE_BYTES:
+            with open(path, "rb", buffering=0) as file:
+                head = file.read(LOOK_BYTES)
+            if len(head) < stat.st_size:
+                head = head[: head.rindex(b"\n") + 1]  # no character cut in two
+            if SLUG.match(name[: -len(".md")]):
+                fields = quick_front_fields(head.decode("utf-8"), context)
+    except (OSError, ValueError):
+        fields = None
+    if fields is None or context.preview:
+        return read_content_file(root, rel, context, sizes, body=False)
+    title, date, updated, explicit_id = fields
+    # By offset: fixed_offset gives one kind of zone per offset.
+    date = date.replace(tzinfo=zones.setdefault(date.utcoffset(), date.tzinfo))
+    updated = updated.replace(tzinfo=zones.setdefault(updated.utcoffset(), updated.tzinfo))
+    fingerprint = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return (rel, fingerprint, stat.st_mtime, title, date, updated, explicit_id)
+
+
+def _looked(root: Path, looked) -> FileState:
+    """Return the FileState of a first look _look made (from a tuple, or as it is)."""
+    if isinstance(looked, FileState):
+        return looked
+    rel, fingerprint, mtime, title, date, updated, explicit_id = looked
+    section, name = rel.split("/", 1)
+    article = quick_article(
+        section, name[: -len(".md")], f"{root}/{rel}", title, date, updated, explicit_id
+    )
+    return FileState(rel, fingerprint, mtime, article)
 
 
 def _parse(text: str, path: str, section: str, name: str, context: ParseContext):

@@ -488,6 +488,9 @@ class ContentStore:
             self._acks.forget()
         if self._followed is not None:
             self._drop_followed()
+        first = self._first
+        if first is not None and first.full is not None:
+            first.full.close()
         if self._index is not None:
             self._index.close()
         self._publisher.release()
@@ -673,12 +676,20 @@ class ContentStore:
             for path, (digest, moment) in first.validators.items():
                 self._index.record_validator(path, digest, moment)
             self._renders = first.renders
+            full = first.full.result() if first.full is not None and not entries else None
             if not entries:
-                # What it read in full is taken as an index entry is: checked against its
-                # file, not read again; and recorded in the index with the others.
+                # What it read in full, and what was read in full behind it, is taken as an
+                # index entry is: checked against its file, not read again; and recorded in
+                # the index with the others.
                 entries = {rel: (state, first.read_at) for rel, state in first.states.items()}
+                if full is not None:
+                    entries.update(
+                        (rel, (state, first.full.started_at)) for rel, state in full.items()
+                    )
                 sizes = first.sizes
-                self._unsaved[0].update(first.states)
+                self._unsaved[0].update((rel, state) for rel, (state, _) in entries.items())
+            elif first.full is not None:
+                first.full.close()
         now = time.time()
         suspect = set()
         for rel, (state, saved_at) in entries.items():

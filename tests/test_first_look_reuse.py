@@ -51,10 +51,28 @@ def feeds(client) -> dict:
     return {path: client.get(path).data for path in SUBSCRIPTIONS}
 
 
-def test_the_full_read_reads_only_what_the_first_look_did_not_read_in_full(
+def test_the_full_read_behind_the_first_look_leaves_nothing_to_read(
     write_stories, backdate, make_app, full_reads, tmp_path, monkeypatch
 ):
     gate, calls = full_reads
+    write_site(write_stories, backdate)
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+    assert client.get("/culture.xml").status_code == 200  # from the first look
+    gate.set()
+    live(client)
+
+    assert calls == [set()]  # every file read behind the first look, checked, not read again
+    looked = feeds(client)
+    monkeypatch.setattr(firstlook, "FIRST_LOOK_MIN_FILES", 10**9)
+    plain = make_app(WATCH_CONTENT=True, FEED_ITEMS=3, STATE_DIR=str(tmp_path / "other"))
+    assert feeds(plain.test_client()) == looked
+
+
+def test_without_a_read_behind_it_the_full_read_reads_what_the_first_look_did_not(
+    write_stories, backdate, make_app, full_reads, tmp_path, monkeypatch
+):
+    gate, calls = full_reads
+    monkeypatch.setattr(firstlook, "_read_behind", lambda *args: None)
     write_site(write_stories, backdate)
     client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
     assert client.get("/culture.xml").status_code == 200  # from the first look
