@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -94,6 +95,8 @@ def first_look(settings: Settings) -> FirstLook | None:
     if found is None and full is not None:
         full.close()
     if found is not None:
+        if full is not None:
+            full.hurry()
         log.info(
             "first look: %d files' front matter read in %.1f s, the rest in %.1f s; the site"
             " and section feeds answer while every file is read in full",
@@ -121,12 +124,19 @@ def _look(
     looked = time.perf_counter()
     now = datetime.now(UTC)
     wanted = _newest(states.values(), 2 * settings.feed_items + SPARE_ARTICLES, now)
-    in_full = read_content_files(root, wanted, settings, sizes, per_process=WANTED_PER_PROCESS)
-    states.update(in_full)
-    read = time.perf_counter()
-    known = {state.result.source_path for state in in_full.values() if state.result is not None}
     assembler = SiteAssembler(settings)
-    site = assembler.assemble(tree, states, sizes, None)
+    # The articles shown are read in full by worker processes while this one assembles
+    # the site from front matter; then only they are assembled again.
+    with ThreadPoolExecutor(1, thread_name_prefix="feedsvc-first-look") as reading:
+        job = reading.submit(
+            read_content_files, root, wanted, settings, sizes, per_process=WANTED_PER_PROCESS
+        )
+        assembler.assemble(tree, states, sizes, None)
+        in_full = job.result()
+    read = time.perf_counter()
+    states.update(in_full)
+    site = assembler.assemble(tree, states, sizes, set(in_full))
+    known = {state.result.source_path for state in in_full.values() if state.result is not None}
     groups = assembler.listings(site, now)
     specs = feed_specs(
         site, groups, now, settings, None, assembler.all_in_feeds(site), assembler.remade()
@@ -161,8 +171,8 @@ def _look(
     }
     done = time.perf_counter()
     log.debug(
-        "first look: %d articles read in full in %.1f s, assembled and described in %.1f s,"
-        " rendered in %.1f s",
+        "first look: %d articles read in full while assembling, in %.1f s; assembled again"
+        " and described in %.1f s, rendered in %.1f s",
         len(wanted),
         read - looked,
         assembled - read,

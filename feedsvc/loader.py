@@ -150,7 +150,7 @@ class BackgroundRead:
 
     A first start's full read (see firstlook.py): it starts as soon as a first look has read
     every front matter, and uses the CPU the first look leaves idle (a niced process gives
-    way to the first look and to requests). Each process keeps what it read until result()
+    way to the first look; see hurry). Each process keeps what it read until result()
     takes it, so taking it up costs the serving process nothing before then.
     """
 
@@ -188,6 +188,13 @@ class BackgroundRead:
                 states = None
             self._stop()
             return states
+
+    def hurry(self) -> None:
+        """Give the processes the usual priority again, where this process may (root may):
+        once the first look answers, nothing is more urgent than the live snapshot."""
+        for process, _ in self._workers:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, process.pid, 0)
 
     def close(self) -> None:
         """Stop the processes if their result is not wanted (the store closed)."""

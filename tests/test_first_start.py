@@ -170,6 +170,9 @@ QUICK = [
     "title: 'Single'\ndate: 2026-01-02\nupdated: 2025-01-01\nid: tag:example.org,2026:/a\n",
     'title: T\ndate: 2026-01-02T10:00:00Z\nid: "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66"\n',
     "title: T\r\ndate: 2026-01-02T10:00:00Z\r\nimage:\r\n  src: /media/a.png\r\n",
+    'title: T\ndate: "June 12, 2026 14:30"\nupdated: "Fri, 02 Oct 2026 14:30:00 -0000"\n',
+    'title: T\ndate: "Mon, 02 Mar 2026 14:30:00 GMT"\nupdated: "March 3, 2026"\n',
+    'title: T\ndate: "Tue, 31 Mar 2026 23:30:00 +0100"\nupdated: "October 25, 2026 02:30"\n',
 ]
 YAML_ONLY = [
     "title: null\ndate: 2026-01-02\n",
@@ -199,3 +202,44 @@ def test_the_quick_front_matter_read_gives_what_yaml_gives(front):
 @pytest.mark.parametrize("front", YAML_ONLY)
 def test_front_matter_written_otherwise_is_left_to_yaml(front):
     assert _quick_front(f"---\n{front}---\nBody.\n", "a.md", "culture", "a", CONTEXT) is None
+
+
+LONG_FRONT = "title: Long\ndate: 2026-01-02T10:00:00Z\nnotes: |\n" + "  é line\n" * 600
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "---\ntitle: Plain\ndate: 2026-01-02T10:00:00+02:00\n---\nBody.\n",
+        "---\n" + LONG_FRONT + "---\nBody.\n",  # front matter beyond the first 4 KB
+        "---\ntitle: É\ndate: 2026-01-02\n---\n" + "é" * 3000 + "\n",  # cut within a letter
+        "---\ntitle: Draft\ndate: 2026-01-02\ndraft: true\n---\nBody.\n",
+        "---\ntitle: Bad\ndate: someday\n---\nBody.\n",
+        "---\ntitle: Moved\ndate: 2026-01-02\naliases: [/old/]\n---\nBody.\n",
+    ],
+)
+def test_a_first_look_at_a_file_reads_what_a_front_matter_read_does(tmp_path, text):
+    """The first look's quick read of a file's start gives the state the YAML read gives."""
+    from feedsvc.loader import look_content_file, read_content_file
+
+    (tmp_path / "culture").mkdir()
+    (tmp_path / "culture" / "a.md").write_text(text, encoding="utf-8")
+    looked = look_content_file(tmp_path, "culture/a.md", CONTEXT, {})
+    read = read_content_file(tmp_path, "culture/a.md", CONTEXT, {}, body=False)
+    assert (looked.result, str(looked.problem), looked.fingerprint) == (
+        read.result,
+        str(read.problem),
+        read.fingerprint,
+    )
+
+
+def test_a_linked_file_is_looked_at_as_it_is_read(tmp_path):
+    outside = tmp_path / "outside.md"
+    outside.write_text("---\ntitle: Out\ndate: 2026-01-02\n---\nBody.\n", encoding="utf-8")
+    content = tmp_path / "content"
+    (content / "culture").mkdir(parents=True)
+    (content / "culture" / "a.md").symlink_to(outside)
+    from feedsvc.loader import look_content_file
+
+    looked = look_content_file(content, "culture/a.md", CONTEXT, {})
+    assert looked.result is None and "outside the content folder" in looked.problem.reason
