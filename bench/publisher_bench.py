@@ -615,6 +615,8 @@ def first_look_phase(settings) -> dict:
         found = firstlook.first_look(settings)
     finally:
         firstlook.FIRST_LOOK_MIN_FILES = minimum
+    if found is not None and found.full is not None:
+        found.full.close()  # the full read behind it: the load below is timed alone
     return {
         "look": time.perf_counter() - wall if found is not None else float("nan"),
         "look_cpu": time.process_time() - cpu,

@@ -12,6 +12,9 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 import threading
 import time
 from bisect import bisect_left
@@ -150,11 +153,13 @@ class BackgroundRead:
 
     A first start's full read (see firstlook.py): it starts as soon as a first look has read
     every front matter, and uses the CPU the first look leaves idle (a niced process gives
-    way to the first look; see hurry). Each process keeps what it read until result()
-    takes it, so taking it up costs the serving process nothing before then.
+    way to the first look; see hurry). What they read waits, pickled in a private temporary
+    folder (not in their memory, nor in the pipe), until result() takes it: taking it up
+    costs the serving process nothing before then.
     """
 
     NICENESS = 10
+    BATCH_FILES = 2000  # files read, then written out, at a time
 
     def __init__(self, root: Path, rels: Iterable[str], settings: Settings, sizes):
         self.rels = list(rels)
@@ -162,15 +167,21 @@ class BackgroundRead:
         self._lock = threading.Lock()
         self._taken = False
         self._workers: list[tuple] = []
+        self._folder = tempfile.mkdtemp(prefix="feedsvc-read-behind-")  # ours only (0700)
         count = min(os.cpu_count() or 1, max(1, len(self.rels) // PARALLEL_MIN_FILES))
         context = multiprocessing.get_context("fork")
-        for n in range(count):
-            reader, writer = context.Pipe(duplex=False)
-            args = (root, self.rels[n::count], settings, sizes, reader, writer)
-            process = context.Process(target=_read_behind, args=args, daemon=True)
-            process.start()  # AssertionError where this process may not start any
-            writer.close()
-            self._workers.append((process, reader))
+        try:
+            for n in range(count):
+                reader, writer = context.Pipe(duplex=False)
+                folder = f"{self._folder}/{n}-"
+                args = (root, self.rels[n::count], settings, sizes, folder, reader, writer)
+                process = context.Process(target=_read_behind, args=args, daemon=True)
+                process.start()  # AssertionError where this process may not start any
+                writer.close()
+                self._workers.append((process, reader))
+        except BaseException:
+            self.close()
+            raise
 
     def result(self) -> dict[str, FileState] | None:
         """Wait for every file's state; None if a process failed (read them as usual)."""
@@ -181,9 +192,12 @@ class BackgroundRead:
             states: dict[str, FileState] = {}
             try:
                 for _, reader in self._workers:
-                    for state in reader.recv():
-                        states[state.rel] = state
-            except (EOFError, OSError) as exc:
+                    for name in reader.recv():  # its batches, each as it wrote it
+                        with open(name, "rb") as batch:
+                            for state in pickle.load(batch):
+                                states[state.rel] = state
+                        os.unlink(name)
+            except (EOFError, OSError, pickle.UnpicklingError) as exc:
                 log.warning("the full read behind the first look failed (%s); reading again", exc)
                 states = None
             self._stop()
@@ -209,15 +223,25 @@ class BackgroundRead:
             process.join()
             reader.close()
         self._workers = []
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
-def _read_behind(root, rels, settings, sizes, reader, writer) -> None:
-    """A BackgroundRead's process: read its files at a low priority, then hand them over."""
+def _read_behind(root, rels, settings, sizes, prefix: str, reader, writer) -> None:
+    """A BackgroundRead's process: read its files at a low priority, a batch at a time
+    written out to files named `prefix`…; then send their names."""
     reader.close()
     os.nice(BackgroundRead.NICENESS)
-    states = _read_chunk(root, rels, settings, sizes)
+    names = []
+    for start in range(0, len(rels), BackgroundRead.BATCH_FILES):
+        states = _read_chunk(
+            root, rels[start : start + BackgroundRead.BATCH_FILES], settings, sizes
+        )
+        name = f"{prefix}{start}.pickle"
+        with open(name, "wb") as batch:
+            pickle.dump(states, batch, protocol=pickle.HIGHEST_PROTOCOL)
+        names.append(name)
     with contextlib.suppress(BrokenPipeError):  # no longer wanted: the reader is gone
-        writer.send(states)
+        writer.send(names)
     writer.close()
 
 

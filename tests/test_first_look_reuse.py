@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 
-from feedsvc import firstlook, store
+from feedsvc import firstlook, loader, store
 from tests.conftest import wait_until
 
 SUBSCRIPTIONS = [
@@ -123,3 +124,24 @@ def test_a_restart_reads_no_file_the_first_look_read(
     live(client)
     assert calls and not set().union(*calls)  # every file found in the index, unchanged
     assert feeds(client) == first
+
+
+def _die(*args) -> None:
+    os._exit(3)  # a process of the read behind the first look dies (killed, out of memory)
+
+
+def test_a_read_behind_that_dies_leaves_the_full_read_to_the_store(
+    write_stories, backdate, make_app, full_reads, monkeypatch, caplog
+):
+    gate, calls = full_reads
+    monkeypatch.setattr(loader, "_read_behind", _die)
+    write_site(write_stories, backdate)
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+    looked = feeds(client)
+    gate.set()
+    live(client)
+
+    (read,) = calls
+    assert "culture/story-1.md" in read and "culture/story-30.md" not in read
+    assert "the full read behind the first look failed" in caplog.text
+    assert feeds(client) == looked

@@ -7,7 +7,9 @@ it is seen for what it is.
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
@@ -15,8 +17,10 @@ import feedparser
 import pytest
 
 from feedsvc import firstlook, store
+from feedsvc.loader import look_content_file, read_content_file
 from feedsvc.parsing import ParseContext, _quick_front, parse_article
 from tests.conftest import wait_until
+from tests.w3c_rules import feed_problems
 
 SUBSCRIPTIONS = [
     f"/{name}.{ext}" for name in ("feed", "culture", "news") for ext in ("xml", "atom", "json")
@@ -79,6 +83,29 @@ def test_a_first_start_answers_full_feeds_before_every_file_is_read(
     assert firstlook.STILL_CHECKING not in serving(client)["reasons"]
     # The same bytes, ETag and Last-Modified as the live snapshot serves.
     assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
+
+
+def test_a_real_server_answers_valid_feeds_from_a_first_look(
+    write_stories, backdate, serve, held_full_read
+):
+    """Over HTTP, before the full read ends: every site and section feed valid (feedparser,
+    the W3C validator's rules, JSON), and /healthz says what is still being read."""
+    write_site(write_stories, backdate)
+    base = serve(WATCH_CONTENT=True, FEED_ITEMS=3)
+
+    for path in SUBSCRIPTIONS:
+        with urllib.request.urlopen(base + path, timeout=30) as response:
+            assert response.status == 200, path
+            body = response.read()
+        if path.endswith(".json"):
+            assert json.loads(body)["items"], path
+            continue
+        assert feedparser.parse(body).bozo == 0, path
+        assert feed_problems(body) == [], path
+    with urllib.request.urlopen(base + "/healthz", timeout=30) as response:
+        health = json.loads(response.read())
+    assert health["publishing"]["serving"] == "first look"
+    assert firstlook.STILL_CHECKING in health["reasons"]
 
 
 def test_the_same_feeds_as_a_start_without_a_first_look(
@@ -220,8 +247,6 @@ LONG_FRONT = "title: Long\ndate: 2026-01-02T10:00:00Z\nnotes: |\n" + "  é line\
 )
 def test_a_first_look_at_a_file_reads_what_a_front_matter_read_does(tmp_path, text):
     """The first look's quick read of a file's start gives the state the YAML read gives."""
-    from feedsvc.loader import look_content_file, read_content_file
-
     (tmp_path / "culture").mkdir()
     (tmp_path / "culture" / "a.md").write_text(text, encoding="utf-8")
     looked = look_content_file(tmp_path, "culture/a.md", CONTEXT, {})
@@ -239,7 +264,5 @@ def test_a_linked_file_is_looked_at_as_it_is_read(tmp_path):
     content = tmp_path / "content"
     (content / "culture").mkdir(parents=True)
     (content / "culture" / "a.md").symlink_to(outside)
-    from feedsvc.loader import look_content_file
-
     looked = look_content_file(content, "culture/a.md", CONTEXT, {})
     assert looked.result is None and "outside the content folder" in looked.problem.reason
