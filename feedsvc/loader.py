@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
 from pathlib import Path
 from stat import S_ISREG
 
@@ -191,8 +192,14 @@ class BackgroundRead:
             self._taken = True
             states: dict[str, FileState] = {}
             try:
-                for _, reader in self._workers:
-                    for name in reader.recv():  # its batches, each as it wrote it
+                # Each batch taken up as soon as it is written: while the others are read.
+                readers = [reader for _, reader in self._workers]
+                while readers:
+                    for reader in wait(readers):
+                        name = reader.recv()
+                        if name is None:  # that process is done
+                            readers.remove(reader)
+                            continue
                         with open(name, "rb") as batch:
                             for state in pickle.load(batch):
                                 states[state.rel] = state
@@ -228,20 +235,18 @@ class BackgroundRead:
 
 def _read_behind(root, rels, settings, sizes, prefix: str, reader, writer) -> None:
     """A BackgroundRead's process: read its files at a low priority, a batch at a time
-    written out to files named `prefix`…; then send their names."""
+    written out to a file named `prefix`… whose name it sends; None once done."""
     reader.close()
     os.nice(BackgroundRead.NICENESS)
-    names = []
-    for start in range(0, len(rels), BackgroundRead.BATCH_FILES):
-        states = _read_chunk(
-            root, rels[start : start + BackgroundRead.BATCH_FILES], settings, sizes
-        )
-        name = f"{prefix}{start}.pickle"
-        with open(name, "wb") as batch:
-            pickle.dump(states, batch, protocol=pickle.HIGHEST_PROTOCOL)
-        names.append(name)
     with contextlib.suppress(BrokenPipeError):  # no longer wanted: the reader is gone
-        writer.send(names)
+        for start in range(0, len(rels), BackgroundRead.BATCH_FILES):
+            batch = rels[start : start + BackgroundRead.BATCH_FILES]
+            states = _read_chunk(root, batch, settings, sizes)
+            name = f"{prefix}{start}.pickle"
+            with open(name, "wb") as out:
+                pickle.dump(states, out, protocol=pickle.HIGHEST_PROTOCOL)
+            writer.send(name)
+        writer.send(None)
     writer.close()
 
 
