@@ -139,6 +139,8 @@ def granian(
     """
     procs = procs if procs is not None else Processes()
     argv = partial(granian_argv, workers=workers)
+    if tree is not None:  # run from there: `python -m` puts the working directory first
+        argv = partial(_in_folder, tree, argv)
     log_path = logs / f"granian-{content.name}-{workers}.log"
     env = {"FEEDSVC_STATE_DIR": str(state)}
     if tree is not None:  # granian puts its working directory first on sys.path
@@ -149,6 +151,11 @@ def granian(
         yield server, started
     finally:
         procs.stop(server)
+
+
+def _in_folder(folder: Path, argv, port: int) -> list:
+    """Return argv(port) run with `folder` as its working directory (`env -C`, then exec)."""
+    return ["env", "-C", str(folder), *argv(port)]
 
 
 def serve_every_feed(server: Started, started: float, content: Path) -> float:

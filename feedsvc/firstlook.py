@@ -2,13 +2,16 @@
 
 With no index, the live snapshot waits for every body to be rendered and checked: about a
 minute of CPU at 100,000 articles. What the site and section feeds hold (which articles,
-how many, their archive links) depends only on front matter, which costs a fifth of that
-(read without YAML where written the usual way); the bodies they show are a few hundred.
-So a first start reads every front matter, parses in full only the articles those feeds
-show, renders the feeds exactly as the live snapshot will, and answers them (as a stored
-publication is answered, see stored.py) while the full read goes on. A problem only the
-full read finds (a body over the limits) is reported then, and if it changes a feed, the
-live snapshot publishes the feed as it is, with a later Last-Modified.
+how many, their archive links) depends only on front matter, read from the start of each
+file without YAML where written the usual way (a twentieth of a full read's CPU); the
+bodies they show are a few hundred. So a first start reads every front matter, parses in
+full only the articles those feeds show (while it assembles the site from front matter),
+renders the feeds exactly as the live snapshot will, and answers them (as a stored
+publication is answered, see stored.py). Every file is read in full behind it from the
+moment the front matter is read, by processes that give way to it (loader.BackgroundRead);
+the live snapshot takes that up. A problem only the full read finds (a body over the
+limits) is reported then, and if it changes a feed, the live snapshot publishes the feed
+as it is, with a later Last-Modified.
 """
 
 from __future__ import annotations
