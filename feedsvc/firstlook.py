@@ -3,7 +3,7 @@
 With no index, the live snapshot waits for every body to be rendered and checked: about a
 minute of CPU at 100,000 articles. What the site and section feeds hold (which articles,
 how many, their archive links) depends only on front matter, read from the start of each
-file without YAML where written the usual way (a twentieth of a full read's CPU); the
+file without YAML where written the usual way (a tenth of a full read's CPU); the
 bodies they show are a few hundred. So a first start reads every front matter, parses in
 full only the articles those feeds show (while it assembles the site from front matter),
 renders the feeds exactly as the live snapshot will, and answers them (as a stored
