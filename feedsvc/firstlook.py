@@ -88,9 +88,12 @@ def first_look(settings: Settings) -> FirstLook | None:
     sizes = media_sizes(root)
     states = read_front_matters(root, tree.files, settings, sizes)
     looked = time.perf_counter()
-    full = _read_behind(root, tree.files, settings, sizes)
+    now = datetime.now(UTC)
+    wanted = _newest(states.values(), 2 * settings.feed_items + SPARE_ARTICLES, now)
+    shown = set(wanted)  # read in full for the first look: not read again behind it
+    full = _read_behind(root, [rel for rel in tree.files if rel not in shown], settings, sizes)
     try:
-        found = _look(settings, tree, states, sizes, read_at, full)
+        found = _look(settings, tree, states, sizes, read_at, full, now, wanted)
     except BaseException:
         if full is not None:
             full.close()
@@ -111,7 +114,7 @@ def first_look(settings: Settings) -> FirstLook | None:
 
 
 def _read_behind(root, rels, settings: Settings, sizes) -> BackgroundRead | None:
-    """Start reading every file in full behind the first look; None where it cannot."""
+    """Start reading the files in full behind the first look; None where it cannot."""
     try:
         return BackgroundRead(root, rels, settings, sizes)
     except (OSError, AssertionError) as exc:  # e.g. in a daemonic process
@@ -120,13 +123,18 @@ def _read_behind(root, rels, settings: Settings, sizes) -> BackgroundRead | None
 
 
 def _look(
-    settings: Settings, tree, states, sizes, read_at: float, behind: BackgroundRead | None
+    settings: Settings,
+    tree,
+    states,
+    sizes,
+    read_at: float,
+    behind: BackgroundRead | None,
+    now: datetime,
+    wanted: list[str],
 ) -> FirstLook | None:
-    """Select, read in full and render what the site and section feeds show (see first_look)."""
+    """Read in full and render what the site and section feeds show (see first_look)."""
     root = settings.content_dir
     looked = time.perf_counter()
-    now = datetime.now(UTC)
-    wanted = _newest(states.values(), 2 * settings.feed_items + SPARE_ARTICLES, now)
     assembler = SiteAssembler(settings)
     # The articles shown are read in full by worker processes while this one assembles
     # the site from front matter; then only they are assembled again.
