@@ -225,10 +225,14 @@ def process_start_time(pid: int) -> str | None:
     return fields[19] if fields else None
 
 
-def cpu_ticks(pid: int) -> int:
-    """Return utime + stime of a process (all its threads), in clock ticks."""
+def cpu_ticks(pid: int, children: bool = False) -> int:
+    """Return utime + stime of a process (all its threads), in clock ticks; `children`:
+    with those of the children it has waited for (cutime + cstime)."""
     fields = _stat_fields(pid)
-    return int(fields[11]) + int(fields[12]) if fields else 0
+    if not fields:
+        return 0
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks + int(fields[13]) + int(fields[14]) if children else ticks
 
 
 @dataclass

@@ -76,6 +76,18 @@ class ValidatorHistory:
                 self.backing.record_validator(path, digest, moment)
             return moment
 
+    def seen(self, path: str) -> tuple[bytes, int] | None:
+        """Return the digest and Last-Modified last given for `path` here, if any."""
+        with self._lock:
+            return self._seen.get(path)
+
+    def remember(self, validators: dict[str, tuple[bytes, int]]) -> None:
+        """Start from validators served before (a first look's): Last-Modified only rises."""
+        with self._lock:
+            for path, seen in validators.items():
+                if seen is not None:
+                    self._seen.setdefault(path, seen)
+
 
 class RenderCache:
     """Feeds rendered on demand, least recently used dropped first, bounded in bytes.
