@@ -30,8 +30,10 @@ from .editions import (
     content_last_modified,
 )
 from .feeds import FeedSpec
+from .firstlook import FirstLook, first_look
 from .following import FollowedFeeds
 from .health import assess
+from .heap import give_back_memory
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
 from .loader import (
@@ -113,6 +115,9 @@ class ContentStore:
         self._stored: StoredPublication | None = None
         self._stored_looked = False
         self._stored_lock = threading.Lock()
+        # What a first look answered and read (firstlook.py), if one did, until the full
+        # read takes it up.
+        self._first: FirstLook | None = None
         self._loader: threading.Thread | None = None  # the load behind a stored publication
         # In a follower holding no site: the publisher's feeds it answers from the index
         # (see following.py); dropped once a request needs the site and it is loaded.
@@ -215,6 +220,8 @@ class ContentStore:
                 if not self._stored_looked and self._watcher_factory is not None:
                     if self._snapshot is None:  # one worker checks the files, the others trust it
                         self._stored = open_stored_publication(self.settings, self._publisher)
+                        if self._stored is None:
+                            self._stored = self._first_look()
                     following = self._snapshot is None and not self._publisher.held()
                     # A follower with a publication to answer from loads no site until a
                     # request needs one.
@@ -239,6 +246,27 @@ class ContentStore:
         if followed is not None:
             return followed.current()
         return self._stored
+
+    def _first_look(self) -> StoredPublication | None:
+        """On a first start (an index with nothing published), in the process that
+        publishes: the site and section feeds made from a first look (firstlook.py)."""
+        if not self._publisher.held():
+            return None
+        index = ContentIndex.for_settings(self.settings)
+        try:
+            if index.generation():
+                return None  # a warm start: it reads only what changed, quicker than a look
+        finally:
+            index.close()
+        try:
+            found = first_look(self.settings)
+        except Exception:
+            log.exception("no first look: it failed; the content loads as usual")
+            return None
+        if found is None:
+            return None
+        self._first = found
+        return found.stored
 
     def _follow_from_index(self) -> bool:
         """Serve the publisher's feeds from the index, holding no site; tell whether this does.
@@ -324,6 +352,7 @@ class ContentStore:
                     self.refresh()
                 else:
                     self._serve_live()
+                give_back_memory()  # what the load freed (rows read, files parsed)
         return self._snapshot
 
     def _serve_live(self) -> None:
@@ -374,7 +403,7 @@ class ContentStore:
         if self._snapshot is None and followed is not None and followed.current() is not None:
             serving, generation = "index", followed.current().generation  # no site held
         elif self._snapshot is None:  # the stored publication, while this process loads
-            serving = "starting" if stored is None else "stored publication"
+            serving = "starting" if stored is None else stored.kind
             generation = generation if stored is None else stored.generation
         return {
             "role": "follower" if self._following else "publisher",
@@ -505,6 +534,9 @@ class ContentStore:
             self._acks.forget()
         if self._followed is not None:
             self._drop_followed()
+        first = self._first
+        if first is not None and first.full is not None:
+            first.full.close()
         if self._index is not None:
             self._index.close()
         self._publisher.release()
@@ -688,6 +720,26 @@ class ContentStore:
         self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
         entries, sizes = self._index.load()
+        first, self._first = self._first, None
+        if first is not None:
+            # What a first look served: a feed it served otherwise gets a later Last-Modified.
+            for path, (digest, moment) in first.validators.items():
+                self._index.record_validator(path, digest, moment)
+            self._renders = first.renders
+            full = first.full.result() if first.full is not None and not entries else None
+            if not entries:
+                # What it read in full, and what was read in full behind it, is taken as an
+                # index entry is: checked against its file, not read again; and recorded in
+                # the index with the others.
+                entries = {rel: (state, first.read_at) for rel, state in first.states.items()}
+                if full is not None:
+                    entries.update(
+                        (rel, (state, first.full.started_at)) for rel, state in full.items()
+                    )
+                sizes = first.sizes
+                self._unsaved[0].update((rel, state) for rel, (state, _) in entries.items())
+            elif first.full is not None:
+                first.full.close()
         now = time.time()
         suspect = set()
         for rel, (state, saved_at) in entries.items():
