@@ -27,6 +27,14 @@ What the numbers mean:
    should be ~1 for answers precomputed per snapshot. "First render" rows are the first
    request for a page after a content change (a new snapshot starts with an empty page cache).
 4. Memory: RSS and PSS (from /proc/<pid>/smaps_rollup), summed over the server's processes.
+
+    python bench/content_bench.py --parse-cpu 10000 [--against /work/main] [--parse-rounds 5]
+
+prints instead what reading one article file costs: CPU time (process_time) of
+loader.read_content_file over every file of the corpus, in one process with one parse
+context, as a first start's reader processes do, and the share of it that the front matter
+(split_front_matter: YAML) takes. With --against, another checkout's code reads the same
+files, in fresh processes taking turns with this one's, so both see the same load.
 """
 
 from __future__ import annotations
@@ -166,6 +174,88 @@ def measure_load(site: Path, runs: int) -> dict[str, float | str]:
     result["articles"] = f"{app['articles']} published+scheduled, {app['problems']} problems"
     result["check_note"] = check_note
     return result
+
+
+# ---------------------------------------------------------------- per-file parse CPU
+
+
+def parse_cpu_child(content: str, rounds: str) -> None:
+    """Run inside a fresh process: the CPU time of reading every file, best of `rounds`.
+
+    The feedsvc read is the one of the checkout in $BENCH_CODE_ROOT (this one by default).
+    """
+    sys.path.insert(0, os.environ.get("BENCH_CODE_ROOT", str(PROJECT_ROOT)))
+    import config
+    from feedsvc import loader, parsing
+    from feedsvc.media import media_sizes
+    from feedsvc.settings import Settings
+
+    root = Path(content)
+    defaults = {key: getattr(config, key) for key in dir(config) if key.isupper()}
+    settings = Settings.from_config({**defaults, "CONTENT_DIR": content})
+    tree = loader.scan_tree(root)
+    texts = [(root / rel).read_text(encoding="utf-8") for rel in tree.files]
+    sizes = media_sizes(root)
+    best_read = best_front = math.inf
+    for _ in range(int(rounds)):
+        context = loader.parse_context(settings)
+        with loader.cycle_collection_paused():
+            started = time.process_time()
+            states = [loader.read_content_file(root, rel, context, sizes) for rel in tree.files]
+            read = time.process_time() - started
+            started = time.process_time()
+            for rel, text in zip(tree.files, texts, strict=True):
+                with contextlib.suppress(parsing.ContentError):
+                    parsing.split_front_matter(text, rel)
+            front = time.process_time() - started
+        del states
+        best_read, best_front = min(best_read, read), min(best_front, front)
+    files = len(tree.files)
+    print(json.dumps({"files": files, "read": best_read / files, "front": best_front / files}))
+
+
+def run_parse_cpu(code: Path, content: Path, rounds: int) -> dict:
+    """Time parse_cpu_child with the feedsvc of checkout `code`, in a fresh interpreter."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "parse-cpu", str(content)]
+    command += ["--parse-rounds", str(rounds)]
+    env = child_env(BENCH_CODE_ROOT=str(code))
+    run = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"parse-cpu child ({code}) failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def measure_parse_cpu(size: int, codes: list[Path], runs: int, rounds: int) -> str:
+    """Per-file read CPU of each checkout, taking turns; a table of the best runs."""
+    site = ensure_corpus(size)
+    loads: list[float] = []
+    best: dict[Path, dict] = {}
+    for run in range(runs):
+        for code in codes if run % 2 == 0 else codes[::-1]:
+            log.info("per-file parse CPU, run %d/%d: %s", run + 1, runs, code)
+            loads.append(os.getloadavg()[0])
+            result = run_parse_cpu(code, site, rounds)
+            if code not in best or result["read"] < best[code]["read"]:
+                best[code] = result
+    heads = ["code", "files", "ms/file", "front matter", "the rest", "vs first"]
+    first = best[codes[0]]
+    rows = [
+        [
+            f"{code} ({git_state(code)})",
+            str(result["files"]),
+            ms(result["read"], 3),
+            ms(result["front"], 3),
+            ms(result["read"] - result["front"], 3),
+            ratio(result["read"], first["read"]),
+        ]
+        for code, result in best.items()
+    ]
+    head = (
+        f"Per-file parse CPU (process_time, best of {runs} processes × {rounds} passes), "
+        f"{size} articles, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, "
+        f"1-min load average {min(loads):.1f}–{max(loads):.1f}, Python {platform.python_version()}"
+    )
+    return head + "\n" + table(heads, rows)
 
 
 # ---------------------------------------------------------------- servers
@@ -835,16 +925,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--render-rounds", type=int, default=5)
     parser.add_argument("--request-rounds", type=int, default=3)
     parser.add_argument("--servers", default="granian,werkzeug")
+    parser.add_argument("--parse-cpu", type=int, metavar="N", help="per-file parse CPU only")
+    parser.add_argument("--against", type=Path, help="with --parse-cpu: another checkout")
+    parser.add_argument("--parse-runs", type=int, default=3, help="fresh processes per checkout")
+    parser.add_argument("--parse-rounds", type=int, default=3, help="passes per process")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.child and args.child[0] == "parse-cpu":
+        parse_cpu_child(args.child[1], str(args.parse_rounds))
+        return 0
     if args.child:
         child_main(*args.child)
         return 0
     setup_logging()
+    if args.parse_cpu:
+        codes = [PROJECT_ROOT, *([args.against.resolve()] if args.against else [])]
+        print(measure_parse_cpu(args.parse_cpu, codes, args.parse_runs, args.parse_rounds))
+        return 0
     args.load_at_start = os.getloadavg()[0]
     sizes = sorted(int(size) for size in args.sizes.split(","))
     servers = [kind for kind in args.servers.split(",") if kind]

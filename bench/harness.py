@@ -610,12 +610,12 @@ def p95(values: Sequence[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def git_state() -> str:
+def git_state(root: Path = PROJECT_ROOT) -> str:
     """Return the checkout's commit, and whether feedsvc/ has uncommitted changes."""
 
     def git(*args: str) -> str:
         done = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, check=False
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
         )
         return done.stdout.strip()
 

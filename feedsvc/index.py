@@ -49,8 +49,16 @@ BODY_GRACE_SECONDS = 3600.0
 TRIM_AFTER_BODIES = 1000
 # Article digests kept for document keys: the items of every subscription feed, many times.
 ARTICLE_DIGESTS_KEPT = 8192
-# Libraries whose output ends up in a parsed file state.
-_PARSING_LIBRARIES = ("markdown-it-pyrs", "PyYAML", "python-dateutil", "nh3", "tzdata", "Pillow")
+# Libraries whose output ends up in a parsed file state (zstd's: the packed bodies digested).
+_PARSING_LIBRARIES = (
+    "markdown-it-pyrs",
+    "PyYAML",
+    "python-dateutil",
+    "nh3",
+    "tzdata",
+    "Pillow",
+    "backports.zstd",
+)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # The file's identity (mtime_ns, size, inode) beside its state: a restart checks every

@@ -443,8 +443,7 @@ def read_content_file(
                 return FileState(rel, fingerprint, mtime, result, None, digest)
             result = _parse(text, str(path), section, name, context)
             if isinstance(result, Article):
-                result = replace(result, file_mtime=mtime)
-                result = with_media_facts(result, sizes, root, context.images.read)
+                result = with_media_facts(result, sizes, root, context.images.read, mtime)
             return FileState(rel, fingerprint, mtime, result, None, digest)
         except ContentError as error:
             problem = error

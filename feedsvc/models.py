@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import zlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -14,22 +13,29 @@ from sys import intern
 from types import MappingProxyType
 from typing import Protocol
 
+try:  # the standard library's from Python 3.14
+    from compression import zstd
+except ImportError:
+    from backports import zstd
+
 from .addresses import SECTION, Address, article_path
 from .dates import announced_update
 
-# zlib level for article bodies kept in memory (0: plain UTF-8, no compression).
-BODY_COMPRESSION = 1
+# Zstandard level for article bodies kept in memory and in the index (0: plain UTF-8). Its
+# default level packs a body a little smaller than zlib's fastest, in half the time: every
+# file read at a start or an edit packs its body once.
+BODY_COMPRESSION = 3
 
 
 def pack_html(html: str) -> bytes:
     """Pack HTML for keeping in memory: a third of its size as a str, or less."""
     data = html.encode("utf-8")
-    return zlib.compress(data, BODY_COMPRESSION) if BODY_COMPRESSION else data
+    return zstd.compress(data, BODY_COMPRESSION) if BODY_COMPRESSION else data
 
 
 def unpack_html(packed: bytes) -> str:
     """Return the HTML that pack_html packed."""
-    return (zlib.decompress(packed) if BODY_COMPRESSION else packed).decode("utf-8")
+    return (zstd.decompress(packed) if BODY_COMPRESSION else packed).decode("utf-8")
 
 
 class BodySource(Protocol):
@@ -285,6 +291,7 @@ _SECTION, _AUTHORS, _TAGS, _EXTRA, _MEDIA_REFS, _IMAGE_SIZES = (
     [f.name for f in fields(Article)].index(name)
     for name in ("section", "authors", "tags", "extra", "media_refs", "image_sizes")
 )
+_FIELD_INDEX = {f.name: n for n, f in enumerate(fields(Article))}
 # The `extra` of every article without unknown fields (most): one read-only empty mapping.
 NO_EXTRA: Mapping[str, object] = MappingProxyType({})
 
@@ -304,6 +311,14 @@ def _article(values: tuple) -> Article:
         values[_MEDIA_REFS] = _shared(values[_MEDIA_REFS])
     if values[_IMAGE_SIZES]:
         values[_IMAGE_SIZES] = _shared(values[_IMAGE_SIZES])
+    return Article(*values)
+
+
+def with_changes(article: Article, **changes) -> Article:
+    """Return `article` with `changes`: dataclasses.replace in half the time (per file read)."""
+    values = list(_ARTICLE_VALUES(article))
+    for name, value in changes.items():
+        values[_FIELD_INDEX[name]] = value
     return Article(*values)
 
 

@@ -33,8 +33,8 @@ from .markup import (
     excerpt,
     find_misread,
     find_xml_invalid,
+    first_text,
     new_markdown,
-    render_markdown,
     repair_windows_1252,
     site_media_urls,
     strip_xml_invalid,
@@ -419,15 +419,19 @@ def _article(
     updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
     body_line = len(front.lines) + 3
     check_markdown(body, path, body_line)
-    body_html, first_text = contain_panic(path, body_line, render_markdown, context.markdown, body)
+    body_html = contain_panic(path, body_line, context.markdown.render, body)
     check_body_html(body_html, path, body_line)
     dek = _optional_text(front, "summary")
     image = _image(front)
-    aliases, alias_warnings = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
-    takedown, takedown_date, takedown_warnings = parse_takedown(
-        fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    aliases, alias_warnings = parse_aliases(
+        fields.get("aliases"), _line_if_set(front, "aliases"), path
     )
-    in_feeds, feeds_warnings = parse_feeds_flag(fields.get("feeds"), front.line_of("feeds"), path)
+    takedown, takedown_date, takedown_warnings = parse_takedown(
+        fields.get("takedown"), _line_if_set(front, "takedown"), path, context.timezone
+    )
+    in_feeds, feeds_warnings = parse_feeds_flag(
+        fields.get("feeds"), _line_if_set(front, "feeds"), path
+    )
     editorial_warnings = alias_warnings + takedown_warnings + feeds_warnings
     return Article(
         section=section,
@@ -436,7 +440,7 @@ def _article(
         date=date,
         updated=max(updated, date),
         authors=_authors(front, context.default_author),
-        summary=dek or excerpt(first_text),
+        summary=dek or excerpt(first_text(body_html)),  # most articles have their own
         body=Body.of(body_html, path),
         dek=dek,
         image=image,
@@ -457,6 +461,14 @@ def _article(
         takedown=takedown,
         takedown_date=takedown_date,
     )
+
+
+def _line_if_set(front: FrontMatter, name: str) -> int:
+    """Return the line of field `name`; 1 if it is not set (nothing points at it then).
+
+    Most files set none of the editorial fields: their lines are then never indexed.
+    """
+    return front.line_of(name) if name in front.fields else 1
 
 
 def _character_warnings(front: FrontMatter) -> tuple[ContentWarning, ...]:
@@ -504,6 +516,8 @@ def _feed_loss_warnings(
     path: str, body: str, body_html: str, body_line: int
 ) -> tuple[ContentWarning, ...]:
     """Report what the page shows but feeds must leave out (a script, a plug-in), with why."""
+    if "<" not in body:  # no raw HTML: Markdown alone makes no element that feeds leave out
+        return ()
     found = []
     for loss in lost_in_feeds(body_html):
         offset = body.find(loss.needle)
@@ -574,7 +588,11 @@ def _optional_text(front: FrontMatter, name: str) -> str:
 
 def _clean(value: object) -> str:
     """Return value as one line of text; YAML escapes can smuggle in characters XML refuses."""
-    return " ".join(repair_windows_1252(strip_xml_invalid(str(value))).split())
+    text = str(value)
+    # Printable text holds no control character, surrogate or noncharacter; U+FFFD is printable.
+    if text.isprintable() and "\ufffd" not in text:  # most values: nothing to remove or repair
+        return " ".join(text.split())
+    return " ".join(repair_windows_1252(strip_xml_invalid(text)).split())
 
 
 def _date_field(front: FrontMatter, name: str, timezone: tzinfo):
@@ -609,7 +627,7 @@ def _authors(front: FrontMatter, default_author: str) -> tuple[str, ...]:
     """Return the author names; an e-mail address written with a name is left out."""
     names = []
     for author in _string_list(front, "author"):
-        match = _NAME_ADDRESS.match(author) or _ADDRESS_NAME.match(author)
+        match = "@" in author and (_NAME_ADDRESS.match(author) or _ADDRESS_NAME.match(author))
         name = match.group("name").strip() if match else author
         names.append(name or author)
     authors = tuple(dict.fromkeys(names))
