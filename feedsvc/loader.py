@@ -29,6 +29,7 @@ from .media import MEDIA_DIR, media_sizes, with_media_facts
 from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
+from .storedform import load_stored_form, stored_form
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,23 @@ class FileState:
         # Plain arguments: quicker to unpickle, 100,000 times at a start, than slots' state.
         values = (self.rel, self.fingerprint, self.mtime, self.result, self.problem, self.digest)
         return (FileState, values)
+
+
+class TakenState(FileState):
+    """A file state parsed in a reader process, holding its stored form for the index.
+
+    `stored` (see storedform) is recorded as it is, then dropped: the index does not
+    pickle the state again. Equal to a FileState of equal values, as its copies are.
+    """
+
+    __slots__ = ("stored",)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileState):
+            return NotImplemented
+        return self.__reduce__()[1] == other.__reduce__()[1]
+
+    __hash__ = FileState.__hash__
 
 
 @dataclass(frozen=True)
@@ -130,21 +148,31 @@ def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, Fil
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             jobs = [pool.submit(_read_chunk, root, chunk, settings, sizes) for chunk in chunks]
-            for job in as_completed(jobs):
-                for state in job.result():
-                    states[state.rel] = state
-                    if progress is not None:
-                        progress()
+            with cycle_collection_paused():  # 100,000 states kept: see its docstring
+                for job in as_completed(jobs):
+                    for blob, packed in job.result():
+                        state = _taken_in(blob, packed)
+                        states[state.rel] = state
+                        if progress is not None:
+                            progress()
     except (OSError, AssertionError, BrokenProcessPool) as exc:  # e.g. a daemonic worker
         log.info("parsing in one process: cannot start worker processes (%s)", exc)
         return None
     return states
 
 
-def _read_chunk(root, rels, settings, sizes) -> list[FileState]:
+def _read_chunk(root, rels, settings, sizes) -> list[tuple[bytes, bytes | None]]:
+    """Read files in a reader process; return their states in the index's stored form."""
     context = parse_context(settings)
     with cycle_collection_paused():
-        return [read_content_file(root, rel, context, sizes) for rel in rels]
+        return [stored_form(read_content_file(root, rel, context, sizes)) for rel in rels]
+
+
+def _taken_in(blob: bytes, packed: bytes | None) -> TakenState:
+    """Return the state a reader process sent, holding the stored form it came in."""
+    state = load_stored_form(blob, packed, TakenState)
+    object.__setattr__(state, "stored", blob)  # frozen fields aside, as dataclasses do
+    return state
 
 
 @contextlib.contextmanager
