@@ -33,6 +33,7 @@ from .loader import (
     SECTION_INDEX,
     FileState,
     Tree,
+    cycle_collection_paused,
     file_digest,
     media_digest,
     site_version,
@@ -149,7 +150,8 @@ class SiteAssembler:
             self._shape = shape
             changed = [*states, *gone]
         self._section_pages = {section.path: section for section in sections.values()}
-        self._update(set(changed), states, sections)
+        with cycle_collection_paused():  # a first assembly keeps 100,000 articles' entries
+            self._update(set(changed), states, sections)
         if self._media is None or self._media[0] is not sizes:
             self._media = (sizes, media_digest(sizes))
         version = site_version(self._files, self._media[1], sections)
@@ -256,7 +258,8 @@ class SiteAssembler:
             (_key_of(a, placed.get(rel)), rel) for rel, a in known.items() if a is not None
         )
         if not self._shown and not self._lists:
-            self._show_all(ordered, now)
+            with cycle_collection_paused():  # every listing made at once: kept, not garbage
+                self._show_all(ordered, now)
             return
         for _, rel in ordered:
             self._reshow(rel, now)

@@ -233,12 +233,13 @@ class ContentIndex:
         now = time.time()
         generation = publish.generation if publish is not None else self.generation()
         bodies: list[tuple[str, Body]] = []  # bodies this process holds in memory, to keep here
-        rows = [  # in key order: each B-tree page is filled in turn, not revisited
-            (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
-            for rel, state in sorted(changed.items(), key=_first)
-        ]
+        with cycle_collection_paused():  # a first start's 100,000 rows: no garbage among them
+            rows = [  # in key order: each B-tree page is filled in turn, not revisited
+                (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
+                for rel, state in sorted(changed.items(), key=_first)
+            ]
+            kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
         gone = [(rel,) for rel in removed]
-        kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
         meta = [("media", json.dumps(dict(sizes), sort_keys=True))]
         if publish is not None:
             shape = pickle.dumps(publish.shape, pickle.HIGHEST_PROTOCOL)
@@ -740,7 +741,7 @@ def _state_blob(state: FileState, bodies: list[tuple[str, Body]]) -> bytes:
     """
     blob = getattr(state, "stored", None)
     if blob is None:
-        blob = stored_form(state)[0]
+        blob = stored_form(state)
     article = state.result
     if isinstance(article, Article) and article.body.packed is not None:
         bodies.append((state.rel, article.body))

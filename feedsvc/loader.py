@@ -29,7 +29,7 @@ from .media import MEDIA_DIR, media_sizes, with_media_facts
 from .models import Article, ContentError, Section, Site
 from .parsing import SLUG, ParseContext, parse_article, parse_section_index
 from .settings import Settings
-from .storedform import load_stored_form, stored_form
+from .storedform import stored_form
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +63,28 @@ class FileState:
 class TakenState(FileState):
     """A file state parsed in a reader process, holding its stored form for the index.
 
-    `stored` (see storedform) is recorded as it is, then dropped: the index does not
-    pickle the state again. Equal to a FileState of equal values, as its copies are.
+    `stored` (see storedform) is recorded as it is, then dropped (None): the index does
+    not pickle the state again. Equal to a FileState of equal values, as its copies are.
     """
 
     __slots__ = ("stored",)
 
+    def __reduce__(self):
+        return (_taken_state, (FileState.__reduce__(self)[1], getattr(self, "stored", None)))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FileState):
             return NotImplemented
-        return self.__reduce__()[1] == other.__reduce__()[1]
+        return FileState.__reduce__(self)[1] == FileState.__reduce__(other)[1]
 
     __hash__ = FileState.__hash__
+
+
+def _taken_state(values: tuple, stored: bytes | None) -> TakenState:
+    """Return the TakenState of a FileState's values and its stored form."""
+    state = TakenState(*values)
+    object.__setattr__(state, "stored", stored)  # a cache beside the frozen fields
+    return state
 
 
 @dataclass(frozen=True)
@@ -150,8 +160,7 @@ def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, Fil
             jobs = [pool.submit(_read_chunk, root, chunk, settings, sizes) for chunk in chunks]
             with cycle_collection_paused():  # 100,000 states kept: see its docstring
                 for job in as_completed(jobs):
-                    for blob, packed in job.result():
-                        state = _taken_in(blob, packed)
+                    for state in job.result():
                         states[state.rel] = state
                         if progress is not None:
                             progress()
@@ -161,18 +170,16 @@ def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, Fil
     return states
 
 
-def _read_chunk(root, rels, settings, sizes) -> list[tuple[bytes, bytes | None]]:
-    """Read files in a reader process; return their states in the index's stored form."""
+def _read_chunk(root, rels, settings, sizes) -> list[TakenState]:
+    """Read files in a reader process; each state comes with its stored form for the index.
+
+    They travel as one pickle (names shared, quick to take in); the stored forms, made
+    here rather than in the process recording them, are bytes within it.
+    """
     context = parse_context(settings)
     with cycle_collection_paused():
-        return [stored_form(read_content_file(root, rel, context, sizes)) for rel in rels]
-
-
-def _taken_in(blob: bytes, packed: bytes | None) -> TakenState:
-    """Return the state a reader process sent, holding the stored form it came in."""
-    state = load_stored_form(blob, packed, TakenState)
-    object.__setattr__(state, "stored", blob)  # frozen fields aside, as dataclasses do
-    return state
+        states = [read_content_file(root, rel, context, sizes) for rel in rels]
+        return [_taken_state(FileState.__reduce__(s)[1], stored_form(s)) for s in states]
 
 
 @contextlib.contextmanager

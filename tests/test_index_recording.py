@@ -86,7 +86,7 @@ def test_states_from_reader_processes_are_recorded_as_the_main_process_would(
     assert index_rows(tmp_path / "taken") == index_rows(tmp_path / "here")
     # A state equals its plain copy both ways, as one read back from the index does.
     for state in states.values():
-        plain = FileState(*state.__reduce__()[1])
+        plain = FileState(*FileState.__reduce__(state)[1])
         assert plain == state and state == plain and hash(plain) == hash(state)
 
 
