@@ -8,9 +8,12 @@ import logging
 import sys
 
 from feedsvc import create_app
+from feedsvc.heap import tune_allocator
 from feedsvc.settings import SettingsError
 
 EXIT_BAD_SETTINGS = 4
+
+tune_allocator()  # before the app starts its threads (see feedsvc/heap.py)
 
 try:
     app = create_app()

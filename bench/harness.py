@@ -178,13 +178,15 @@ def start_feedsvc(
     content: Path,
     log_path: Path,
     port: int | None = None,
+    tree: Path = PROJECT_ROOT,
     **env: str,
 ) -> Started:
-    """Start `argv(port)` on `port` (else a free one) serving `content` at its own address."""
+    """Start `argv(port)` on `port` (else a free one) serving `content` at its own address,
+    with the code of the checkout `tree`."""
     port = port or free_port()
     site_url = f"http://{HOST}:{port}"
     environment = child_env(FEEDSVC_CONTENT_DIR=str(content), FEEDSVC_SITE_URL=site_url, **env)
-    return procs.start(name, argv(port), environment, log_path, port)
+    return procs.start(name, argv(port), environment, log_path, port, cwd=tree)
 
 
 def free_port() -> int:
@@ -223,10 +225,14 @@ def process_start_time(pid: int) -> str | None:
     return fields[19] if fields else None
 
 
-def cpu_ticks(pid: int) -> int:
-    """Return utime + stime of a process (all its threads), in clock ticks."""
+def cpu_ticks(pid: int, children: bool = False) -> int:
+    """Return utime + stime of a process (all its threads), in clock ticks; `children`:
+    with those of the children it has waited for (cutime + cstime)."""
     fields = _stat_fields(pid)
-    return int(fields[11]) + int(fields[12]) if fields else 0
+    if not fields:
+        return 0
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks + int(fields[13]) + int(fields[14]) if children else ticks
 
 
 @dataclass
@@ -272,13 +278,24 @@ class Processes:
     def __init__(self) -> None:
         self.running: list[Started] = []
 
-    def start(self, name: str, argv: Sequence, env: dict, log_path: Path, port: int = 0) -> Started:
-        """Spawn argv in its own session (Ctrl-C reaches only us), output to log_path."""
+    def start(
+        self,
+        name: str,
+        argv: Sequence,
+        env: dict,
+        log_path: Path,
+        port: int = 0,
+        cwd: Path = PROJECT_ROOT,
+    ) -> Started:
+        """Spawn argv in its own session (Ctrl-C reaches only us), output to log_path.
+
+        `cwd`: the checkout whose code it runs (`python -m` puts it first on sys.path).
+        """
         argv = [str(arg) for arg in argv]
-        log.info("starting %s: %s", name, shlex.join(argv))
+        log.info("starting %s: %s (in %s)", name, shlex.join(argv), cwd)
         with log_path.open("ab") as out:
             started_at = time.perf_counter()
-            popen = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=env, stdout=out, **_DETACHED)
+            popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, **_DETACHED)
         started = Started(name, popen, log_path, started_at, port)
         self.running.append(started)
         return started

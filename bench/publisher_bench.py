@@ -1,17 +1,21 @@
 """Start with and without an index, edit → visible, memory: granian with 1, 2 and 4 workers.
 
     python bench/publisher_bench.py [--sizes 1000,10000] [--workers 1,2,4] [--edits 5]
-                                    [--crawl] [--under-edits 10 [--repeats 3]] [--edit-coding gzip]
+                                    [--crawl [--crawl-pages N]] [--under-edits 10 [--repeats 3]]
+                                    [--edit-coding gzip]
     python bench/publisher_bench.py --sizes 10000 --under-edits 10 --against /work/main
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
     python bench/publisher_bench.py --cold-phases [--sizes 10000,100000]
+    python bench/publisher_bench.py --cold --sizes 10000,100000 --against /work/main [--repeats 2]
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
 and each worker count, with a fresh state folder:
 
 1. **cold start**: granian started, no index; the clock runs until every site and section
-   feed (RSS, Atom and JSON) has answered 200, each on a fresh connection. Tag, author
-   and archive feeds are rendered on their first request, from the live snapshot only.
+   feed (RSS, Atom and JSON) has answered 200, each on a fresh connection (from a first
+   look, see feedsvc/firstlook.py, where the tree is large). Tag, author and archive feeds
+   are rendered on their first request, from the live snapshot only. **cold → live**: on
+   until /healthz says `"serving": "live"` (every file read in full, the index written).
 2. **warm start**: the same server stopped and started again, on the same address, on
    the index it wrote (its feeds answered from the stored publication, if still current,
    while the content loads); **live**: until /healthz says `"serving": "live"` on
@@ -25,7 +29,8 @@ and each worker count, with a fresh state folder:
    the time includes compressing the new document.
 4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
-   format (tag and author feeds included), if asked.
+   format (tag and author feeds included), if asked; with `--crawl-pages N`, also the home,
+   section, older-section, tag and author pages and every N-th article page.
 5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
    (`/culture.xml`, gzip) for SECONDS, then at once again while an article of the busiest
    section is retitled once a second; then, with no requests, the server's CPU (all its
@@ -45,8 +50,17 @@ the CPU of a follower (a second store on the same state folder, as another worke
 taking up each publication; then the CPU of rendering the site feed again in each format
 after one of its items changed.
 
-With `--cold-phases`, no server either: the store loads the cached corpus in this process
-with no index, as a first start does, and the time of each phase is printed: reading
+With `--cold`, only a first start (one worker, no index, the cached corpus served as it is,
+never edited): **every feed served** (the site and section feeds, RSS, Atom and JSON, as in
+1.) and **live** (every file read in full, /healthz says `"serving": "live"`), each with the
+CPU seconds of the server's processes and of the parsing processes they had ended then;
+with `--against DIR[,DIR]`, each checkout's code in turn, round by round, on the same
+corpus (`--repeats` rounds, the load average printed with each run).
+
+With `--cold-phases`, no server either: a first start's first look (the site and section
+feeds from every file's front matter, see feedsvc/firstlook.py) is timed, then the store
+loads the cached corpus in this process with no index, as a first start does after it,
+and the time of each phase is printed: reading
 (wall; this process's CPU, mostly taking the parsed files back; the CPU of the worker
 processes that parsed them), assembling, publishing (listings, feeds rendered) and
 recording (the index written), from the store's own debug log of the refresh, each with
@@ -98,7 +112,7 @@ from bench.harness import (
 from bench.serve_bench import CpuMeter
 
 log = logging.getLogger("publisher_bench")
-START_TIMEOUT = 600.0
+START_TIMEOUT = 900.0
 SECTION = "news"  # the busiest section of a corpus
 QUIET_FEED = "/culture.xml"  # a feed that edits of SECTION leave alone
 FEED_EXTENSIONS = ("xml", "atom", "json")  # every format of the site and section feeds
@@ -131,10 +145,10 @@ def granian(
     argv = partial(granian_argv, workers=workers)
     log_path = logs / f"granian-{content.name}-{workers}.log"
     env = {"FEEDSVC_STATE_DIR": str(state)}
-    if tree is not None:  # granian puts its working directory first on sys.path
-        env.update(PYTHONPATH=str(tree), GRANIAN_WORKING_DIR=str(tree))
     started = time.monotonic()
-    server = start_feedsvc(procs, "granian", argv, content, log_path, port, **env)
+    # `python -m granian` puts its working directory first on sys.path: the tree's code.
+    tree = tree or PROJECT_ROOT
+    server = start_feedsvc(procs, "granian", argv, content, log_path, port, tree, **env)
     try:
         yield server, started
     finally:
@@ -180,9 +194,11 @@ def serve_live(server: Started, started: float, workers: int) -> float:
     return time.monotonic() - started
 
 
-def server_cpu_seconds(server: Started) -> float:
-    """Return the CPU seconds used so far by the server's processes (those still running)."""
-    return sum(cpu_ticks(pid) for pid in server.pids()) / os.sysconf("SC_CLK_TCK")
+def server_cpu_seconds(server: Started, children: bool = False) -> float:
+    """Return the CPU seconds used so far by the server's processes (those still running);
+    `children`: and by the processes they have ended (parsing processes)."""
+    ticks = sum(cpu_ticks(pid, children) for pid in server.pids())
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def edit_times(
@@ -375,6 +391,67 @@ def crawl(server: Started, content: Path) -> int:
     return len(paths)
 
 
+def crawl_pages(server: Started, content: Path, every: int) -> int:
+    """Fetch the home page, every section page and its older pages, every tag and author
+    page /feeds.opml leads to, and every `every`-th article page of each section."""
+    _, opml = get(server.port, "/feeds.opml")
+    paths = {"/"}
+    for url in re.findall(rb'xmlUrl="([^"]+)"', opml):
+        path = url.decode().split(str(server.port), 1)[1]
+        if path.startswith(("/tags/", "/authors/")):
+            paths.add(path.rsplit(".", 1)[0] + "/")
+    for section in sorted(p for p in content.iterdir() if p.is_dir() and p.name != "media"):
+        slugs = sorted(f.stem for f in section.glob("*.md") if not f.name.startswith("_"))
+        paths.add(f"/{section.name}/")
+        paths.update(f"/{section.name}/page/{n}/" for n in range(2, len(slugs) // 50 + 2))
+        paths.update(f"/{section.name}/{slug}/" for slug in slugs[::every])
+    for path in sorted(paths):
+        get(server.port, path)  # a scheduled article or a short last page: 404, as a crawler
+    return len(paths)
+
+
+def memory_side_by_side(size: int, workers: int, trees: list[Path], args, workdir: Path) -> list:
+    """For each tree's code in turn: memory after a warm start, after a crawl of every feed
+    in every format, and after a crawl of the pages; one row each."""
+    rows = []
+    content = copy_site(ensure_corpus(size), workdir, f"site-{size}-memory")
+    for n, tree in enumerate(trees):
+        state = workdir / f"state-{size}-{workers}-memory-{n}"
+        row: dict = {"size": size, "workers": workers, "tree": str(tree)}
+        port = None
+        for start in ("cold", "warm"):  # the cold one writes the index the warm one reads
+            with granian(content, state, workers, workdir, port, tree) as (server, started):
+                port = server.port
+                serve_every_feed(server, started, content)
+                row[start] = serve_live(server, started, workers)
+                if start == "cold":
+                    continue
+                time.sleep(1)
+                row["load"] = os.getloadavg()[0]
+                row["warm_mem"] = measure_memory(server.pids())
+                row["feeds"] = crawl(server, content)
+                row["feeds_mem"] = measure_memory(server.pids())
+                if args.crawl_pages:
+                    row["pages"] = crawl_pages(server, content, args.crawl_pages)
+                    row["pages_mem"] = measure_memory(server.pids())
+                row["load_end"] = os.getloadavg()[0]
+        log.info("%s", row)
+        rows.append(row)
+    return rows
+
+
+def memory_report(rows: list[dict]) -> str:
+    head = ["articles", "workers", "code", "load", "RSS/PSS MB warm", "after feeds", "after pages"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        pages = f"{mb(r['pages_mem'])} ({r['pages']} pages)" if "pages" in r else "—"
+        cells = [f"{r['size']:,}", str(r["workers"]), r["tree"]]
+        cells += [f"{r['load']:.1f}–{r['load_end']:.1f}", mb(r["warm_mem"])]
+        cells += [f"{mb(r['feeds_mem'])} ({r['feeds']} feeds)", pages]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def measure(size: int, workers: int, args, workdir: Path) -> dict:
     content = copy_site(ensure_corpus(size), workdir, f"site-{size}-{workers}")
     state = workdir / f"state-{size}-{workers}"
@@ -382,6 +459,9 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
     with granian(content, state, workers, workdir) as (server, started):
         result["cold"] = serve_every_feed(server, started, content)
         result["cold_mem"] = measure_memory(server.pids())
+        # Then until every file is read in full (a first look answered before): the index
+        # written, so the warm start below has it.
+        result["cold_live"] = serve_live(server, started, workers)
         port = server.port
     # The same address (SITE_URL), as a restart has: every link in the feeds is the same.
     procs = Processes()
@@ -405,8 +485,52 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
         if args.crawl:
             result["crawled"] = crawl(server, content)
             result["crawl_mem"] = measure_memory(server.pids())
+            if args.crawl_pages:
+                result["pages"] = crawl_pages(server, content, args.crawl_pages)
+                result["pages_mem"] = measure_memory(server.pids())
     log.info("%s", result)
     return result
+
+
+def cold_start(size: int, trees: list[Path], rounds: int, workdir: Path) -> list[dict]:
+    """First starts of each tree's code, taking turns: every feed served, then live."""
+    content = ensure_corpus(size)  # only read: no copy needed
+    runs = []
+    for n in range(rounds):
+        for t, tree in enumerate(trees):
+            logs = workdir / f"cold-logs-{t}"
+            logs.mkdir(exist_ok=True)
+            state = workdir / f"cold-state-{size}-{t}-{n}"
+            code = None if tree == PROJECT_ROOT else tree
+            load = os.getloadavg()[0]
+            run = {"size": size, "tree": str(tree), "load": load}
+            with granian(content, state, 1, logs, tree=code) as (server, started):
+                run["served"] = serve_every_feed(server, started, content)
+                run["served_cpu"] = server_cpu_seconds(server, children=True)
+                log.info("%s", run)
+                try:
+                    run["live"] = serve_live(server, started, 1)
+                    run["live_cpu"] = server_cpu_seconds(server, children=True)
+                except RuntimeError as exc:  # not live in time: the other figures stand
+                    log.warning("%s", exc)
+            log.info("%s", run)
+            runs.append(run)
+    return runs
+
+
+def cold_report(runs: list[dict]) -> str:
+    lines = [
+        "| articles | code | load avg | every feed served | its CPU | live | its CPU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    nan = float("nan")
+    lines += [
+        f"| {r['size']:,} | {r['tree']} | {r['load']:.2f} | {r['served']:.2f} s"
+        f" | {r['served_cpu']:.2f} s | {r.get('live', nan):.2f} s"
+        f" | {r.get('live_cpu', nan):.2f} s |"
+        for r in runs
+    ]
+    return "\n".join(lines)
 
 
 def side_by_side(size: int, workers: int, trees: list[Path], args, workdir: Path) -> dict:
@@ -534,6 +658,7 @@ def cold_phases(size: int, workdir: Path) -> dict:
         "SITE_URL": f"http://{HOST}:8000",
         "WATCH_CONTENT": False,
     }
+    look = first_look_phase(create_app(config).extensions["feedsvc"].settings)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         store = create_app(config).extensions["feedsvc"]
@@ -568,9 +693,30 @@ def cold_phases(size: int, workdir: Path) -> dict:
         "record_cpu": cold["record_cpu"],
         "warm": warm_wall,
         "warm_cpu": warm_cpu,
+        **look,
     }
     log.info("%s", result)
     return result
+
+
+def first_look_phase(settings) -> dict:
+    """Time a first start's first look (feedsvc/firstlook.py): wall, CPU here, CPU of parsers."""
+    from feedsvc import firstlook
+
+    minimum = firstlook.FIRST_LOOK_MIN_FILES
+    firstlook.FIRST_LOOK_MIN_FILES = 0  # measured at every size
+    wall, cpu, children = time.perf_counter(), time.process_time(), _children_cpu()
+    try:
+        found = firstlook.first_look(settings)
+    finally:
+        firstlook.FIRST_LOOK_MIN_FILES = minimum
+    if found is not None and found.full is not None:
+        found.full.close()  # the full read behind it: the load below is timed alone
+    return {
+        "look": time.perf_counter() - wall if found is not None else float("nan"),
+        "look_cpu": time.process_time() - cpu,
+        "look_pool_cpu": _children_cpu() - children,
+    }
 
 
 def _children_cpu() -> float:
@@ -581,8 +727,9 @@ def _children_cpu() -> float:
 def cold_phases_report(results: list[dict]) -> str:
     lines = [
         "| articles | load, wall | CPU here | CPU in parsers | reading, wall | its CPU here"
-        " | assembling (CPU) | publishing (CPU) | recording (CPU) | warm restart (CPU) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | assembling (CPU) | publishing (CPU) | recording (CPU) | warm restart (CPU)"
+        " | first look, wall | its CPU here | in parsers |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['size']:,} | {r['wall']:.2f} s | {r['cpu']:.2f} s | {r['pool_cpu']:.2f} s"
@@ -590,7 +737,8 @@ def cold_phases_report(results: list[dict]) -> str:
         f" | {r['assemble']:.2f} s ({r['assemble_cpu']:.2f} s)"
         f" | {r['publish']:.2f} s ({r['publish_cpu']:.2f} s)"
         f" | {r['record']:.2f} s ({r['record_cpu']:.2f} s)"
-        f" | {r['warm']:.2f} s ({r['warm_cpu']:.2f} s) |"
+        f" | {r['warm']:.2f} s ({r['warm_cpu']:.2f} s) | {r['look']:.2f} s"
+        f" | {r['look_cpu']:.2f} s | {r['look_pool_cpu']:.2f} s |"
         for r in results
     ]
     return "\n".join(lines)
@@ -662,19 +810,21 @@ def mb(memory: Memory | None) -> str:
 
 
 def report(results: list[dict]) -> str:
-    head = ["articles", "workers", "cold start", "warm start", "live", "edit p50", "edit max"]
+    head = ["articles", "workers", "cold start", "cold → live", "warm start", "live"]
+    head += ["edit p50", "edit max"]
     head += ["RSS/PSS MB warm", "RSS/PSS MB after crawl"]
     rows = [
         [
             f"{r['size']:,}",
             str(r["workers"]),
             f"{r['cold']:.2f} s",
+            f"{r['cold_live']:.2f} s",
             f"{r['warm']:.2f} s ({r['warm_cpu']:.2f} s CPU)",
             f"{r['live']:.2f} s ({r['live_cpu']:.2f} s CPU)",
             f"{r['edit_p50'] * 1000:.0f} ms",
             f"{r['edit_max'] * 1000:.0f} ms",
             mb(r["warm_mem"]),
-            mb(r.get("crawl_mem")) + (f" ({r['crawled']} feeds)" if "crawled" in r else ""),
+            mb(r.get("crawl_mem")) + (f" ({r['crawled']} documents)" if "crawled" in r else ""),
         ]
         for r in results
     ]
@@ -709,11 +859,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold-phases", action="store_true", help="a first start's phases in this process"
     )
+    parser.add_argument(
+        "--memory", action="store_true", help="memory only, warm and after crawls (--against)"
+    )
+    parser.add_argument(
+        "--crawl-pages",
+        type=int,
+        default=0,
+        help="with --memory or --crawl: the pages too, every Nth article page",
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="first starts only: every feed served, live"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     load = os.getloadavg()
     results = []
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.cold:
+        trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(",") if t)]
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            for size in sizes:
+                results += cold_start(size, trees, args.repeats, Path(tmp))
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(cold_report(results))
+        return 0
     if args.cold_phases:
         with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
             results = [cold_phases(size, Path(tmp)) for size in sizes]
@@ -725,6 +895,15 @@ def main(argv: list[str] | None = None) -> int:
             results = [edit_cpu(size, args.edits, Path(tmp)) for size in sizes]
         print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
         print(in_process_report(results))
+        return 0
+    if args.memory:
+        trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(",") if t)]
+        with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
+            for size in sizes:
+                for workers in (int(w) for w in args.workers.split(",")):
+                    results += memory_side_by_side(size, workers, trees, args, Path(tmp))
+        print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
+        print(memory_report(results))
         return 0
     if args.against:
         trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(","))]

@@ -12,6 +12,7 @@ from .edge import EdgePolicy
 from .fastpath import FastPath, SitePrefix
 from .pages import Pages
 from .purge import Purger
+from .renderlink import answering
 from .settings import Settings, SettingsError
 from .store import ContentStore
 from .watcher import ContentWatcher
@@ -51,5 +52,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.wsgi_app = FastPath(app.wsgi_app, store, pages, edge)
     if settings.path_prefix.rstrip("/"):
         app.wsgi_app = SitePrefix(app.wsgi_app, settings.path_prefix)
+    # Following workers ask the publisher for what they hold no site for (renderlink.py).
+    store.share_with_followers(answering(store, pages, app.wsgi_app))
     cli.init_app(app)
     return app

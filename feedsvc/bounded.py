@@ -11,6 +11,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
+from .heap import Reclaimer
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -25,6 +27,8 @@ class BoundedCache(Generic[K, V]):
         self._size = size
         self._used = 0
         self._lock = threading.Lock()
+        # What is dropped is freed, but malloc keeps the pages unless told to give them back.
+        self._reclaimer = Reclaimer()
 
     def get(self, key: K) -> V | None:
         """Return the value kept under `key`, marking it recently used; None if none."""
@@ -40,6 +44,7 @@ class BoundedCache(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         """Keep `value` under `key`, dropping the least recently used when over budget."""
         size = self._size(value)
+        freed = 0
         with self._lock:
             if key in self._entries or size > self._budget:
                 return
@@ -48,3 +53,6 @@ class BoundedCache(Generic[K, V]):
             while self._used > self._budget:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._used -= dropped
+                freed += dropped
+        if freed:
+            self._reclaimer.freed(freed)

@@ -39,8 +39,9 @@ ARCHIVE_MAX_AGE = 86400
 # Bytes of tag, author and archive feeds kept rendered; beyond this, the least recently
 # used are rendered again on demand (same bytes, so the same ETag and Last-Modified).
 # A crawl of every feed fills it, on top of the articles: at 100,000 of them, whose
-# nearly 12,000 feed documents no budget holds anyway, 32 MB keeps a thousand tag feeds.
-RENDER_CACHE_BYTES = 32 * 1024 * 1024
+# nearly 12,000 feed documents no budget holds anyway, 16 MB keeps the 500 feeds most
+# recently asked for (pollers keep theirs; a crawler's are rendered again when asked).
+RENDER_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class ValidatorHistory:
@@ -74,6 +75,18 @@ class ValidatorHistory:
             if self.backing is not None:
                 self.backing.record_validator(path, digest, moment)
             return moment
+
+    def seen(self, path: str) -> tuple[bytes, int] | None:
+        """Return the digest and Last-Modified last given for `path` here, if any."""
+        with self._lock:
+            return self._seen.get(path)
+
+    def remember(self, validators: dict[str, tuple[bytes, int]]) -> None:
+        """Start from validators served before (a first look's): Last-Modified only rises."""
+        with self._lock:
+            for path, seen in validators.items():
+                if seen is not None:
+                    self._seen.setdefault(path, seen)
 
 
 class RenderCache:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from .addresses import HEALTHZ
+from .addresses import HEALTHZ, MEDIA
 from .edge import EdgePolicy
 from .pages import Pages
+from .renderlink import replay
 from .responses import wsgi_respond
 from .store import ContentStore
 
 HEALTHZ_PATH = f"/{HEALTHZ}"
+# Files, not documents: answered by Flask, in a follower too.
+FILE_PREFIXES = (f"/{MEDIA}/", "/static/")
 
 
 class FastPath:
@@ -40,7 +43,13 @@ class FastPath:
         if rep is None:
             if path == HEALTHZ_PATH and self.store.stored_publication() is not None:
                 return self.app(environ, start_response)
-            rep = self.pages.answer(self.store.snapshot(), path, root)
+            if path.startswith(FILE_PREFIXES):  # no document: Flask serves the file
+                return self.app(environ, start_response)
+            # A follower holding no site asks the publisher (renderlink.py).
+            borrowed = self.store.borrowed_answer(environ, path, root)
+            if isinstance(borrowed, tuple):
+                return replay(*borrowed, start_response)
+            rep = borrowed or self.pages.answer(self.store.snapshot(), path, root)
         if rep is not None:
             now = time.time()
             extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)

@@ -4,8 +4,9 @@ A worker that does not publish need not hold the site: the publisher records, wi
 publication, its site and section feeds rendered with their validators (the stored
 publication, see stored.py). A follower answers those from here, taking up each new
 publication as the publisher announces it, and holds no article; whatever else is asked
-of it (a page, a tag feed, the OPML file) makes it load the site from the index, as
-every follower did before (see ContentStore._serve_live).
+of it (a page, a tag or author feed, an archive, the OPML file) it asks of the publisher
+(renderlink.py) and keeps, within a budget, for the publication it serves. Only when no
+publisher can be reached does it load the site from the index (ContentStore._serve_live).
 """
 
 from __future__ import annotations
@@ -15,11 +16,19 @@ import logging
 import threading
 import time
 
+from .bounded import BoundedCache
 from .index import ContentIndex
+from .renderlink import Answer, PublisherLink, representation_of
 from .responses import IDENTITY, Representation
 from .stored import StoredPublication, followed_publication
 
 log = logging.getLogger(__name__)
+
+# The documents a follower keeps as the publisher answered them (pages, tag, author and
+# archive feeds, the OPML file), least recently used dropped first: within an extra
+# worker's memory budget however many a crawler asks for. Small: the publisher keeps its
+# renderings, so a miss costs a round trip on a local socket, not a rendering.
+BORROWED_BYTES = 2 * 1024 * 1024
 
 
 class FollowedFeeds:
@@ -30,8 +39,12 @@ class FollowedFeeds:
     then serves the same validators from the same moment.
     """
 
-    def __init__(self, index: ContentIndex):
+    def __init__(self, index: ContentIndex, link: PublisherLink | None = None):
         self._index = index
+        self._link = link
+        # (root, path) → the publisher's answer for the publication served: a new cache with
+        # each publication, as the publisher renders its pages once per publication.
+        self._borrowed = _new_borrowed()
         self._lock = threading.Lock()
         self._current: StoredPublication | None = None
         self._pending: tuple[StoredPublication, int] | None = None
@@ -45,6 +58,7 @@ class FollowedFeeds:
             with self._lock:
                 if self._pending is pending:
                     self._current, self._pending = pending[0], None
+                    self._borrowed = _new_borrowed()
         return self._current
 
     def newest(self) -> StoredPublication | None:
@@ -57,6 +71,7 @@ class FollowedFeeds:
         with self._lock:
             self._current, self._pending = publication, None
             self._seen = None
+            self._borrowed = _new_borrowed()
 
     def take_up(self) -> bool:
         """Read the index's last publication and serve it when due; tell whether it can be.
@@ -87,9 +102,43 @@ class FollowedFeeds:
         log.debug("following publication %d from the index", publication.generation)
         return True
 
+    def borrow(self, request: dict, keep_trying) -> Representation | Answer | None:
+        """Return the publisher's answer to `request`: a document (kept), or a whole response.
+
+        None when no publisher answers (see PublisherLink.ask): the caller loads the site.
+        """
+        current = self.current()
+        if current is None or self._link is None:
+            return None
+        borrowed, key = self._borrowed, (request["root"], request["path"])
+        rep = borrowed.get(key)
+        if rep is not None:
+            return rep
+        answer = self._link.ask(request, keep_trying)
+        if answer is None:
+            return None
+        head, body = answer
+        if "document" not in head:
+            return answer
+        rep = representation_of(head, body)
+        if head["generation"] == current.generation:  # else answered for another publication
+            borrowed.put(key, rep)
+        return rep
+
     def close(self) -> None:
-        """Close this process's connection to the index."""
+        """Close this process's connections to the index and the publisher."""
         self._index.close()
+        if self._link is not None:
+            self._link.close()
+
+
+def _new_borrowed() -> BoundedCache[tuple[str, str], Representation]:
+    return BoundedCache(BORROWED_BYTES, _borrowed_size)
+
+
+def _borrowed_size(rep: Representation) -> int:
+    """Count a document at twice its plain bytes: its compressed codings come when asked."""
+    return 2 * len(rep.variants[IDENTITY].body) + 1024
 
 
 def _same_or(old: Representation | None, new: Representation) -> Representation:

@@ -11,9 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
-
 # Pillow's format names → the media types feeds publish.
 _MEDIA_TYPES = {
     "JPEG": "image/jpeg",
@@ -38,6 +35,10 @@ class ImageFacts:
 
 def read_image_facts(path: Path) -> ImageFacts | None:
     """Read an image file's size and type from its header; None if it is not an image."""
+    # Imported here: a worker that follows the publisher reads no image (nor loads Pillow).
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
     try:
         with PILImage.open(path) as picture:
             mime_type = _MEDIA_TYPES.get(picture.format or "") or picture.get_format_mimetype()

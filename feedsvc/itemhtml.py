@@ -22,7 +22,7 @@ from .settings import Settings
 # makes Python keep every character of a string in 2 bytes, an emoji in 4; counted in
 # characters, 8M of them held 16 MB after a crawl of every feed. The items of every
 # subscription feed fit many times over (50 items of 10 kB: 0.5-1 MB each).
-ITEM_HTML_MEMO_BYTES = 16 * 1024 * 1024
+ITEM_HTML_MEMO_BYTES = 8 * 1024 * 1024
 # Bytes of feed items made of that HTML (RSS and Atom entries, JSON items) kept besides.
 # The items of every subscription feed fit: at 8 sections of 50 items, 400 articles in RSS
 # and Atom (about 19 kB each with 6 kB of HTML, measured) and up to 800 in JSON (8 kB each;

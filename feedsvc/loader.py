@@ -12,12 +12,19 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
+import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
 from pathlib import Path
+from stat import S_ISREG
 
 from . import editorial
 from .addresses import RESERVED_SLUGS
@@ -27,7 +34,14 @@ from .isolate import run_isolated
 from .limits import needs_isolation
 from .media import MEDIA_DIR, media_sizes, with_media_facts
 from .models import Article, ContentError, Section, Site
-from .parsing import SLUG, ParseContext, parse_article, parse_section_index
+from .parsing import (
+    SLUG,
+    ParseContext,
+    parse_article,
+    parse_section_index,
+    quick_article,
+    quick_front_fields,
+)
 from .settings import Settings
 from .storedform import stored_form
 
@@ -115,14 +129,16 @@ def read_content_files(
     sizes: Mapping[str, int],
     previous: Mapping[str, FileState] | None = None,
     progress: Callable[[], None] | None = None,
+    per_process: int | None = None,
 ) -> dict[str, FileState]:
     """Read many content files; a large tree is parsed by one process per CPU.
 
     A failed read keeps the previous good result of that file, as read_content_file does.
+    `per_process`: the fewest files per CPU worth a worker process (PARALLEL_MIN_FILES).
     """
     rels = list(rels)
     previous = previous or {}
-    chunks = _chunks(rels)
+    chunks = _chunks(rels, per_process)
     states = None
     if len(chunks) > 1:
         states = _read_in_processes(root, chunks, settings, sizes, progress)
@@ -141,15 +157,138 @@ def read_content_files(
     return states
 
 
-def _chunks(rels: list[str]) -> list[list[str]]:
-    workers = min(os.cpu_count() or 1, len(rels) // PARALLEL_MIN_FILES)
+def read_front_matters(
+    root: Path, rels: Iterable[str], settings: Settings, sizes: Mapping[str, int]
+) -> dict[str, FileState]:
+    """Read many content files' front matter only (a first look): their articles' bodies
+    are empty, unchecked and unrendered, and no media file is looked at.
+
+    About a third of a full read's CPU per file: what listings and feed selection need.
+    """
+    rels = list(rels)
+    chunks = _chunks(rels)
+    states = None
+    if len(chunks) > 1:
+        states = _read_in_processes(root, chunks, settings, sizes, None, body=False)
+    if states is None:
+        context = parse_context(settings)
+        with cycle_collection_paused():
+            states = {rel: look_content_file(root, rel, context, sizes) for rel in rels}
+    return states
+
+
+class BackgroundRead:
+    """Every file read in full by worker processes at a low priority, kept until asked for.
+
+    A first start's full read (see firstlook.py): it starts as soon as a first look has read
+    every front matter, and uses the CPU the first look leaves idle (a niced process gives
+    way to the first look; see hurry). What they read waits, pickled in a private temporary
+    folder (not in their memory, nor in the pipe), until result() takes it: taking it up
+    costs the serving process nothing before then.
+    """
+
+    NICENESS = 10
+    BATCH_FILES = 2000  # files read, then written out, at a time
+
+    def __init__(self, root: Path, rels: Iterable[str], settings: Settings, sizes):
+        self.rels = list(rels)
+        self.started_at = time.time()  # before any file is read: as an index entry's time
+        self._lock = threading.Lock()
+        self._taken = False
+        self._workers: list[tuple] = []
+        self._folder = tempfile.mkdtemp(prefix="feedsvc-read-behind-")  # ours only (0700)
+        count = min(os.cpu_count() or 1, max(1, len(self.rels) // PARALLEL_MIN_FILES))
+        context = multiprocessing.get_context("fork")
+        try:
+            for n in range(count):
+                reader, writer = context.Pipe(duplex=False)
+                folder = f"{self._folder}/{n}-"
+                args = (root, self.rels[n::count], settings, sizes, folder, reader, writer)
+                process = context.Process(target=_read_behind, args=args, daemon=True)
+                process.start()  # AssertionError where this process may not start any
+                writer.close()
+                self._workers.append((process, reader))
+        except BaseException:
+            self.close()
+            raise
+
+    def result(self) -> dict[str, FileState] | None:
+        """Wait for every file's state; None if a process failed (read them as usual)."""
+        with self._lock:
+            if self._taken:
+                return None
+            self._taken = True
+            states: dict[str, FileState] = {}
+            try:
+                # Each batch taken up as soon as it is written: while the others are read.
+                readers = [reader for _, reader in self._workers]
+                while readers:
+                    for reader in wait(readers):
+                        name = reader.recv()
+                        if name is None:  # that process is done
+                            readers.remove(reader)
+                            continue
+                        with open(name, "rb") as batch:
+                            for state in pickle.load(batch):
+                                states[state.rel] = state
+                        os.unlink(name)
+            except (EOFError, OSError, pickle.UnpicklingError) as exc:
+                log.warning("the full read behind the first look failed (%s); reading again", exc)
+                states = None
+            self._stop()
+            return states
+
+    def hurry(self) -> None:
+        """Give the processes the usual priority again, where this process may (root may):
+        once the first look answers, nothing is more urgent than the live snapshot."""
+        for process, _ in self._workers:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, process.pid, 0)
+
+    def close(self) -> None:
+        """Stop the processes if their result is not wanted (the store closed)."""
+        with self._lock:
+            self._taken = True
+            self._stop()
+
+    def _stop(self) -> None:
+        for process, reader in self._workers:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            reader.close()
+        self._workers = []
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _read_behind(root, rels, settings, sizes, prefix: str, reader, writer) -> None:
+    """A BackgroundRead's process: read its files at a low priority, a batch at a time
+    written out to a file named `prefix`… whose name it sends; None once done."""
+    reader.close()
+    os.nice(BackgroundRead.NICENESS)
+    with contextlib.suppress(BrokenPipeError):  # no longer wanted: the reader is gone
+        for start in range(0, len(rels), BackgroundRead.BATCH_FILES):
+            batch = rels[start : start + BackgroundRead.BATCH_FILES]
+            states = _read_chunk(root, batch, settings, sizes)
+            name = f"{prefix}{start}.pickle"
+            with open(name, "wb") as out:
+                pickle.dump(states, out, protocol=pickle.HIGHEST_PROTOCOL)
+            writer.send(name)
+        writer.send(None)
+    writer.close()
+
+
+def _chunks(rels: list[str], per_process: int | None = None) -> list[list[str]]:
+    workers = min(os.cpu_count() or 1, len(rels) // (per_process or PARALLEL_MIN_FILES))
     if workers < 2:
         return [rels]
     count = workers * 4  # more chunks than workers: even load, smoother progress
     return [rels[i::count] for i in range(count)]
 
 
-def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, FileState] | None:
+def _read_in_processes(
+    root, chunks, settings, sizes, progress, body: bool = True
+) -> dict[str, FileState] | None:
     """Parse chunks in worker processes; None where this process may not start any."""
     workers = min(os.cpu_count() or 1, len(chunks))
     states: dict[str, FileState] = {}
@@ -157,10 +296,14 @@ def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, Fil
         # fork: no re-import of the server's main module; the children only parse and exit.
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            jobs = [pool.submit(_read_chunk, root, chunk, settings, sizes) for chunk in chunks]
+            jobs = [
+                pool.submit(_read_chunk, root, chunk, settings, sizes, body) for chunk in chunks
+            ]
             with cycle_collection_paused():  # 100,000 states kept: see its docstring
                 for job in as_completed(jobs):
                     for state in job.result():
+                        if not body:
+                            state = _looked(root, state)
                         states[state.rel] = state
                         if progress is not None:
                             progress()
@@ -170,14 +313,17 @@ def _read_in_processes(root, chunks, settings, sizes, progress) -> dict[str, Fil
     return states
 
 
-def _read_chunk(root, rels, settings, sizes) -> list[TakenState]:
+def _read_chunk(root, rels, settings, sizes, body: bool = True) -> list:
     """Read files in a reader process; each state comes with its stored form for the index.
 
     They travel as one pickle (names shared, quick to take in); the stored forms, made
-    here rather than in the process recording them, are bytes within it.
+    here rather than in the process recording them, are bytes within it (TakenState).
     """
     context = parse_context(settings)
     with cycle_collection_paused():
+        if not body:  # a first look: plain tuples where it could (see _look)
+            zones: dict = {}
+            return [_look(root, rel, context, sizes, zones) for rel in rels]
         states = [read_content_file(root, rel, context, sizes) for rel in rels]
         return [_taken_state(FileState.__reduce__(s)[1], stored_form(s)) for s in states]
 
@@ -305,10 +451,12 @@ def read_content_file(
     context: ParseContext,
     sizes: Mapping[str, int],
     previous: FileState | None = None,
+    body: bool = True,
 ) -> FileState:
     """Read and parse one content file; a failure keeps `previous`'s good result.
 
     `sizes` are the media files' sizes, for the lead image's enclosure length.
+    `body=False`: the front matter only (see read_front_matters).
     """
     path = root / rel
     section, name = rel.split("/", 1)
@@ -325,6 +473,9 @@ def read_content_file(
             data = _read_bytes(path, root, stat.st_size)
             digest = hashlib.sha256(rel.encode() + b"\0" + data).digest()
             text = _decode(path, data)
+            if not body:
+                result = _parse_text(text, str(path), section, name, context, body=False)
+                return FileState(rel, fingerprint, mtime, result, None, digest)
             result = _parse(text, str(path), section, name, context)
             if isinstance(result, Article):
                 result = replace(result, file_mtime=mtime)
@@ -336,6 +487,64 @@ def read_content_file(
     return FileState(rel, fingerprint, mtime, kept, problem, digest)
 
 
+# A first look reads this much of a file, where front matter nearly always ends.
+LOOK_BYTES = 4096
+
+
+def look_content_file(
+    root: Path, rel: str, context: ParseContext, sizes: Mapping[str, int]
+) -> FileState:
+    """Read one article's front matter for a first look, from the start of its file only.
+
+    The fields that select feed items, read without YAML (see parsing.quick_front_fields)
+    from the first LOOK_BYTES; the state has no digest. Anything unusual (a link, a section
+    index, a large file, front matter running on or not simply written, a draft, a problem)
+    is read as read_content_file(body=False) reads it.
+    """
+    return _looked(root, _look(root, rel, context, sizes, {}))
+
+
+def _look(root: Path, rel: str, context: ParseContext, sizes: Mapping[str, int], zones: dict):
+    """Return a file's first look as a FileState, or, where read quickly, as a plain tuple
+    (rel, fingerprint, mtime, title, date, updated, id): what a worker process sends back
+    quickest. `zones`: one time zone object per offset, so a chunk's results pickle them once.
+    """
+    path = f"{root}/{rel}"
+    name = rel.split("/", 1)[1]
+    fields = None
+    try:
+        stat = os.lstat(path)
+        if name != SECTION_INDEX and S_ISREG(stat.st_mode) and stat.st_size <= MAX_FILE_BYTES:
+            with open(path, "rb", buffering=0) as file:
+                head = file.read(LOOK_BYTES)
+            if len(head) < stat.st_size:
+                head = head[: head.rindex(b"\n") + 1]  # no character cut in two
+            if SLUG.match(name[: -len(".md")]):
+                fields = quick_front_fields(head.decode("utf-8"), context)
+    except (OSError, ValueError):
+        fields = None
+    if fields is None or context.preview:
+        return read_content_file(root, rel, context, sizes, body=False)
+    title, date, updated, explicit_id = fields
+    # By offset: fixed_offset gives one kind of zone per offset.
+    date = date.replace(tzinfo=zones.setdefault(date.utcoffset(), date.tzinfo))
+    updated = updated.replace(tzinfo=zones.setdefault(updated.utcoffset(), updated.tzinfo))
+    fingerprint = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return (rel, fingerprint, stat.st_mtime, title, date, updated, explicit_id)
+
+
+def _looked(root: Path, looked) -> FileState:
+    """Return the FileState of a first look _look made (from a tuple, or as it is)."""
+    if isinstance(looked, FileState):
+        return looked
+    rel, fingerprint, mtime, title, date, updated, explicit_id = looked
+    section, name = rel.split("/", 1)
+    article = quick_article(
+        section, name[: -len(".md")], f"{root}/{rel}", title, date, updated, explicit_id
+    )
+    return FileState(rel, fingerprint, mtime, article)
+
+
 def _parse(text: str, path: str, section: str, name: str, context: ParseContext):
     """Parse here, or, for a file no normal article resembles, in a child that may fail."""
     if needs_isolation(text):
@@ -343,10 +552,12 @@ def _parse(text: str, path: str, section: str, name: str, context: ParseContext)
     return _parse_text(text, path, section, name, context)
 
 
-def _parse_text(text: str, path: str, section: str, name: str, context: ParseContext):
+def _parse_text(
+    text: str, path: str, section: str, name: str, context: ParseContext, body: bool = True
+):
     if name == SECTION_INDEX:
         return parse_section_index(text, path, section)
-    return parse_article(text, path, section, name[: -len(".md")], context)
+    return parse_article(text, path, section, name[: -len(".md")], context, body)
 
 
 def _read_bytes(path: Path, root: Path, size: int) -> bytes:

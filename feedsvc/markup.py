@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import html
 import re
-from functools import partial
+from functools import cache, partial
 from html.parser import HTMLParser
-
-import nh3
-from markdown_it_pyrs import MarkdownIt
+from typing import TYPE_CHECKING
 
 from .embeds import degrade_embeds
 from .urls import absolute_url, scheme_of
+
+if TYPE_CHECKING:
+    import nh3
+    from markdown_it_pyrs import MarkdownIt
 
 EXCERPT_LENGTH = 280
 
@@ -31,21 +33,31 @@ _WINDOWS_1252 = {
 
 # Link schemes kept in feeds; any other (javascript:, data:, …) loses its link.
 _FEED_URL_SCHEMES = {"http", "https", "mailto", "tel", "sms", "ftp", "geo", "xmpp"}
-# Beyond the sanitiser's defaults: media elements and responsive images, which feed
-# readers show and the W3C Feed Validator counts as safe (not controls that run scripts).
-_FEED_TAGS = nh3.ALLOWED_TAGS | {"video", "audio", "source", "track", "picture"}
-_FEED_ATTRIBUTES = {
-    **nh3.ALLOWED_ATTRIBUTES,
-    "img": nh3.ALLOWED_ATTRIBUTES["img"] | {"srcset", "sizes", "title"},
-    "video": {"src", "poster", "controls", "width", "height", "preload"},
-    "audio": {"src", "controls", "preload"},
-    "source": {"src", "srcset", "type", "media", "sizes"},
-    "track": {"src", "label"},
-}
-# Built once: configuring a sanitiser costs more than cleaning a typical body with it.
-_FEED_CLEANER = nh3.Cleaner(
-    tags=_FEED_TAGS, attributes=_FEED_ATTRIBUTES, url_schemes=_FEED_URL_SCHEMES, link_rel=None
-)
+
+
+@cache
+def _feed_cleaner() -> nh3.Cleaner:
+    """Return the feeds' sanitiser, built once: configuring one costs more than cleaning a
+    typical body. Imported on first use: a worker that follows the publisher cleans nothing.
+    """
+    import nh3
+
+    # Beyond the sanitiser's defaults: media elements and responsive images, which feed
+    # readers show and the W3C Feed Validator counts as safe (not controls that run scripts).
+    tags = nh3.ALLOWED_TAGS | {"video", "audio", "source", "track", "picture"}
+    attributes = {
+        **nh3.ALLOWED_ATTRIBUTES,
+        "img": nh3.ALLOWED_ATTRIBUTES["img"] | {"srcset", "sizes", "title"},
+        "video": {"src", "poster", "controls", "width", "height", "preload"},
+        "audio": {"src", "controls", "preload"},
+        "source": {"src", "srcset", "type", "media", "sizes"},
+        "track": {"src", "label"},
+    }
+    return nh3.Cleaner(
+        tags=tags, attributes=attributes, url_schemes=_FEED_URL_SCHEMES, link_rel=None
+    )
+
+
 # In the sanitiser's output every "<" of text is escaped and every value double-quoted, so
 # these find exactly the tags, and the URLs in them, to make absolute.
 _CLEAN_TAG = re.compile(r"""<[a-zA-Z][^\s/>]*(?:\s+[^\s="/>]+(?:="[^"]*")?)*\s*/?>""")
@@ -70,12 +82,35 @@ _MEDIA_URL = re.compile(
 )
 
 
-def new_markdown() -> MarkdownIt:
-    """Return a CommonMark renderer; raw HTML in a body is kept, it is the author's markup."""
-    return MarkdownIt("commonmark")
+class CommonMark:
+    """A CommonMark renderer, made on first use: a process that never parses (a worker
+    following the publisher) never loads the parser. Raw HTML in a body is kept: it is
+    the author's markup."""
+
+    __slots__ = ("_renderer",)
+
+    def __init__(self) -> None:
+        self._renderer: MarkdownIt | None = None
+
+    def render(self, text: str) -> str:
+        """Return `text` rendered as HTML."""
+        renderer = self._renderer
+        if renderer is None:
+            from markdown_it_pyrs import MarkdownIt
+
+            renderer = self._renderer = MarkdownIt("commonmark")
+        return renderer.render(text)
+
+    def __reduce__(self) -> tuple:  # sent to a parsing process, which makes its own
+        return (CommonMark, ())
 
 
-def render_markdown(markdown: MarkdownIt, body: str) -> tuple[str, str]:
+def new_markdown() -> CommonMark:
+    """Return a CommonMark renderer (see CommonMark)."""
+    return CommonMark()
+
+
+def render_markdown(markdown: CommonMark, body: str) -> tuple[str, str]:
     """Render a CommonMark body; return (html, its first text: the default summary)."""
     body_html = markdown.render(body)
     return body_html, first_text(body_html)
@@ -227,7 +262,7 @@ def with_image_sizes(body_html: str, sizes: tuple[tuple[str, int, int], ...]) ->
 
 def feed_safe_html(html: str, site_url: str, base_url: str) -> str:
     """Return HTML fit for a feed: no scripts or handlers, every link and image absolute."""
-    clean = _FEED_CLEANER.clean(degrade_embeds(html))
+    clean = _feed_cleaner().clean(degrade_embeds(html))
     return _CLEAN_TAG.sub(partial(_absolute_tag, site_url, base_url), clean)
 
 

@@ -13,9 +13,8 @@ from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 import yaml
-from markdown_it_pyrs import MarkdownIt
 
-from .dates import DateError, to_datetime
+from .dates import DateError, fixed_offset, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
 from .embeds import lost_in_feeds
 from .images import ImageFactsCache
@@ -30,6 +29,7 @@ from .limits import (
 from .markup import (
     MISREAD_CHARS,
     XML_INVALID_CHARS,
+    CommonMark,
     excerpt,
     find_misread,
     find_xml_invalid,
@@ -47,6 +47,8 @@ from .models import (
     Image,
     RelatedLink,
     Section,
+    body_digest,
+    pack_html,
 )
 
 SLUG = re.compile(r"^[a-z0-9-]+$")
@@ -55,6 +57,8 @@ _CLOSING_FENCE = re.compile(r"^[ \t]*---[ \t]*\r?$", re.MULTILINE)
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # The date of an article taken down whose own date cannot be read: before any feed.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The digest and packed bytes of an empty body, which a front-matter-only parse gives.
+_EMPTY_BODY = (body_digest(pack_html("")), pack_html(""))
 
 
 class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -82,7 +86,7 @@ class ParseContext:
 
     timezone: tzinfo
     default_author: str
-    markdown: MarkdownIt = field(default_factory=new_markdown, compare=False)
+    markdown: CommonMark = field(default_factory=new_markdown, compare=False)
     # When the files are read: an `updated` later than this is reported.
     now: datetime = field(default_factory=lambda: datetime.now(UTC), compare=False)
     # Read a draft too, for its signed preview page.
@@ -165,17 +169,27 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
 
 
 def parse_article(
-    text: str, path: str, section: str, slug: str, context: ParseContext
+    text: str, path: str, section: str, slug: str, context: ParseContext, body: bool = True
 ) -> Article | None:
-    """Parse an article file's text; None for a draft, ContentError naming the field at fault."""
+    """Parse an article file's text; None for a draft, ContentError naming the field at fault.
+
+    `body=False`: the front matter only (a first look, see store.py): the body is neither
+    checked nor rendered, and the article carries an empty one and no summary cut from it.
+    """
     if not SLUG.match(slug):
         raise ContentError(path, None, f"article slug {slug!r} must match [a-z0-9-]+")
-    front, body = split_front_matter(text, path)
+    if not body and not context.preview:
+        quick = _quick_front(text, path, section, slug, context)
+        if quick is not None:
+            return quick
+    front, text_body = split_front_matter(text, path)
     fields = front.fields
     if str(fields.get("draft")).lower() in ("true", "yes") and not context.preview:
         return None
     try:
-        return _article(front, body, section, slug, context)
+        if not body:
+            return _front_only(front, section, slug, context)
+        return _article(front, text_body, section, slug, context)
     except ContentError as error:
         if fields.get("takedown") in (None, False, ""):
             raise
@@ -215,6 +229,184 @@ def _taken_down_anyway(
         takedown=takedown,
         takedown_date=when,
     )
+
+
+def _front_only(front: FrontMatter, section: str, slug: str, context: ParseContext) -> Article:
+    """Parse what selecting and counting a feed's items needs; the body stays unread (empty).
+
+    Every field is checked as a full parse checks it (a bad one refuses the file), but
+    tags, authors, links and the image are left out: what a feed shows is read in full.
+    """
+    path, fields = front.path, front.fields
+    _authors(front, context.default_author)
+    _string_list(front, "tags")
+    _related(front)
+    _image(front)
+    date = _date_field(front, "date", context.timezone)
+    updated = _date_field(front, "updated", context.timezone) if "updated" in fields else date
+    aliases, _ = parse_aliases(fields.get("aliases"), front.line_of("aliases"), path)
+    takedown, takedown_date, _ = parse_takedown(
+        fields.get("takedown"), front.line_of("takedown"), path, context.timezone
+    )
+    in_feeds, _ = parse_feeds_flag(fields.get("feeds"), front.line_of("feeds"), path)
+    dek = _optional_text(front, "summary")
+    return Article(
+        section=section,
+        slug=slug,
+        title=_required_text(front, "title"),
+        date=date,
+        updated=max(updated, date),
+        authors=(),
+        summary=dek,
+        body=Body(_EMPTY_BODY[0], path, _EMPTY_BODY[1]),
+        dek=dek,
+        explicit_id=_optional_text(front, "id") or None,
+        source_path=path,
+        id_line=front.line_of("id") if "id" in fields else None,
+        aliases=aliases,
+        aliases_line=front.line_of("aliases") if aliases else None,
+        in_feeds=in_feeds,
+        takedown=takedown,
+        takedown_date=takedown_date,
+    )
+
+
+# A top-level "key: value" line of front matter, and values that YAML reads as the text
+# written: a double- or single-quoted string without escapes, or an ISO date left as text.
+_QUICK_LINE = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*\r?")
+_QUICK_QUOTED = re.compile(r'"([^"\\]*)"|\'([^\']*)\'')
+_QUICK_DATE = re.compile(
+    r"\d{4}-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d(?:\.\d+)?)?[ \t]*(?:Z|[+-]\d\d:?\d\d)?)?"
+)
+_QUICK_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s#\"'\[\]{}]+")
+_QUICK_PLAIN_TITLE = re.compile(r"[A-Za-z0-9\u00c0-\uffff][^#:]*")
+# Fields whose values the quick read leaves to YAML: rare, and each changes selection.
+_QUICK_REFUSED = frozenset({"draft", "feeds", "takedown", "aliases"})
+
+
+def _quick_front(
+    text: str, path: str, section: str, slug: str, context: ParseContext
+) -> Article | None:
+    """Read the fields feed selection needs from front matter written the usual simple way,
+    without YAML; None for anything else, which the YAML parse reads (and checks) instead.
+
+    For a first look only (see firstlook.py): nothing else is checked, and what a feed shows
+    is read in full.
+    """
+    fields = quick_front_fields(text, context)
+    return None if fields is None else quick_article(section, slug, path, *fields)
+
+
+def quick_article(
+    section: str,
+    slug: str,
+    path: str,
+    title: str,
+    date: datetime,
+    updated: datetime,
+    explicit_id: str | None,
+) -> Article:
+    """Return the article a first look knows from quick_front_fields: no body, no summary."""
+    return Article(
+        section=section,
+        slug=slug,
+        title=title,
+        date=date,
+        updated=updated,
+        authors=(),
+        summary="",
+        body=Body(_EMPTY_BODY[0], path, _EMPTY_BODY[1]),
+        explicit_id=explicit_id,
+        source_path=path,
+    )
+
+
+def quick_front_fields(
+    text: str, context: ParseContext
+) -> tuple[str, datetime, datetime, str | None] | None:
+    """Return title, date, updated and id as _quick_front reads them, or None (see there)."""
+    text = text.removeprefix("\ufeff")
+    if not text.startswith("---\n"):
+        return None
+    closing = _CLOSING_FENCE.search(text, 4)
+    if closing is None:
+        return None
+    values: dict[str, str] = {}
+    key = None
+    for line in text[4 : closing.start()].split("\n"):
+        if not line or line[0] in " \t-#":
+            if key in values and line.strip() and not line.lstrip().startswith("#"):
+                return None  # a value of a field read here runs on: YAML reads it
+            continue
+        match = _QUICK_LINE.fullmatch(line)
+        if match is None:
+            return None
+        key, value = match.groups()
+        if key in _QUICK_REFUSED:
+            return None
+        if key in ("title", "date", "updated", "id"):
+            if key in values or value is None:
+                return None
+            values[key] = value
+    title, date_text = values.get("title"), values.get("date")
+    if not title or not date_text:
+        return None
+    quoted = _QUICK_QUOTED.fullmatch(title)
+    plain = _QUICK_PLAIN_TITLE.fullmatch(title) and title.lower() != "null"
+    if not (quoted and any(quoted.groups())) and not plain:
+        return None
+    moments = []
+    for value in (date_text, values.get("updated", date_text)):
+        if moments and value == date_text:
+            moments.append(moments[0])
+            continue
+        quoted = _QUICK_QUOTED.fullmatch(value)
+        if quoted:  # any text, as YAML gives it
+            value = next(g for g in quoted.groups() if g is not None)
+            if date_text_problem(value):
+                return None
+        elif not _QUICK_DATE.fullmatch(value):  # plain: only what YAML leaves as text
+            return None
+        try:
+            moments.append(_quick_moment(value, context.timezone))
+        except DateError:
+            return None
+    explicit_id = values.get("id")
+    if explicit_id is not None:
+        quoted = _QUICK_QUOTED.fullmatch(explicit_id)
+        if quoted:
+            explicit_id = next(g for g in quoted.groups() if g is not None)
+        elif not _QUICK_URI.fullmatch(explicit_id):
+            return None
+        explicit_id = _clean(explicit_id)
+    date, updated = moments
+    return title, date, max(updated, date), explicit_id or None
+
+
+# Two ways of writing a date that are common in articles from other systems, read exactly
+# as dateutil reads them but in a twentieth of its time: RFC 822 with a numeric offset
+# ("Mon, 02 Oct 2023 14:30:00 +0200") and "October 2, 2023 14:30" (English month names).
+_QUICK_DATE_FORMATS = ("%a, %d %b %Y %H:%M:%S %z", "%B %d, %Y %H:%M")
+
+
+def _quick_moment(text: str, default_tz: tzinfo) -> datetime:
+    """Return the instant to_datetime gives for `text`, for a first look's selection only.
+
+    ISO 8601 goes to to_datetime (its own quick path); the two forms above are read with
+    strptime, and anything else by to_datetime as well. The offset kept may be written
+    differently (a first look shows no article it read this way: those are read in full).
+    """
+    if text[:1].isdigit():
+        return to_datetime(text, default_tz)
+    for fmt in _QUICK_DATE_FORMATS:
+        try:
+            moment = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=default_tz)
+        return fixed_offset(moment)
+    return to_datetime(text, default_tz)
 
 
 def _article(

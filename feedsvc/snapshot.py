@@ -20,7 +20,9 @@ from .models import Article, Site
 from .responses import Representation
 
 # Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
-PAGE_CACHE_BYTES = 32 * 1024 * 1024
+# About a thousand pages (14 kB held for a 10 kB page): every section and tag page a
+# reader browses; a crawler's article pages come and go.
+PAGE_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class PageCache(BoundedCache[str, Representation]):

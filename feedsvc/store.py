@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +30,10 @@ from .editions import (
     content_last_modified,
 )
 from .feeds import FeedSpec
+from .firstlook import FirstLook, first_look
 from .following import FollowedFeeds
 from .health import assess
+from .heap import give_back_memory
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
 from .loader import (
@@ -46,6 +49,7 @@ from .loader import (
 from .models import Article, ContentError, Site
 from .opml import OPML_TYPE, render_opml
 from .publisher import FollowerAcks, PublishedMark, PublisherLock
+from .renderlink import Answer, PublisherLink, RenderService, request_for
 from .responses import Representation, build_representation
 from .settings import Settings
 from .snapshot import Snapshot
@@ -111,10 +115,18 @@ class ContentStore:
         self._stored: StoredPublication | None = None
         self._stored_looked = False
         self._stored_lock = threading.Lock()
+        # What a first look answered and read (firstlook.py), if one did, until the full
+        # read takes it up.
+        self._first: FirstLook | None = None
         self._loader: threading.Thread | None = None  # the load behind a stored publication
         # In a follower holding no site: the publisher's feeds it answers from the index
         # (see following.py); dropped once a request needs the site and it is loaded.
         self._followed: FollowedFeeds | None = None
+        # In the publisher: answers the followers' requests for what they hold no site for;
+        # and the generation of the snapshots it serves, (snapshot, generation) newest first,
+        # held weakly: an old snapshot (and the pages rendered in it) is not kept for this.
+        self._render_service: RenderService | None = None
+        self._generations: tuple[tuple[weakref.ref, int], ...] = ()
         # Built but not served until its visible_from, with what was served when it was
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
@@ -208,6 +220,8 @@ class ContentStore:
                 if not self._stored_looked and self._watcher_factory is not None:
                     if self._snapshot is None:  # one worker checks the files, the others trust it
                         self._stored = open_stored_publication(self.settings, self._publisher)
+                        if self._stored is None:
+                            self._stored = self._first_look()
                     following = self._snapshot is None and not self._publisher.held()
                     # A follower with a publication to answer from loads no site until a
                     # request needs one.
@@ -233,6 +247,27 @@ class ContentStore:
             return followed.current()
         return self._stored
 
+    def _first_look(self) -> StoredPublication | None:
+        """On a first start (an index with nothing published), in the process that
+        publishes: the site and section feeds made from a first look (firstlook.py)."""
+        if not self._publisher.held():
+            return None
+        index = ContentIndex.for_settings(self.settings)
+        try:
+            if index.generation():
+                return None  # a warm start: it reads only what changed, quicker than a look
+        finally:
+            index.close()
+        try:
+            found = first_look(self.settings)
+        except Exception:
+            log.exception("no first look: it failed; the content loads as usual")
+            return None
+        if found is None:
+            return None
+        self._first = found
+        return found.stored
+
     def _follow_from_index(self) -> bool:
         """Serve the publisher's feeds from the index, holding no site; tell whether this does.
 
@@ -240,7 +275,8 @@ class ContentStore:
         the process publishing now published. False when the publication cannot be
         answered from: then this process loads the site as before.
         """
-        followed = FollowedFeeds(ContentIndex.for_settings(self.settings))
+        link = PublisherLink(self.settings.state_dir) if self._render_service else None
+        followed = FollowedFeeds(ContentIndex.for_settings(self.settings), link)
         if self._stored is not None:
             followed.start_from(self._stored)
         else:
@@ -316,6 +352,7 @@ class ContentStore:
                     self.refresh()
                 else:
                     self._serve_live()
+                give_back_memory()  # what the load freed (rows read, files parsed)
         return self._snapshot
 
     def _serve_live(self) -> None:
@@ -331,6 +368,7 @@ class ContentStore:
         while True:
             if self._publisher.held():
                 self._following = False
+                self._answer_followers()
                 # Watching first, so an edit made during the first read is not missed; the
                 # watcher's thread waits for that read (it asks for the snapshot) before acting.
                 if self._watcher is None:  # else a follower's, taking over now
@@ -365,7 +403,7 @@ class ContentStore:
         if self._snapshot is None and followed is not None and followed.current() is not None:
             serving, generation = "index", followed.current().generation  # no site held
         elif self._snapshot is None:  # the stored publication, while this process loads
-            serving = "starting" if stored is None else "stored publication"
+            serving = "starting" if stored is None else stored.kind
             generation = generation if stored is None else stored.generation
         return {
             "role": "follower" if self._following else "publisher",
@@ -388,7 +426,40 @@ class ContentStore:
             log.info("process %s takes over publishing", os.getpid())
             self._following = False
             self._acks.forget()
+            self._answer_followers()
         return not self._following
+
+    def share_with_followers(self, answer: Callable[[dict], Answer]) -> None:
+        """Answer following workers' requests with `answer` whenever this process publishes."""
+        self._render_service = RenderService(self.settings.state_dir, answer)
+
+    def _answer_followers(self) -> None:
+        if self._render_service is not None:
+            self._render_service.start()
+
+    def borrowed_answer(
+        self, environ: dict, path: str, root: str
+    ) -> Representation | Answer | None:
+        """In a follower holding no site: the publisher's answer for `path` (see following.py).
+
+        None when this process holds a site, or no publisher answers: then it loads one.
+        """
+        followed = self._followed
+        if followed is None or self._snapshot is not None:
+            return None
+        request = request_for(environ, path, root)
+        return followed.borrow(request, lambda: self._followed is followed)
+
+    def answer_follower(
+        self, path: str, root: str, pages
+    ) -> tuple[Representation, int | None] | None:
+        """In the publisher: the document at `path` and its publication's generation, or None."""
+        snapshot = self.snapshot()
+        rep = pages.answer(snapshot, path, root)
+        if rep is None:
+            return None
+        generation = next((g for ref, g in self._generations if ref() is snapshot), None)
+        return rep, generation
 
     def publication_stamp(self) -> tuple | None:
         """Return what changes whenever the publisher publishes (one stat of a small file)."""
@@ -454,6 +525,8 @@ class ContentStore:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+        if self._render_service is not None:
+            self._render_service.close()
         for courier in (self._notifier, self._purger):
             if courier is not None:
                 courier.close()
@@ -461,6 +534,9 @@ class ContentStore:
             self._acks.forget()
         if self._followed is not None:
             self._drop_followed()
+        first = self._first
+        if first is not None and first.full is not None:
+            first.full.close()
         if self._index is not None:
             self._index.close()
         self._publisher.release()
@@ -556,6 +632,10 @@ class ContentStore:
         publication = Published(generation + 1, shape)
         self._index.save(changed, removed, self._sizes, publication)
         self._publication = (epoch, publication.generation)
+        published = snapshot or self._latest()
+        if published is not None:  # the two newest: the one served and the one pending
+            newest = (weakref.ref(published), publication.generation)
+            self._generations = (newest, *self._generations[:1])
         if live:
             self._mark.write(publication.generation)
 
@@ -640,6 +720,26 @@ class ContentStore:
         self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
         entries, sizes = self._index.load()
+        first, self._first = self._first, None
+        if first is not None:
+            # What a first look served: a feed it served otherwise gets a later Last-Modified.
+            for path, (digest, moment) in first.validators.items():
+                self._index.record_validator(path, digest, moment)
+            self._renders = first.renders
+            full = first.full.result() if first.full is not None and not entries else None
+            if not entries:
+                # What it read in full, and what was read in full behind it, is taken as an
+                # index entry is: checked against its file, not read again; and recorded in
+                # the index with the others.
+                entries = {rel: (state, first.read_at) for rel, state in first.states.items()}
+                if full is not None:
+                    entries.update(
+                        (rel, (state, first.full.started_at)) for rel, state in full.items()
+                    )
+                sizes = first.sizes
+                self._unsaved[0].update((rel, state) for rel, (state, _) in entries.items())
+            elif first.full is not None:
+                first.full.close()
         now = time.time()
         suspect = set()
         for rel, (state, saved_at) in entries.items():

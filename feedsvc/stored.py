@@ -43,6 +43,8 @@ class StoredPublication:
     documents: Mapping[str, Representation]
     # What /healthz said of this publication when it was made (status, counts, version).
     health: Mapping
+    # What /healthz calls it while it answers (firstlook.py makes the other kind).
+    kind: str = "stored publication"
 
     def lookup(self, path: str) -> Representation | None:
         """Return the stored feed at a URL path; None: only the live snapshot can answer."""

@@ -152,6 +152,11 @@ def keep_host_out_of_redirects(response: Response) -> Response:
 @bp.app_errorhandler(405)
 def error_page(error):
     """Answer errors with a small page, never a stack trace; moved and removed pages first."""
+    # A follower holding no site (a missing media file) takes the publisher's answer.
+    borrowed = get_store().borrowed_answer(request.environ, request.path, request.script_root)
+    if isinstance(borrowed, tuple):
+        head, body = borrowed
+        return Response(body, status=head["status"], headers=[tuple(h) for h in head["headers"]])
     unrouted = error.code == 404 and request.url_rule is None  # no view: maybe a page's address
     if unrouted and page_at(request.path + "/") is not None:
         return _to_slash()
