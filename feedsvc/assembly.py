@@ -33,6 +33,7 @@ from .loader import (
     SECTION_INDEX,
     FileState,
     Tree,
+    cycle_collection_paused,
     file_digest,
     media_digest,
     site_version,
@@ -109,6 +110,8 @@ class SiteAssembler:
         # An article shown as it is (the most) is kept alone, not in a tuple: see _seen.
         self._shown: dict[str, Article | tuple[Article, tuple[bool, bool], Article | None]] = {}
         self._recheck: set[str] = set()  # files placed or withdrawn since the last listing
+        # The sort key each of them was placed with, and its article, not made again there.
+        self._placed_keys: dict[str, tuple[Article, tuple]] = {}
         self._redo: set[str] = set()  # listings to make again
         # Per listing to make again, the sort key of its oldest article that changed since.
         self._oldest_change: dict[str, tuple] = {}
@@ -147,7 +150,8 @@ class SiteAssembler:
             self._shape = shape
             changed = [*states, *gone]
         self._section_pages = {section.path: section for section in sections.values()}
-        self._update(set(changed), states, sections)
+        with cycle_collection_paused():  # a first assembly keeps 100,000 articles' entries
+            self._update(set(changed), states, sections)
         if self._media is None or self._media[0] is not sizes:
             self._media = (sizes, media_digest(sizes))
         version = site_version(self._files, self._media[1], sections)
@@ -242,6 +246,7 @@ class SiteAssembler:
         """Show as at `now` the articles edited since the last call and those whose moment came."""
         stamp = now.timestamp()
         recheck, self._recheck = self._recheck, set()
+        placed, self._placed_keys = self._placed_keys, {}
         while self._due and self._due[0][0] <= stamp:
             moment, rel = heapq.heappop(self._due)
             if self._next_at.get(rel) == moment:
@@ -249,19 +254,24 @@ class SiteAssembler:
                 recheck.add(rel)
         # Oldest last, so that the first listing of all appends to its lists.
         known = {rel: self._visible.get(rel) or (self._seen(rel) or (None,))[0] for rel in recheck}
-        ordered = sorted((newest_first(a), rel) for rel, a in known.items() if a is not None)
+        ordered = sorted(
+            (_key_of(a, placed.get(rel)), rel) for rel, a in known.items() if a is not None
+        )
         if not self._shown and not self._lists:
-            self._show_all(ordered, now)
+            with cycle_collection_paused():  # every listing made at once: kept, not garbage
+                self._show_all(ordered, now)
             return
         for _, rel in ordered:
             self._reshow(rel, now)
 
     def _show_all(self, ordered: list[tuple[tuple, str]], now: datetime) -> None:
-        """Make the first listings: each visible article, newest first, appended to its lists.
+        """Make the first listings: each visible article, newest first, into its lists.
 
         _reshow would find each one's place by search (at 100,000 articles a restart
-        spent seconds there); only timed articles need it, for their releases.
+        spent seconds there); only timed articles need it, for their releases. Each list
+        is made at once, of its articles in order: no sort key made per article and list.
         """
+        members: dict[str, list[Article]] = {}
         for _, rel in ordered:
             article = self._visible[rel]
             appearance = _appearance(article, now)
@@ -269,12 +279,14 @@ class SiteAssembler:
             self._show(rel, article, appearance, shown)
             if shown is not None:
                 for name in (SITE_FEED, *_group_names(shown)):
-                    members = self._lists.get(name)
-                    if members is None:
-                        members = self._lists[name] = ChunkedList(newest_first)
-                    members.append(shown)
+                    listed = members.get(name)
+                    if listed is None:
+                        listed = members[name] = []
+                    listed.append(shown)
             if rel in self._timed:  # shown already: _reshow settles its releases only
                 self._reshow(rel, now)
+        for name, listed in members.items():
+            self._lists[name] = ChunkedList.in_order(newest_first, listed)
         self._redo.update(self._lists)
 
     def _reshow(self, rel: str, now: datetime) -> None:
@@ -491,7 +503,8 @@ class SiteAssembler:
     def _place(self, rel: str, article: Article, key: tuple, slugs: set, aliases: set) -> None:
         self._visible[rel] = article
         self._unfed += not article.in_feeds
-        self._articles.insert(article)  # a first assembly's, in order, are appended
+        self._articles.insert(article, key)  # a first assembly's, in order, are appended
+        self._placed_keys[rel] = (article, key)
         lookup_key = article.key  # one tuple shared by both maps
         self._by_key[lookup_key] = article
         self._rekeyed.add(lookup_key)
@@ -669,6 +682,11 @@ def _sections(tree: Tree, states: Mapping[str, FileState]) -> dict[str, Section]
             section = replace(state.result, file_mtime=max(mtime, state.mtime))
         sections[slug] = section
     return sections
+
+
+def _key_of(article: Article, placed: tuple[Article, tuple] | None) -> tuple:
+    """Return newest_first(article), the key it was placed with if it is that article."""
+    return placed[1] if placed is not None and placed[0] is article else newest_first(article)
 
 
 def _group_names(article: Article) -> dict[str, None]:

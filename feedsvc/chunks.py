@@ -99,13 +99,29 @@ class ChunkedList:
         """Return the smallest key (IndexError when empty)."""
         return self._key(self._items[0][0])
 
-    def append(self, item: object) -> None:
-        """Add an item whose key is not smaller than any held (a first listing, in order)."""
-        self._append(item, self._key(item))
+    @classmethod
+    def in_order(cls, key: Callable[[Any], Any], items: Sequence) -> ChunkedList:
+        """Return a list of `items`, already in key order, in full chunks as appends make.
 
-    def insert(self, item: object) -> None:
-        """Add an item at its key's place (before those with an equal key)."""
-        key = self._key(item)
+        A first listing of 100,000 articles: one key per chunk, not one per item.
+        """
+        made = cls(key)
+        made._items = [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
+        made._lasts = [key(chunk[-1]) for chunk in made._items]
+        made._frozen = [None] * len(made._items)
+        made._len = len(items)
+        return made
+
+    def append(self, item: object, key: Any = None) -> None:
+        """Add an item whose key is not smaller than any held (a first listing, in order).
+
+        `key`: the item's, when the caller has it already.
+        """
+        self._append(item, self._key(item) if key is None else key)
+
+    def insert(self, item: object, key: Any = None) -> None:
+        """Add an item at its key's place (before those with an equal key); `key` as append's."""
+        key = self._key(item) if key is None else key
         if not self._items or key > self._lasts[-1]:  # the oldest of all: as a first load adds
             self._append(item, key)
             return

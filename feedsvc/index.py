@@ -33,6 +33,7 @@ from .loader import FileState, cycle_collection_paused, parse_context, read_cont
 from .models import Article, Body, unpack_html
 from .parsing import ParseContext
 from .settings import Settings
+from .storedform import BodiesByName, stored_form
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +241,13 @@ class ContentIndex:
         now = time.time()
         generation = publish.generation if publish is not None else self.generation()
         bodies: list[tuple[str, Body]] = []  # bodies this process holds in memory, to keep here
-        rows = [
-            (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
-            for rel, state in changed.items()
-        ]
+        with cycle_collection_paused():  # a first start's 100,000 rows: no garbage among them
+            rows = [  # in key order: each B-tree page is filled in turn, not revisited
+                (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
+                for rel, state in sorted(changed.items(), key=_first)
+            ]
+            kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
         gone = [(rel,) for rel in removed]
-        kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
-        # Every other body of a file saved or removed is on its way out (see BODY_GRACE_SECONDS).
-        replaced = [(now, rel, _body_of(state)) for rel, state in changed.items()]
         meta = [("media", json.dumps(dict(sizes), sort_keys=True))]
         if publish is not None:
             shape = pickle.dumps(publish.shape, pickle.HIGHEST_PROTOCOL)
@@ -256,27 +256,34 @@ class ContentIndex:
 
         def work(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            conn.executemany("DELETE FROM gone WHERE rel = ?", [(rel,) for rel in changed])
+            # Into a new index (a first start's), no file was gone and no body is replaced:
+            # 100,000 look-ups of nothing each are skipped.
+            if _has_rows(conn, "gone"):
+                conn.executemany("DELETE FROM gone WHERE rel = ?", [(rel,) for rel in changed])
             conn.executemany("DELETE FROM files WHERE rel = ?", gone)
             conn.executemany(
                 "INSERT OR REPLACE INTO gone VALUES (?, ?)", [(rel, generation) for (rel,) in gone]
             )
             conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
-            conn.executemany(
-                "UPDATE bodies SET replaced = ? WHERE rel = ? AND replaced IS NULL"
-                " AND digest IS NOT ?",
-                replaced,
-            )
-            conn.executemany(
-                "UPDATE bodies SET replaced = ? WHERE rel = ? AND replaced IS NULL",
-                [(now, rel) for (rel,) in gone],
-            )
+            if _has_rows(conn, "bodies"):
+                # Every other body of a file saved or removed is on its way out (see
+                # BODY_GRACE_SECONDS).
+                conn.executemany(
+                    "UPDATE bodies SET replaced = ? WHERE rel = ? AND replaced IS NULL"
+                    " AND digest IS NOT ?",
+                    [(now, rel, _body_of(state)) for rel, state in changed.items()],
+                )
+                conn.executemany(
+                    "UPDATE bodies SET replaced = ? WHERE rel = ? AND replaced IS NULL",
+                    [(now, rel) for (rel,) in gone],
+                )
             conn.executemany("INSERT OR REPLACE INTO bodies VALUES (?, ?, ?, ?)", kept)
             conn.execute("DELETE FROM bodies WHERE replaced < ?", (now - BODY_GRACE_SECONDS,))
 
         saved = self._write(work, flush=True)  # with what a batch held, in one transaction
         rows.clear()
         kept.clear()
+        _drop_stored_forms(changed.values())
         if saved:
             for _, body in bodies:  # the index holds them now: memory no longer does
                 body.keep_in(self)
@@ -734,17 +741,35 @@ def _not_answering(reason: str) -> None:
 
 
 def _state_blob(state: FileState, bodies: list[tuple[str, Body]]) -> bytes:
-    """Pickle a file state for the index without its article's body, kept in `bodies`.
+    """Return a file state's stored form (see storedform), its article's body in `bodies`.
 
     The body's bytes go to their own table (rows made of `bodies`: those in memory);
-    a body already kept in the index is named by its digest only.
+    a body already kept in the index is named by its digest only. A state a reader
+    process sent holds its stored form already: not pickled again.
     """
-    buffer = io.BytesIO()
-    _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL).dump(state)
+    blob = getattr(state, "stored", None)
+    if blob is None:
+        blob = stored_form(state)
     article = state.result
     if isinstance(article, Article) and article.body.packed is not None:
         bodies.append((state.rel, article.body))
-    return buffer.getvalue()
+    return blob
+
+
+def _drop_stored_forms(states: Iterable[FileState]) -> None:
+    """Let the states that came with their stored form (loader.TakenState) drop it."""
+    for state in states:
+        if getattr(state, "stored", None) is not None:
+            object.__setattr__(state, "stored", None)  # a cache, not one of its values
+
+
+def _first(item: tuple):
+    return item[0]
+
+
+def _has_rows(conn: sqlite3.Connection, table: str) -> bool:
+    """Tell whether `table` (one of the index's own) holds any row."""
+    return conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0] == 1
 
 
 def _body_of(state: FileState) -> bytes | None:
@@ -761,19 +786,10 @@ def _give_back_memory() -> None:
 def _pickled_alike(value: object) -> bytes:
     """Pickle `value` so that equal values give equal bytes (for digests), bodies by name."""
     buffer = io.BytesIO()
-    pickler = _BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)  # wherever a body is kept
+    pickler = BodiesByName(buffer, pickle.HIGHEST_PROTOCOL)  # wherever a body is kept
     pickler.fast = True  # no memo: equal values give equal bytes, shared or not
     pickler.dump(value)
     return buffer.getvalue()
-
-
-class _BodiesByName(pickle.Pickler):
-    """A pickler writing each Body as its digest and file alone, never its bytes."""
-
-    def reducer_override(self, obj: object):
-        if type(obj) is Body:
-            return (Body, (obj.digest, obj.path))
-        return NotImplemented
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ from .parsing import (
     quick_front_fields,
 )
 from .settings import Settings
+from .storedform import stored_form
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,33 @@ class FileState:
         # Plain arguments: quicker to unpickle, 100,000 times at a start, than slots' state.
         values = (self.rel, self.fingerprint, self.mtime, self.result, self.problem, self.digest)
         return (FileState, values)
+
+
+class TakenState(FileState):
+    """A file state parsed in a reader process, holding its stored form for the index.
+
+    `stored` (see storedform) is recorded as it is, then dropped (None): the index does
+    not pickle the state again. Equal to a FileState of equal values, as its copies are.
+    """
+
+    __slots__ = ("stored",)
+
+    def __reduce__(self):
+        return (_taken_state, (FileState.__reduce__(self)[1], getattr(self, "stored", None)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileState):
+            return NotImplemented
+        return FileState.__reduce__(self)[1] == FileState.__reduce__(other)[1]
+
+    __hash__ = FileState.__hash__
+
+
+def _taken_state(values: tuple, stored: bytes | None) -> TakenState:
+    """Return the TakenState of a FileState's values and its stored form."""
+    state = TakenState(*values)
+    object.__setattr__(state, "stored", stored)  # a cache beside the frozen fields
+    return state
 
 
 @dataclass(frozen=True)
@@ -271,13 +299,14 @@ def _read_in_processes(
             jobs = [
                 pool.submit(_read_chunk, root, chunk, settings, sizes, body) for chunk in chunks
             ]
-            for job in as_completed(jobs):
-                for state in job.result():
-                    if not body:
-                        state = _looked(root, state)
-                    states[state.rel] = state
-                    if progress is not None:
-                        progress()
+            with cycle_collection_paused():  # 100,000 states kept: see its docstring
+                for job in as_completed(jobs):
+                    for state in job.result():
+                        if not body:
+                            state = _looked(root, state)
+                        states[state.rel] = state
+                        if progress is not None:
+                            progress()
     except (OSError, AssertionError, BrokenProcessPool) as exc:  # e.g. a daemonic worker
         log.info("parsing in one process: cannot start worker processes (%s)", exc)
         return None
@@ -285,12 +314,18 @@ def _read_in_processes(
 
 
 def _read_chunk(root, rels, settings, sizes, body: bool = True) -> list:
+    """Read files in a reader process; each state comes with its stored form for the index.
+
+    They travel as one pickle (names shared, quick to take in); the stored forms, made
+    here rather than in the process recording them, are bytes within it (TakenState).
+    """
     context = parse_context(settings)
     with cycle_collection_paused():
         if not body:  # a first look: plain tuples where it could (see _look)
             zones: dict = {}
             return [_look(root, rel, context, sizes, zones) for rel in rels]
-        return [read_content_file(root, rel, context, sizes) for rel in rels]
+        states = [read_content_file(root, rel, context, sizes) for rel in rels]
+        return [_taken_state(FileState.__reduce__(s)[1], stored_form(s)) for s in states]
 
 
 @contextlib.contextmanager
