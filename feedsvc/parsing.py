@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from .dates import DateError, fixed_offset, to_datetime
+from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
 from .embeds import lost_in_feeds
 from .images import ImageFactsCache
@@ -368,7 +368,7 @@ def quick_front_fields(
         elif not _QUICK_DATE.fullmatch(value):  # plain: only what YAML leaves as text
             return None
         try:
-            moments.append(_quick_moment(value, context.timezone))
+            moments.append(to_datetime(value, context.timezone))
         except DateError:
             return None
     explicit_id = values.get("id")
@@ -381,32 +381,6 @@ def quick_front_fields(
         explicit_id = _clean(explicit_id)
     date, updated = moments
     return title, date, max(updated, date), explicit_id or None
-
-
-# Two ways of writing a date that are common in articles from other systems, read exactly
-# as dateutil reads them but in a twentieth of its time: RFC 822 with a numeric offset
-# ("Mon, 02 Oct 2023 14:30:00 +0200") and "October 2, 2023 14:30" (English month names).
-_QUICK_DATE_FORMATS = ("%a, %d %b %Y %H:%M:%S %z", "%B %d, %Y %H:%M")
-
-
-def _quick_moment(text: str, default_tz: tzinfo) -> datetime:
-    """Return the instant to_datetime gives for `text`, for a first look's selection only.
-
-    ISO 8601 goes to to_datetime (its own quick path); the two forms above are read with
-    strptime, and anything else by to_datetime as well. The offset kept may be written
-    differently (a first look shows no article it read this way: those are read in full).
-    """
-    if text[:1].isdigit():
-        return to_datetime(text, default_tz)
-    for fmt in _QUICK_DATE_FORMATS:
-        try:
-            moment = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=default_tz)
-        return fixed_offset(moment)
-    return to_datetime(text, default_tz)
 
 
 def _article(
