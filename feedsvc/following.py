@@ -133,12 +133,7 @@ class FollowedFeeds:
 
 
 def _new_borrowed() -> BoundedCache[tuple[str, str], Representation]:
-    return BoundedCache(BORROWED_BYTES, _borrowed_size)
-
-
-def _borrowed_size(rep: Representation) -> int:
-    """Count a document at twice its plain bytes: its compressed codings come when asked."""
-    return 2 * len(rep.variants[IDENTITY].body) + 1024
+    return BoundedCache(BORROWED_BYTES, Representation.held_bytes)
 
 
 def _same_or(old: Representation | None, new: Representation) -> Representation:
