@@ -11,7 +11,6 @@ serving the same content, so workers and restarts agree on it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import fcntl
 import hashlib
@@ -29,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
+from .heap import give_back_memory
 from .loader import FileState, cycle_collection_paused, parse_context, read_content_file
 from .models import Article, Body, unpack_html
 from .parsing import ParseContext
@@ -244,7 +244,7 @@ class ContentIndex:
         with cycle_collection_paused():  # a first start's 100,000 rows: no garbage among them
             rows = [  # in key order: each B-tree page is filled in turn, not revisited
                 (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
-                for rel, state in sorted(changed.items(), key=_first)
+                for rel, state in sorted(changed.items())  # paths: never equal
             ]
             kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
         gone = [(rel,) for rel in removed]
@@ -288,7 +288,7 @@ class ContentIndex:
             for _, body in bodies:  # the index holds them now: memory no longer does
                 body.keep_in(self)
             if len(bodies) >= TRIM_AFTER_BODIES:
-                _give_back_memory()
+                give_back_memory()
 
     def _state(self, rel: str, blob: bytes) -> FileState:
         """Return a stored file state, its article's body to be read from here."""
@@ -763,10 +763,6 @@ def _drop_stored_forms(states: Iterable[FileState]) -> None:
             object.__setattr__(state, "stored", None)  # a cache, not one of its values
 
 
-def _first(item: tuple):
-    return item[0]
-
-
 def _has_rows(conn: sqlite3.Connection, table: str) -> bool:
     """Tell whether `table` (one of the index's own) holds any row."""
     return conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0] == 1
@@ -775,12 +771,6 @@ def _has_rows(conn: sqlite3.Connection, table: str) -> bool:
 def _body_of(state: FileState) -> bytes | None:
     """Return the digest of the body of a file state's article (None: it has none)."""
     return state.result.body.digest if isinstance(state.result, Article) else None
-
-
-def _give_back_memory() -> None:
-    """Ask the C allocator (glibc's malloc_trim) to return the free pages it holds."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: memory stays as it is
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _pickled_alike(value: object) -> bytes:
