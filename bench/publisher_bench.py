@@ -7,6 +7,7 @@
     python bench/publisher_bench.py --in-process [--sizes 1000,10000,100000] [--edits 5]
     python bench/publisher_bench.py --cold-phases [--sizes 10000,100000]
     python bench/publisher_bench.py --cold --sizes 10000,100000 --against /work/main [--repeats 2]
+    python bench/publisher_bench.py --warm --sizes 100000 --workers 1,2 --against /work/main
 
 For each size (a cached corpus from bench/corpus.py, copied so edits never touch the cache)
 and each worker count, with a fresh state folder:
@@ -30,7 +31,9 @@ and each worker count, with a fresh state folder:
 4. **memory**: RSS and PSS (kB, /proc/<pid>/smaps_rollup) summed over granian's processes
    after the warm start, and again after `--crawl`ing every feed of /feeds.opml in every
    format (tag and author feeds included), if asked; with `--crawl-pages N`, also the home,
-   section, older-section, tag and author pages and every N-th article page.
+   section, older-section, tag and author pages and every N-th article page. With
+   `--memory --workers 1,2` it also prints what each worker beyond the first adds (the
+   difference of the PSS sums), the figure issue 11 bounds at 30 MB.
 5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
    (`/culture.xml`, gzip) for SECONDS, then at once again while an article of the busiest
    section is retitled once a second; then, with no requests, the server's CPU (all its
@@ -50,12 +53,18 @@ the CPU of a follower (a second store on the same state folder, as another worke
 taking up each publication; then the CPU of rendering the site feed again in each format
 after one of its items changed.
 
-With `--cold`, only a first start (one worker, no index, the cached corpus served as it is,
-never edited): **every feed served** (the site and section feeds, RSS, Atom and JSON, as in
-1.) and **live** (every file read in full, /healthz says `"serving": "live"`), each with the
-CPU seconds of the server's processes and of the parsing processes they had ended then;
-with `--against DIR[,DIR]`, each checkout's code in turn, round by round, on the same
-corpus (`--repeats` rounds, the load average printed with each run).
+With `--cold`, only a first start (one worker, or each count of `--workers`; no index, the
+cached corpus served as it is, never edited): **every feed served** (the site and section
+feeds, RSS, Atom and JSON, as in 1.) and **live** (every file read in full, /healthz says
+`"serving": "live"`; a follower: `"index"`), each with the CPU seconds of the server's
+processes and of the parsing processes they had ended then; with `--against DIR[,DIR]`,
+each checkout's code in turn, round by round, on the same corpus (`--repeats` rounds, the
+load average printed with each run).
+
+With `--warm`, only warm restarts: each checkout's code starts once with no index (on the
+cached corpus, only read), then again on the index it wrote, taking turns (`--repeats`
+rounds): **every feed served** (from the stored publication) and **live**, each with the
+CPU seconds of the server's processes and of those they ended.
 
 With `--cold-phases`, no server either: a first start's first look (the site and section
 feeds from every file's front matter, see feedsvc/firstlook.py) is timed, then the store
@@ -172,6 +181,40 @@ def serve_every_feed(server: Started, started: float, content: Path) -> float:
     if pending:
         raise RuntimeError(f"not served within {START_TIMEOUT} s: {pending[:3]}")
     return time.monotonic() - started
+
+
+def serve_listed_feeds(server: Started, started: float, content: Path) -> tuple[float, int]:
+    """Return the seconds from the process start until every feed /feeds.opml lists, in every
+    format, and the newest archive page of the site and each section had answered 200 once
+    (a 503 asked again), and how many documents that was."""
+    deadline = started + START_TIMEOUT
+    paths: set[str] = set()
+    for url in re.findall(rb'xmlUrl="([^"]+)"', _until_answered(server, "/feeds.opml", deadline)):
+        stem = url.decode().split(str(server.port), 1)[1].rsplit(".", 1)[0]
+        paths.update(f"{stem}.{ext}" for ext in FEED_EXTENSIONS)
+    for stem in sorted({path.rsplit(".", 1)[0] for path in feed_paths(content)}):
+        feed = _until_answered(server, f"{stem}.atom", deadline)
+        link = re.search(rb'<link[^>]*"prev-archive"[^>]*>', feed)
+        newest = re.search(rb"/archive/([0-9]+)\.atom", link.group(0)) if link else None
+        if newest:
+            number = int(newest.group(1))
+            paths.update(f"{stem}/archive/{number}.{ext}" for ext in FEED_EXTENSIONS)
+    for path in sorted(paths):
+        _until_answered(server, path, deadline)
+    return time.monotonic() - started, len(paths)
+
+
+def _until_answered(server: Started, path: str, deadline: float) -> bytes:
+    """GET `path` until it answers 200; return its body."""
+    while time.monotonic() < deadline:
+        try:
+            status, body = get(server.port, path)
+        except OSError:  # timed out: the code before the first look waits for the full read
+            continue
+        if status == 200:
+            return body
+        time.sleep(0.05)
+    raise RuntimeError(f"{path} not served within {START_TIMEOUT} s")
 
 
 def serve_live(server: Started, started: float, workers: int) -> float:
@@ -414,7 +457,7 @@ def memory_side_by_side(size: int, workers: int, trees: list[Path], args, workdi
     """For each tree's code in turn: memory after a warm start, after a crawl of every feed
     in every format, and after a crawl of the pages; one row each."""
     rows = []
-    content = copy_site(ensure_corpus(size), workdir, f"site-{size}-memory")
+    content = copy_site(ensure_corpus(size), workdir, f"site-{size}-{workers}-memory")
     for n, tree in enumerate(trees):
         state = workdir / f"state-{size}-{workers}-memory-{n}"
         row: dict = {"size": size, "workers": workers, "tree": str(tree)}
@@ -450,6 +493,27 @@ def memory_report(rows: list[dict]) -> str:
         cells += [f"{mb(r['feeds_mem'])} ({r['feeds']} feeds)", pages]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def extra_worker_report(rows: list[dict]) -> str:
+    """What each worker beyond the first adds (PSS), from rows of one size and code with one
+    worker and with more: (PSS with n workers - PSS with one) / (n - 1)."""
+    head = ["articles", "workers", "code", "extra worker PSS MB warm", "after feeds", "after pages"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    single = {(r["size"], r["tree"]): r for r in rows if r["workers"] == 1}
+    for r in rows:
+        one = single.get((r["size"], r["tree"]))
+        if r["workers"] < 2 or one is None:
+            continue
+        cells = [f"{r['size']:,}", str(r["workers"]), r["tree"]]
+        for key in ("warm_mem", "feeds_mem", "pages_mem"):
+            if key in r and key in one:
+                extra = (r[key].pss_mb - one[key].pss_mb) / (r["workers"] - 1)
+                cells.append(f"{extra:.0f}")
+            else:
+                cells.append("—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def measure(size: int, workers: int, args, workdir: Path) -> dict:
@@ -492,7 +556,9 @@ def measure(size: int, workers: int, args, workdir: Path) -> dict:
     return result
 
 
-def cold_start(size: int, trees: list[Path], rounds: int, workdir: Path) -> list[dict]:
+def cold_start(
+    size: int, trees: list[Path], rounds: int, workdir: Path, workers: int = 1
+) -> list[dict]:
     """First starts of each tree's code, taking turns: every feed served, then live."""
     content = ensure_corpus(size)  # only read: no copy needed
     runs = []
@@ -500,37 +566,82 @@ def cold_start(size: int, trees: list[Path], rounds: int, workdir: Path) -> list
         for t, tree in enumerate(trees):
             logs = workdir / f"cold-logs-{t}"
             logs.mkdir(exist_ok=True)
-            state = workdir / f"cold-state-{size}-{t}-{n}"
+            state = workdir / f"cold-state-{size}-{workers}-{t}-{n}"
             code = None if tree == PROJECT_ROOT else tree
             load = os.getloadavg()[0]
-            run = {"size": size, "tree": str(tree), "load": load}
-            with granian(content, state, 1, logs, tree=code) as (server, started):
-                run["served"] = serve_every_feed(server, started, content)
-                run["served_cpu"] = server_cpu_seconds(server, children=True)
-                log.info("%s", run)
-                try:
-                    run["live"] = serve_live(server, started, 1)
-                    run["live_cpu"] = server_cpu_seconds(server, children=True)
-                except RuntimeError as exc:  # not live in time: the other figures stand
-                    log.warning("%s", exc)
+            run = {"size": size, "workers": workers, "tree": str(tree), "load": load}
+            with granian(content, state, workers, logs, tree=code) as (server, started):
+                time_start(run, server, started, content, workers, listed=True)
             log.info("%s", run)
             runs.append(run)
     return runs
 
 
-def cold_report(runs: list[dict]) -> str:
+def time_start(
+    run: dict, server: Started, started: float, content: Path, workers: int, listed: bool = False
+) -> None:
+    """Record in `run` when every site and section feed had answered, then (`listed`) every
+    feed /feeds.opml lists and each newest archive page, then every worker was live, each
+    with the CPU of the server's processes and of those they ended."""
+    run["served"] = serve_every_feed(server, started, content)
+    run["served_cpu"] = server_cpu_seconds(server, children=True)
+    log.info("%s", run)
+    if listed:
+        run["listed"], run["listed_count"] = serve_listed_feeds(server, started, content)
+        run["listed_cpu"] = server_cpu_seconds(server, children=True)
+        log.info("%s", run)
+    try:
+        run["live"] = serve_live(server, started, workers)
+        run["live_cpu"] = server_cpu_seconds(server, children=True)
+    except RuntimeError as exc:  # not live in time: the other figures stand
+        log.warning("%s", exc)
+
+
+def starts_report(runs: list[dict]) -> str:
+    """One row per start (--cold, --warm): every feed served and live, with their CPU."""
     lines = [
-        "| articles | code | load avg | every feed served | its CPU | live | its CPU |",
-        "|---|---|---|---|---|---|---|",
+        "| articles | workers | code | load avg | every feed served | its CPU | every listed"
+        " feed and newest archive | its CPU | live | its CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     nan = float("nan")
     lines += [
-        f"| {r['size']:,} | {r['tree']} | {r['load']:.2f} | {r['served']:.2f} s"
-        f" | {r['served_cpu']:.2f} s | {r.get('live', nan):.2f} s"
+        f"| {r['size']:,} | {r['workers']} | {r['tree']} | {r['load']:.2f}"
+        f" | {r['served']:.2f} s | {r['served_cpu']:.2f} s"
+        + (
+            f" | {r['listed']:.2f} s ({r['listed_count']}) | {r['listed_cpu']:.2f} s"
+            if "listed" in r
+            else " | – | –"
+        )
+        + f" | {r.get('live', nan):.2f} s"
         f" | {r.get('live_cpu', nan):.2f} s |"
         for r in runs
     ]
     return "\n".join(lines)
+
+
+def warm_starts(size: int, workers: int, trees: list[Path], rounds: int, workdir: Path) -> list:
+    """Warm restarts of each tree's code, taking turns, each on the index its own first
+    start wrote (on its own copy of the corpus): every feed served, then live."""
+    content = ensure_corpus(size)  # only read: no copy needed
+    ports: dict[int, int] = {}
+    for t, tree in enumerate(trees):  # the first start writes the index the others read
+        state = workdir / f"warm-state-{size}-{workers}-{t}"
+        with granian(content, state, workers, workdir, tree=tree) as (server, started):
+            serve_every_feed(server, started, content)
+            serve_live(server, started, workers)
+            ports[t] = server.port  # the same address: the stored feeds' links are its own
+    runs = []
+    for _ in range(rounds):
+        for t, tree in enumerate(trees):
+            state = workdir / f"warm-state-{size}-{workers}-{t}"
+            run = {"size": size, "workers": workers, "tree": str(tree), "load": os.getloadavg()[0]}
+            procs = Processes()
+            with granian(content, state, workers, workdir, ports[t], tree, procs) as (server, at):
+                time_start(run, server, at, content, workers)
+            log.info("%s", run)
+            runs.append(run)
+    return runs
 
 
 def side_by_side(size: int, workers: int, trees: list[Path], args, workdir: Path) -> dict:
@@ -837,7 +948,9 @@ def report(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="article counts, comma-separated")
-    parser.add_argument("--workers", default="1,2,4", help="granian worker counts")
+    parser.add_argument(
+        "--workers", default=None, help="granian worker counts (1,2,4; with --cold: 1)"
+    )
     parser.add_argument("--edits", type=int, default=5, help="edits timed per server")
     parser.add_argument(
         "--edit-coding", default="identity", help="Accept-Encoding of edit → visible polls"
@@ -872,18 +985,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cold", action="store_true", help="first starts only: every feed served, live"
     )
+    parser.add_argument(
+        "--warm", action="store_true", help="warm restarts only: every feed served, live"
+    )
     args = parser.parse_args(argv)
+    if args.workers is None and not args.cold:
+        args.workers = "1,2,4"
     setup_logging()
     load = os.getloadavg()
     results = []
     sizes = [int(s) for s in args.sizes.split(",")]
-    if args.cold:
+    if args.cold or args.warm:
         trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(",") if t)]
         with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
             for size in sizes:
-                results += cold_start(size, trees, args.repeats, Path(tmp))
+                for workers in (int(w) for w in (args.workers or "1").split(",")):
+                    if args.cold:
+                        results += cold_start(size, trees, args.repeats, Path(tmp), workers)
+                    else:
+                        results += warm_starts(size, workers, trees, args.repeats, Path(tmp))
         print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
-        print(cold_report(results))
+        print(starts_report(results))
         return 0
     if args.cold_phases:
         with tempfile.TemporaryDirectory(prefix="feedsvc-publisher-bench-") as tmp:
@@ -905,6 +1027,10 @@ def main(argv: list[str] | None = None) -> int:
                     results += memory_side_by_side(size, workers, trees, args, Path(tmp))
         print(f"load average at start {load[0]:.2f}, at end {os.getloadavg()[0]:.2f}")
         print(memory_report(results))
+        extra = extra_worker_report(results)
+        if extra:
+            print()
+            print(extra)
         return 0
     if args.against:
         trees = [PROJECT_ROOT, *(Path(t).resolve() for t in args.against.split(","))]

@@ -76,20 +76,22 @@ class SiteAssembler:
         self._media: tuple[object, bytes] | None = None
         self._state_problems: dict[str, tuple[ContentError, ...]] = {}
         self._candidates: dict[str, Article] = {}  # articles of a live section, by file
-        # id -> the file claiming it, or the files (a tuple) when several do; their
-        # articles are the candidates'. One string per id, not a map per article.
-        self._claims: dict[str, str | tuple[str, ...]] = {}
+        # hash(id) -> the file claiming it, or the files (a tuple) when several do; their
+        # articles are the candidates'. The id's hash, not the id: 100,000 URLs kept as
+        # keys would cost 8 MB (_settle_id tells apart ids that share a hash).
+        self._claims: dict[int, str | tuple[str, ...]] = {}
         self._duplicates: dict[str, ContentError] = {}  # file -> why its article is left out
         self._visible: dict[str, Article] = {}  # file -> the article the site publishes
         self._unfed = 0  # how many of them say `feeds: false`
         # Newest first, in chunks the sites share; their sort keys (newest_first) are made
         # when needed rather than kept: 100,000 articles' keys would cost 17 MB.
         self._articles = ChunkedList(newest_first)
-        self._by_key: dict[tuple[str, str], Article] = {}
-        self._lookup = KeyedArticles()  # _by_key as the last Site has it
-        self._rekeyed: set[tuple[str, str]] = set()  # keys placed or withdrawn since
+        # The visible articles by key: the last Site's lookup, with the changes since.
+        self._by_key = _Lookup()
         self._id_problems: dict[str, ContentError] = {}
-        self._spellings: dict[tuple[str, str], dict[str, set[str]]] = {}
+        # (kind, slug) -> each spelling -> the files writing it (a list: a set per spelling
+        # of a tag in 50,000 articles costs several times its references).
+        self._spellings: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._nameless: dict[str, tuple[_Placed, ...]] = {}
         self._slug_problems: dict[tuple[str, str], tuple[_Placed, ...]] = {}
         self._pages = _PagesByPath(self._by_key)  # site path -> visible article
@@ -156,14 +158,12 @@ class SiteAssembler:
             self._media = (sizes, media_digest(sizes))
         version = site_version(self._files, self._media[1], sections)
         problems = self._problems(tree, sections)
-        self._lookup = self._lookup.updated(self._rekeyed, self._by_key)
-        self._rekeyed = set()
         self._site = Site.from_ordered(
             sections,
             self._articles.frozen(),
             problems,
             version,
-            self._lookup,
+            self._by_key.published(),
             tuple(self._timed.values()),
         )
         return self._site
@@ -395,7 +395,7 @@ class SiteAssembler:
 
     def _update(self, changed: set[str], states: Mapping[str, FileState], sections) -> None:
         now = datetime.now(UTC)
-        dirty_ids: set[str] = set()
+        dirty_ids: set[int] = set()
         for rel in changed:
             state = states.get(rel)
             counted = self._digests.pop(rel, None)
@@ -454,35 +454,46 @@ class SiteAssembler:
 
     # Duplicate ids: one article per GUID, as crosscheck.drop_duplicate_ids decides.
 
-    def _set_candidate(self, rel: str, article: Article | None, dirty_ids: set[str]) -> None:
+    def _set_candidate(self, rel: str, article: Article | None, dirty_ids: set[int]) -> None:
         old = self._candidates.pop(rel, None)
         if old is not None:  # the id it claimed is made again, rather than kept per file
-            old_guid = item_id(old, self._settings)
-            others = tuple(r for r in self._claimants_of(old_guid) if r != rel)
+            old_key = hash(item_id(old, self._settings))
+            others = tuple(r for r in self._claimants_of(old_key) if r != rel)
             if not others:
-                del self._claims[old_guid]
+                del self._claims[old_key]
             else:
-                self._claims[old_guid] = others[0] if len(others) == 1 else others
-            dirty_ids.add(old_guid)
+                self._claims[old_key] = others[0] if len(others) == 1 else others
+            dirty_ids.add(old_key)
         self._duplicates.pop(rel, None)
         if article is None:
             return
         self._candidates[rel] = article
-        guid = item_id(article, self._settings)
-        before = self._claims.get(guid)
-        self._claims[guid] = rel if before is None else (*self._claimants_of(guid), rel)
-        dirty_ids.add(guid)
+        key = hash(item_id(article, self._settings))
+        before = self._claims.get(key)
+        self._claims[key] = rel if before is None else (*self._claimants_of(key), rel)
+        dirty_ids.add(key)
 
-    def _claimants_of(self, guid: str) -> tuple[str, ...]:
-        """Return the files whose articles claim `guid`, in the order they claimed it."""
-        claim = self._claims.get(guid, ())
+    def _claimants_of(self, key: int) -> tuple[str, ...]:
+        """Return the files whose articles claim an id of hash `key`, in the order they did."""
+        claim = self._claims.get(key, ())
         return (claim,) if isinstance(claim, str) else claim
 
-    def _settle_id(self, guid: str) -> list[str]:
-        """Decide which claimant of `guid` keeps it; return the claimants' files."""
-        claim = {rel: self._candidates[rel] for rel in self._claimants_of(guid)}
-        for rel in claim:
+    def _settle_id(self, key: int) -> list[str]:
+        """Decide which claimant of each id of hash `key` keeps it; return the claimants' files."""
+        rels = self._claimants_of(key)
+        for rel in rels:
             self._duplicates.pop(rel, None)
+        if len(rels) > 1:  # (one claimant, the most: nothing to decide)
+            by_id: dict[str, dict[str, Article]] = {}
+            for rel in rels:
+                article = self._candidates[rel]
+                by_id.setdefault(item_id(article, self._settings), {})[rel] = article
+            for guid, claim in by_id.items():
+                self._settle_claim(guid, claim)
+        return list(rels)
+
+    def _settle_claim(self, guid: str, claim: dict[str, Article]) -> None:
+        """Leave out all but one of the articles (by file) claiming `guid`."""
         explicit = sorted(
             (a.source_path, rel) for rel, a in claim.items() if a.explicit_id is not None
         )
@@ -496,7 +507,6 @@ class SiteAssembler:
                     self._duplicates[rel] = ContentError(
                         article.source_path, article.id_line, reason
                     )
-        return list(claim)
 
     # The published articles, and what is derived from each.
 
@@ -505,9 +515,7 @@ class SiteAssembler:
         self._unfed += not article.in_feeds
         self._articles.insert(article, key)  # a first assembly's, in order, are appended
         self._placed_keys[rel] = (article, key)
-        lookup_key = article.key  # one tuple shared by both maps
-        self._by_key[lookup_key] = article
-        self._rekeyed.add(lookup_key)
+        self._by_key.place(article)
         problem = id_problem(article)
         if problem is not None:
             self._id_problems[rel] = problem
@@ -518,8 +526,7 @@ class SiteAssembler:
         self._unfed -= not article.in_feeds
         key = newest_first(article)
         self._articles.remove(article)
-        del self._by_key[article.key]
-        self._rekeyed.add(article.key)
+        self._by_key.withdraw(article)
         self._id_problems.pop(rel, None)
         self._timed.pop(rel, None)
         self._timed_until.pop(rel, None)
@@ -531,7 +538,8 @@ class SiteAssembler:
         """Add (or take back) the article's tag and author spellings and alias claims."""
         nameless = []
         for kind_index, kind in enumerate(NAMED_KINDS):
-            for position, name in enumerate(names_in(article, kind)):
+            names = names_in(article, kind)
+            for position, name in enumerate(names):
                 slug = name_slug(name)
                 if not slug:
                     reason = (
@@ -541,17 +549,19 @@ class SiteAssembler:
                     problem = ContentWarning(article.source_path, None, reason)
                     nameless.append(_Placed((article.source_path, kind_index, position), problem))
                     continue
+                slugs.add((kind, slug))
+                if name in names[:position]:
+                    continue  # a file writing one name twice counts once
                 spellings = self._spellings.setdefault((kind, slug), {})
-                users = spellings.setdefault(name, set())
+                users = spellings.setdefault(name, [])
                 if add:
-                    users.add(rel)
+                    users.append(rel)
                 else:
-                    users.discard(rel)
+                    users.remove(rel)
                     if not users:
                         del spellings[name]
                     if not spellings:
                         del self._spellings[(kind, slug)]
-                slugs.add((kind, slug))
         if add and nameless:
             self._nameless[rel] = tuple(nameless)
         elif not add:
@@ -631,6 +641,46 @@ class SiteAssembler:
         problems += [p.problem for p in sorted(alias_problems, key=lambda p: p.order)]
         problems += editorial.section_alias_problems(sections, _RESERVED)
         return tuple(problems)
+
+
+class _Lookup(Mapping[tuple[str, str], Article]):
+    """The visible articles by (section, slug): the last site's KeyedArticles, under the
+    articles placed and withdrawn since (None) until the next site takes them up.
+
+    One map of 100,000 keys, the site's, rather than a dict of them besides (5 MB).
+    """
+
+    def __init__(self):
+        self._published = KeyedArticles()
+        self._changes: dict[tuple[str, str], Article | None] = {}
+
+    def place(self, article: Article) -> None:
+        self._changes[article.key] = article
+
+    def withdraw(self, article: Article) -> None:
+        self._changes[article.key] = None
+
+    def published(self) -> KeyedArticles:
+        """Return the lookup with every change since taken up, for a new site."""
+        if self._changes:
+            present = {key: a for key, a in self._changes.items() if a is not None}
+            self._published = self._published.updated(self._changes, present)
+            self._changes = {}
+        return self._published
+
+    def __getitem__(self, key: tuple[str, str]) -> Article:
+        article = self._changes[key] if key in self._changes else self._published.get(key)
+        if article is None:
+            raise KeyError(key)
+        return article
+
+    def __iter__(self):
+        for bucket in self._published.buckets:
+            yield from (key for key in bucket if key not in self._changes)
+        yield from (key for key, article in self._changes.items() if article is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class _PagesByPath(Mapping[str, Article]):

@@ -12,7 +12,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
-import yaml
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
@@ -242,6 +241,8 @@ def article_template(title: str, settings: Settings, now: datetime) -> str:
 
 def _yaml_text(value: str) -> str:
     """Quote text as one YAML scalar, whatever quotes, colons or odd characters it holds."""
+    import yaml  # here: a serving worker, which imports this module, never writes YAML
+
     return yaml.safe_dump(value, allow_unicode=True, default_style='"', width=1 << 30).strip()
 
 

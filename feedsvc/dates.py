@@ -7,7 +7,6 @@ import warnings
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil import parser as dateutil_parser
 from dateutil.tz import UTC
 
 # A trailing IANA zone name such as "Europe/Paris" or "America/Argentina/Buenos_Aires".
@@ -163,6 +162,10 @@ def _parse_common(text: str) -> datetime | None:
 
 
 def _parse_any(text: str) -> datetime:
+    """Read any other notation with dateutil, imported on first use: a worker that
+    follows the publisher reads no date, and most sites write none it is needed for."""
+    from dateutil import parser as dateutil_parser
+
     try:
         with warnings.catch_warnings():
             # dateutil warns on zone abbreviations it cannot resolve; refuse them instead.

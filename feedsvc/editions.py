@@ -39,9 +39,10 @@ ARCHIVE_MAX_AGE = 86400
 # Bytes of tag, author and archive feeds kept rendered; beyond this, the least recently
 # used are rendered again on demand (same bytes, so the same ETag and Last-Modified).
 # A crawl of every feed fills it, on top of the articles: at 100,000 of them, whose
-# nearly 12,000 feed documents no budget holds anyway, 16 MB keeps the 500 feeds most
-# recently asked for (pollers keep theirs; a crawler's are rendered again when asked).
-RENDER_CACHE_BYTES = 16 * 1024 * 1024
+# nearly 12,000 feed documents no budget holds anyway, 8 MB keeps the 250 feeds most
+# recently asked for (pollers keep theirs; a crawler's are rendered again when asked, and
+# a crawler asking for each document once finds none kept, whatever the budget).
+RENDER_CACHE_BYTES = 8 * 1024 * 1024
 
 
 class ValidatorHistory:
@@ -80,6 +81,11 @@ class ValidatorHistory:
         """Return the digest and Last-Modified last given for `path` here, if any."""
         with self._lock:
             return self._seen.get(path)
+
+    def given(self) -> dict[str, tuple[bytes, int]]:
+        """Return the digest and Last-Modified given at each path here, for another history."""
+        with self._lock:
+            return dict(self._seen)
 
     def remember(self, validators: dict[str, tuple[bytes, int]]) -> None:
         """Start from validators served before (a first look's): Last-Modified only rises."""
@@ -284,14 +290,16 @@ def build_editions(
         max_age = ARCHIVE_MAX_AGE if spec.archive else settings.feed_max_age
         expires_at = None if spec.archive else releases.get(name)
         shared = None if is_subscription(name) else cache
+        # Only the subscription feeds' items are kept: those are rendered after every edit.
+        items = memo if shared is None or memo is None else memo.html_only
         before = previous.get(name)
         made = before is not None and before.made_with(
-            spec, max_age, expires_at, context, shared, memo
+            spec, max_age, expires_at, context, shared, items
         )
         if made:
             editions[name] = before  # a spec carried over as it was: its edition too
             continue
-        edition = FeedEdition(spec, max_age, expires_at, context, shared, memo)
+        edition = FeedEdition(spec, max_age, expires_at, context, shared, items)
         if before is not None and (before.spec is spec or before.spec == spec):
             edition.inherit(before)
         editions[name] = edition

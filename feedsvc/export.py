@@ -22,9 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-import lxml.html
 from flask import Flask
-from lxml import etree
 from werkzeug.test import Client, TestResponse
 
 from .addresses import SITE_FEED, Address
@@ -229,10 +227,20 @@ def link_reader(mimetype: str) -> Callable[[bytes], list[str]] | None:
     return None
 
 
+def _lxml() -> tuple:
+    """Return lxml's html and etree modules, imported when an export first reads links:
+    a serving worker imports this module (with the CLI commands) but never exports."""
+    import lxml.html
+    from lxml import etree
+
+    return lxml.html, etree
+
+
 def html_links(body: bytes) -> list[str]:
     """Return the URLs an HTML page links to, as written: href, src and srcset values."""
+    html, etree = _lxml()
     try:
-        root = lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(encoding="utf-8"))
+        root = html.document_fromstring(body, parser=html.HTMLParser(encoding="utf-8"))
     except etree.ParserError:  # an empty document
         return []
     links = []
@@ -245,6 +253,7 @@ def html_links(body: bytes) -> list[str]:
 
 def xml_links(body: bytes) -> list[str]:
     """Return the URLs of a feed or OPML document: link elements, href/url attributes, outlines."""
+    _, etree = _lxml()
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
     try:
         root = etree.fromstring(body, parser)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from .addresses import HEALTHZ, MEDIA
 from .edge import EdgePolicy
+from .firstlook import NotYet
 from .pages import Pages
 from .renderlink import replay
 from .responses import wsgi_respond
@@ -41,7 +42,7 @@ class FastPath:
         # and /healthz says so; everything else waits for the live snapshot.
         rep = self.store.stored_answer(path, wait=True)
         if rep is None:
-            if path == HEALTHZ_PATH and self.store.stored_publication() is not None:
+            if path == HEALTHZ_PATH:  # this process's own report, whatever it serves
                 return self.app(environ, start_response)
             if path.startswith(FILE_PREFIXES):  # no document: Flask serves the file
                 return self.app(environ, start_response)
@@ -49,12 +50,31 @@ class FastPath:
             borrowed = self.store.borrowed_answer(environ, path, root)
             if isinstance(borrowed, tuple):
                 return replay(*borrowed, start_response)
-            rep = borrowed or self.pages.answer(self.store.snapshot(), path, root)
+            # A first start's first look answers pages too, and says what it cannot yet.
+            rep = borrowed or self.store.first_look_page(path, root, self.pages)
+            if isinstance(rep, NotYet):
+                return _not_yet(start_response)
+            rep = rep or self.pages.answer(self.store.snapshot(), path, root)
         if rep is not None:
             now = time.time()
             extra = () if self.edge is None else self.edge.headers(path, rep.expires_at, now)
             return wsgi_respond(rep, environ, start_response, now, extra)
         return self.app(environ, start_response)
+
+
+def _not_yet(start_response: Callable) -> Iterable[bytes]:
+    """Answer 503 with Retry-After: a first start cannot answer this yet, and soon will."""
+    body = b"Starting: every file is still being read. Try again in a few seconds.\n"
+    start_response(
+        "503 Service Unavailable",
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", str(NotYet.RETRY_AFTER_SECONDS)),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [body]
 
 
 class SitePrefix:

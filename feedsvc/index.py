@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -24,12 +25,18 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
 from .heap import give_back_memory
-from .loader import FileState, cycle_collection_paused, parse_context, read_content_file
+from .loader import (
+    FileState,
+    cycle_collection_paused,
+    fingerprint_parts,
+    parse_context,
+    read_content_file,
+)
 from .models import Article, Body, unpack_html
 from .parsing import ParseContext
 from .settings import Settings
@@ -88,11 +95,13 @@ _SCHEMA = (
 )
 
 
+@functools.cache
 def parser_version() -> str:
     """Return a digest of the code and libraries that turn a file into a file state.
 
     Any change of feedsvc's own modules counts: an upgrade never reuses entries that an
-    older parser wrote.
+    older parser wrote. Made once per process (each index opened asks: several at a
+    restart), from the code as this process found it.
     """
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
@@ -133,10 +142,12 @@ class StoredParts:
     manifest: Mapping  # see ContentIndex._publication_manifest
     shape: object
     sizes: Mapping[str, int]
-    # rel -> (mtime_ns, size, inode, saved_at): what each file was when its state was saved
+    # (rel, mtime_ns, size, inode, racy) by path: what each file was when its state was
+    # saved, and 1 (racy) if that was within RACY_SECONDS of its last change, else 0
     # (empty when read without them: another process checked them).
-    files: Mapping[str, tuple[int, int, int, float]]
-    documents: Mapping[str, tuple]  # path -> the parts store_document took
+    files: Sequence[tuple[str, int, int, int, int]]
+    # path -> the parts store_document took (but those the reader said it held)
+    documents: Mapping[str, tuple]
     validators: Mapping[str, tuple[bytes, int]]  # path -> (body digest, Last-Modified)
 
 
@@ -243,7 +254,13 @@ class ContentIndex:
         bodies: list[tuple[str, Body]] = []  # bodies this process holds in memory, to keep here
         with cycle_collection_paused():  # a first start's 100,000 rows: no garbage among them
             rows = [  # in key order: each B-tree page is filled in turn, not revisited
-                (rel, now, generation, *state.fingerprint, _state_blob(state, bodies))
+                (
+                    rel,
+                    now,
+                    generation,
+                    *fingerprint_parts(state.fingerprint),
+                    _state_blob(state, bodies),
+                )
                 for rel, state in sorted(changed.items())  # paths: never equal
             ]
             kept = [(rel, body.digest, None, body.packed) for rel, body in bodies]
@@ -498,20 +515,25 @@ class ContentIndex:
         }
         return json.dumps(manifest, sort_keys=True)
 
-    def stored_publication(self, files: bool = True) -> StoredParts | None:
+    def stored_publication(
+        self, files: bool = True, held: Mapping[str, str] | None = None
+    ) -> StoredParts | None:
         """Return the last publication with what a restart needs to answer from it.
 
         None when there is none this code and these settings can answer from: no manifest,
         one of another generation or rendering, or a stored document replaced since.
         Only the documents are unpickled: files are described by their identity columns,
         read only if `files` (100,000 rows: a process trusting another's check skips them).
+        `held`: path → key of renderings the caller holds already (a worker following
+        every publication): those are left out of `documents`, not unpickled again.
         """
         return self._read(
-            lambda conn: self._read_stored_publication(conn, files), "not answering from it"
+            lambda conn: self._read_stored_publication(conn, files, held or {}),
+            "not answering from it",
         )
 
     def _read_stored_publication(
-        self, conn: sqlite3.Connection, with_files: bool = True
+        self, conn: sqlite3.Connection, with_files: bool, held: Mapping[str, str]
     ) -> StoredParts | None:
         keys = "('publication', 'generation', 'shape', 'media')"
         meta = dict(conn.execute(f"SELECT key, value FROM meta WHERE key IN {keys}"))
@@ -523,28 +545,40 @@ class ContentIndex:
             return _not_answering("it was rendered with other settings or code")
         documents = {}
         for path, (key, *_) in manifest["feeds"].items():
-            row = conn.execute("SELECT key, rep FROM documents WHERE path = ?", (path,)).fetchone()
+            if held.get(path) == key:  # the same row as before, if it is still there
+                query = "SELECT key FROM documents WHERE path = ?"
+            else:
+                query = "SELECT key, rep FROM documents WHERE path = ?"
+            row = conn.execute(query, (path,)).fetchone()
             if row is None or bytes(row[0]).hex() != key:
                 return _not_answering(f"{path} was stored again since")
-            documents[path] = pickle.loads(row[1])
+            if len(row) > 1:
+                documents[path] = pickle.loads(row[1])
         validators = {}
-        for path in documents:
+        for path in manifest["feeds"]:
             query = "SELECT digest, moment FROM validators WHERE path = ?"
             row = conn.execute(query, (path,)).fetchone()
             if row is None:
                 return _not_answering(f"{path} has no Last-Modified recorded")
             validators[path] = (bytes(row[0]), int(row[1]))
-        files = {}
+        files = []
         if with_files:
-            files = {
-                rel: (mtime_ns, size, inode, saved_at)
-                for rel, mtime_ns, size, inode, saved_at in conn.execute(
-                    "SELECT rel, mtime_ns, size, inode, saved_at FROM files"
-                )
-            }
+            # As tuples SQLite makes, the racy test made there too: 100,000 rows are read
+            # at a restart, and compared as a list (see identities.py).
+            query = "SELECT rel, mtime_ns, size, inode, saved_at - mtime_ns / 1e9 < ? FROM files"
+            files = conn.execute(query, (RACY_SECONDS,)).fetchall()
+            files.sort()  # by path: in path order already, but for files saved since
         shape = pickle.loads(bytes.fromhex(meta["shape"]))
         sizes = json.loads(meta["media"]) if "media" in meta else {}
         return StoredParts(generation, manifest, shape, sizes, files, documents, validators)
+
+    def release_memory(self) -> None:
+        """Give back the connection's page cache: a worker that follows reads a little,
+        once per publication, and keeps what it read as answers already."""
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA shrink_memory")
 
     def close(self) -> None:
         """Close this process's connection."""

@@ -23,10 +23,11 @@ from .settings import Settings
 # characters, 8M of them held 16 MB after a crawl of every feed. The items of every
 # subscription feed fit many times over (50 items of 10 kB: 0.5-1 MB each).
 ITEM_HTML_MEMO_BYTES = 8 * 1024 * 1024
-# Bytes of feed items made of that HTML (RSS and Atom entries, JSON items) kept besides.
-# The items of every subscription feed fit: at 8 sections of 50 items, 400 articles in RSS
-# and Atom (about 19 kB each with 6 kB of HTML, measured) and up to 800 in JSON (8 kB each;
-# a JSON feed holds fewer than 100): 22 MB. An edit then builds only the edited items.
+# Bytes of feed items made of that HTML (RSS and Atom entries, JSON items) kept besides,
+# for the subscription feeds only (see html_only): they are rendered again after each
+# edit, and fit: at 8 sections of 50 items, 400 articles in RSS and Atom (about 19 kB
+# each with 6 kB of HTML, measured) and up to 800 in JSON (8 kB each; a JSON feed holds
+# fewer than 100): 22 MB. An edit then builds only the edited items.
 ITEM_MEMO_BYTES = 32 * 1024 * 1024
 
 T = TypeVar("T")
@@ -48,6 +49,9 @@ class ItemHtmlMemo:
         )
         self.misses = 0  # sanitised bodies, for tests and benchmarks
         self.items_made = 0  # feed items built, for tests and benchmarks
+        # For the feeds a crawler asks for once (tags, authors, archives): their items
+        # kept would push out those of the subscription feeds, which edits render again.
+        self.html_only = _HtmlOnly(self)
 
     def item(self, key: Hashable, make: Callable[[], T], size: Callable[[T], int]) -> T:
         """Return the feed item kept under `key`, else make() it and keep it (size(item) bytes).
@@ -84,6 +88,22 @@ class ItemHtmlMemo:
         self.misses += 1
         self._entries.put(key, html)
         return html
+
+
+class _HtmlOnly:
+    """An ItemHtmlMemo's item HTML, with each feed item made anew rather than kept."""
+
+    def __init__(self, memo: ItemHtmlMemo):
+        self._memo = memo
+
+    def item(self, key: Hashable, make: Callable[[], T], size: Callable[[T], int]) -> T:
+        """Return make(): the item is not kept."""
+        self._memo.items_made += 1
+        return make()
+
+    def html(self, article: Article, settings: Settings, full: bool) -> str:
+        """Return article_html(article, settings, full) from the memo's item HTML."""
+        return self._memo.html(article, settings, full)
 
 
 def made_once(

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-import yaml
-
 from .models import ContentError
 
 # Front matter (YAML) ---------------------------------------------------------------
@@ -105,7 +103,12 @@ def _quick_depth_bound(source: str, lines: Sequence[str]) -> int:
 
 
 def _scan_yaml_events(source: str, path: str, first_line: int) -> None:
-    """Walk libyaml's events (flat, no recursion) keeping depth and expanded size in budget."""
+    """Walk libyaml's events (flat, no recursion) keeping depth and expanded size in budget.
+
+    YAML is imported here, on first use: a worker that follows the publisher reads no file.
+    """
+    import yaml
+
     loader = yaml.CSafeLoader(source) if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader(source)
     sizes: dict[str, int] = {}  # anchor -> values its node stands for, aliases expanded
     open_nodes: list[list] = []  # per open collection: [values it holds so far, its anchor]

@@ -213,20 +213,43 @@ class Pages:
         )
         return _Shown(html, (article,))
 
-    def _listing(self, snapshot: Snapshot, at: Address, root: str) -> _Shown | None:
-        """Return one page of a section, tag or author listing; None past its last page."""
+    def shows(self, snapshot: Snapshot, path: str) -> tuple[Article, ...] | None:
+        """Return the articles the page at `path` shows (None: no such page), so that a
+        first look (firstlook.py) reads them in full before rendering it."""
+        at = page_at(path)
+        if at is None:
+            return None
+        if at.kind == SITE:
+            return tuple(snapshot.published()[:HOME_ARTICLES])
+        if at.kind == ARTICLE:
+            article = snapshot.find(at.section, at.slug)
+            return None if article is None else (article,)
+        listed = self._listed(snapshot, at)
+        if listed is None or at.page > page_count(len(listed)):
+            return None
+        return tuple(listed[(at.page - 1) * SECTION_PAGE_SIZE : at.page * SECTION_PAGE_SIZE])
+
+    def _listed(self, snapshot: Snapshot, at: Address) -> tuple[Article, ...] | None:
+        """Return every article of a section, tag or author listing; None: no such listing."""
         if at.kind == SECTION:
             info = snapshot.site.sections.get(at.slug)
-            if info is None:
-                return None
-            listed, folder_mtime = snapshot.published(at.slug), info.file_mtime
+            return None if info is None else snapshot.published(at.slug)
+        listing = snapshot.listings.get(at.name)
+        return None if listing is None else listing.articles
+
+    def _listing(self, snapshot: Snapshot, at: Address, root: str) -> _Shown | None:
+        """Return one page of a section, tag or author listing; None past its last page."""
+        listed = self._listed(snapshot, at)
+        if listed is None:
+            return None
+        if at.kind == SECTION:
+            info = snapshot.site.sections[at.slug]
+            folder_mtime = info.file_mtime
             feeds = self._feeds_with_site(info.slug, info.title)
             template, context = "section.html", {"section": info}
         else:
-            listing = snapshot.listings.get(at.name)
-            if listing is None:
-                return None
-            listed, folder_mtime = listing.articles, 0.0
+            listing = snapshot.listings[at.name]
+            folder_mtime = 0.0
             feeds = self._feeds_with_site(listing.name, listing.label)
             kind = TAGS if at.kind == TAG else AUTHORS  # as templates name them
             template, context = "listing.html", {"kind": kind, "listing": listing}

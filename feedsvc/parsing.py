@@ -8,11 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from functools import cached_property
-from typing import ClassVar
+from functools import cache, cached_property
 from urllib.parse import unquote, urlsplit
-
-import yaml
 
 from .dates import DateError, to_datetime
 from .editorial import parse_aliases, parse_feeds_flag, parse_section_aliases, parse_takedown
@@ -61,17 +58,39 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_BODY = (body_digest(pack_html("")), pack_html(""))
 
 
-class _FrontMatterLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """Safe YAML that leaves timestamps as text.
+@cache
+def _front_matter_loader() -> type:
+    """Return safe YAML that leaves timestamps as text, made on first use.
 
     dates.py then reads every date the same way, and an impossible one (2026-02-30) is
     reported against its own field and line rather than failing the whole front matter.
+    Imported here, once: a worker that follows the publisher parses no file.
     """
+    import yaml
 
-    yaml_implicit_resolvers: ClassVar[dict] = {
+    resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    fields = {"yaml_implicit_resolvers": resolvers, "error": yaml.YAMLError}
+    return type("_FrontMatterLoader", (base,), fields)
+
+
+def _load_front_matter(source: str, path: str) -> object:
+    """Return the YAML value of `source`; ContentError at the line YAML stopped at."""
+    loader_type = _front_matter_loader()
+    try:
+        loader = loader_type(source)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except loader_type.error as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 2
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ContentError(path, line, f"front matter is not valid YAML: {problem}") from None
 
 
 KNOWN_FIELDS = frozenset(
@@ -153,13 +172,7 @@ def split_front_matter(text: str, path: str) -> tuple[FrontMatter, str]:
     header = text[opening_end + 1 : closing.start()].splitlines()
     source = "\n".join(header)
     check_front_matter(source, header, path)
-    try:
-        fields = yaml.load(source, Loader=_FrontMatterLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 2
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ContentError(path, line, f"front matter is not valid YAML: {problem}") from None
+    fields = _load_front_matter(source, path)
     if fields is None:
         fields = {}
     if not isinstance(fields, dict):
@@ -235,11 +248,9 @@ def _front_only(front: FrontMatter, section: str, slug: str, context: ParseConte
     """Parse what selecting and counting a feed's items needs; the body stays unread (empty).
 
     Every field is checked as a full parse checks it (a bad one refuses the file), but
-    tags, authors, links and the image are left out: what a feed shows is read in full.
+    links and the image are left out: what a feed shows is read in full.
     """
     path, fields = front.path, front.fields
-    _authors(front, context.default_author)
-    _string_list(front, "tags")
     _related(front)
     _image(front)
     date = _date_field(front, "date", context.timezone)
@@ -256,10 +267,11 @@ def _front_only(front: FrontMatter, section: str, slug: str, context: ParseConte
         title=_required_text(front, "title"),
         date=date,
         updated=max(updated, date),
-        authors=(),
+        authors=_authors(front, context.default_author),
         summary=dek,
         body=Body(_EMPTY_BODY[0], path, _EMPTY_BODY[1]),
         dek=dek,
+        tags=_string_list(front, "tags"),
         explicit_id=_optional_text(front, "id") or None,
         source_path=path,
         id_line=front.line_of("id") if "id" in fields else None,
@@ -282,6 +294,35 @@ _QUICK_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s#\"'\[\]{}]+")
 _QUICK_PLAIN_TITLE = re.compile(r"[A-Za-z0-9\u00c0-\uffff][^#:]*")
 # Fields whose values the quick read leaves to YAML: rare, and each changes selection.
 _QUICK_REFUSED = frozenset({"draft", "feeds", "takedown", "aliases"})
+# A tag or author read without YAML: a "- item" line, and a plain value YAML reads as the
+# text written (a letter first; no comment, mapping or flow mark; not a boolean or null).
+_QUICK_ITEM = re.compile(r"-[ \t]+(.+)")
+_QUICK_PLAIN_ITEM = re.compile(r"[^\W\d_][^#:\[\]{}]*")
+# A flow list ("[a, "b c"]"): items plainly written or quoted without escapes.
+_QUICK_FLOW_ITEM = r"[ \t]*(\"[^\"\\\\]*\"|'[^']*'|[^,\"'\[\]{}#:]+)[ \t]*"
+_QUICK_FLOW = re.compile(rf"\[(?:{_QUICK_FLOW_ITEM}(?:,{_QUICK_FLOW_ITEM})*|[ \t]*)\]")
+_YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _quick_list(value: str) -> list[str] | None:
+    """Return the texts of a tags or author value written on its line, or None (YAML reads it)."""
+    if not value.startswith("["):
+        text = _quick_text(value)
+        return None if text is None else [text]
+    if not _QUICK_FLOW.fullmatch(value):
+        return None
+    items = [_quick_text(item.strip()) for item in re.findall(_QUICK_FLOW_ITEM, value[1:-1])]
+    return None if None in items else items
+
+
+def _quick_text(value: str) -> str | None:
+    """Return one tag or author as YAML reads it, if plainly written or quoted; else None."""
+    quoted = _QUICK_QUOTED.fullmatch(value)
+    if quoted:
+        return next(g for g in quoted.groups() if g is not None)
+    if not _QUICK_PLAIN_ITEM.fullmatch(value) or value.lower() in _YAML_WORDS:
+        return None
+    return value
 
 
 def _quick_front(
@@ -305,6 +346,8 @@ def quick_article(
     date: datetime,
     updated: datetime,
     explicit_id: str | None,
+    tags: tuple[str, ...] = (),
+    authors: tuple[str, ...] = (),
 ) -> Article:
     """Return the article a first look knows from quick_front_fields: no body, no summary."""
     return Article(
@@ -313,18 +356,18 @@ def quick_article(
         title=title,
         date=date,
         updated=updated,
-        authors=(),
+        authors=authors,
         summary="",
         body=Body(_EMPTY_BODY[0], path, _EMPTY_BODY[1]),
+        tags=tags,
         explicit_id=explicit_id,
         source_path=path,
     )
 
 
-def quick_front_fields(
-    text: str, context: ParseContext
-) -> tuple[str, datetime, datetime, str | None] | None:
-    """Return title, date, updated and id as _quick_front reads them, or None (see there)."""
+def quick_front_fields(text: str, context: ParseContext) -> tuple | None:
+    """Return title, date, updated, id, tags and authors as _quick_front reads them, or None
+    (see there): tags and authors select the items of their feeds."""
     text = text.removeprefix("\ufeff")
     if not text.startswith("---\n"):
         return None
@@ -332,22 +375,41 @@ def quick_front_fields(
     if closing is None:
         return None
     values: dict[str, str] = {}
-    key = None
+    lists: dict[str, list[str]] = {}  # tags and author, as YAML would list them
+    key = collecting = None  # collecting: the list whose "- item" lines follow
     for line in text[4 : closing.start()].split("\n"):
         if not line or line[0] in " \t-#":
-            if key in values and line.strip() and not line.lstrip().startswith("#"):
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if collecting is not None:
+                item = _QUICK_ITEM.fullmatch(stripped)
+                text_item = None if item is None else _quick_text(item.group(1))
+                if text_item is None:
+                    return None  # a nested list, a mapping, a value running on: YAML reads it
+                lists[collecting].append(text_item)
+            elif key in values or key in lists:
                 return None  # a value of a field read here runs on: YAML reads it
             continue
         match = _QUICK_LINE.fullmatch(line)
         if match is None:
             return None
         key, value = match.groups()
+        collecting = None
         if key in _QUICK_REFUSED:
             return None
         if key in ("title", "date", "updated", "id"):
             if key in values or value is None:
                 return None
             values[key] = value
+        elif key in ("tags", "author"):
+            if key in lists:
+                return None
+            items = [] if value is None else _quick_list(value)
+            if items is None:
+                return None
+            lists[key] = items
+            collecting = key if value is None else None
     title, date_text = values.get("title"), values.get("date")
     if not title or not date_text:
         return None
@@ -380,7 +442,9 @@ def quick_front_fields(
             return None
         explicit_id = _clean(explicit_id)
     date, updated = moments
-    return title, date, max(updated, date), explicit_id or None
+    tags = _text_list(lists.get("tags", ()))
+    authors = author_names(_text_list(lists.get("author", ())), context.default_author)
+    return title, date, max(updated, date), explicit_id or None, tags, authors
 
 
 def _article(
@@ -588,6 +652,11 @@ def _string_list(front: FrontMatter, name: str) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
     if any(isinstance(item, (dict, list)) for item in items):
         raise front.error(name, f"field '{name}' must be a list of text values")
+    return _text_list(items)
+
+
+def _text_list(items) -> tuple[str, ...]:
+    """Return the items as lines of text, once each, in order, without empty ones."""
     cleaned = (_clean(item) for item in items)
     return tuple(dict.fromkeys(item for item in cleaned if item))
 
@@ -599,8 +668,13 @@ _ADDRESS_NAME = re.compile(r"^[^\s()]+@[^\s()]+\s*\((?P<name>.+)\)$")
 
 def _authors(front: FrontMatter, default_author: str) -> tuple[str, ...]:
     """Return the author names; an e-mail address written with a name is left out."""
+    return author_names(_string_list(front, "author"), default_author)
+
+
+def author_names(written: tuple[str, ...], default_author: str) -> tuple[str, ...]:
+    """Return the names of the authors as written (see _authors), else the default one."""
     names = []
-    for author in _string_list(front, "author"):
+    for author in written:
         match = "@" in author and (_NAME_ADDRESS.match(author) or _ADDRESS_NAME.match(author))
         name = match.group("name").strip() if match else author
         names.append(name or author)

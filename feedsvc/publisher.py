@@ -182,13 +182,18 @@ def process_start(pid: int) -> str | None:
     """Return when process `pid` started (kernel ticks since boot), or None if unknown.
 
     A pid with its start time names one process: a later process given the same pid
-    (a restarted container's workers get the same ones) has another start time.
+    (a restarted container's workers get the same ones) has another start time. A process
+    that has exited but not been reaped yet (a zombie: a killed server's worker, until its
+    new parent reaps it) runs no more: None.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
         return None
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()
 
 
 def _alive(pid: int) -> bool:

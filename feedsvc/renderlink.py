@@ -28,7 +28,8 @@ from .responses import IDENTITY, Representation, encodings
 log = logging.getLogger(__name__)
 
 # How long a follower keeps trying to reach a publisher that is being replaced (a takeover
-# takes up to watcher.TAKEOVER_SECONDS), and how long it waits for one answer.
+# takes up to watcher.TAKEOVER_SECONDS), counted from its first failed attempt in any thread,
+# and how long it waits for one answer.
 CONNECT_SECONDS = 3.0
 CONNECT_RETRY_SECONDS = 0.05
 ANSWER_SECONDS = 60.0
@@ -121,13 +122,16 @@ class PublisherLink:
         # Every thread's connection, so that close() closes them all.
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        # When an attempt to reach the publisher first failed (time.monotonic()), until one
+        # succeeds: every thread gives up CONNECT_SECONDS after it, not after its own wait.
+        self._failing_since: float | None = None
 
     def ask(self, request: dict, keep_trying: Callable[[], bool]) -> Answer | None:
         """Return the publisher's answer; None if no publisher could be reached in time.
 
         `keep_trying` says whether waiting for a publisher (one taking over) still makes sense.
+        Once no publisher has been reached for CONNECT_SECONDS, a request tries once.
         """
-        deadline = time.monotonic() + CONNECT_SECONDS
         while True:
             conn = getattr(self._local, "conn", None)
             fresh = conn is None
@@ -138,12 +142,16 @@ class PublisherLink:
                 answer = _receive(conn)
                 if answer is None:
                     raise ConnectionError("the publisher closed the connection")
+                self._failing_since = None
                 return answer
             except (OSError, ValueError) as exc:
                 self._drop(conn)
                 if not fresh:  # a connection kept from a publisher since gone: try a new one
                     continue
-                if time.monotonic() > deadline or not keep_trying():
+                now, since = time.monotonic(), self._failing_since
+                if since is None:
+                    self._failing_since = since = now
+                if now - since > CONNECT_SECONDS or not keep_trying():
                     log.info("no publisher to ask for %s: %s", request.get("path"), exc)
                     return None
                 time.sleep(CONNECT_RETRY_SECONDS)

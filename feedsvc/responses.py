@@ -19,6 +19,8 @@ import brotli
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header, parse_date, parse_etags, parse_list_header
 
+from .heap import Reclaimer
+
 logger = logging.getLogger(__name__)
 
 Header = tuple[str, str]
@@ -31,6 +33,8 @@ BROTLI = "br"
 GZIP_LEVEL = 6
 BROTLI_QUALITY = 8
 ETAG_SUFFIXES = MappingProxyType({IDENTITY: "", GZIP: "-gz", BROTLI: "-br"})
+# What compressing a feed (brotli 8, 400 kB) takes besides its bytes, freed after: 7 MB.
+COMPRESSOR_WORKING_BYTES = 7 * 1024 * 1024
 # Bodies shorter than this are offered as identity only: compressing them barely pays off.
 MIN_COMPRESSED_BODY = 256
 # What a compressed coding is counted as before it is made (a fraction of the body): feed
@@ -81,12 +85,15 @@ class Encodings(Mapping[str, Variant]):
     """
 
     def __init__(self, identity: Variant, codings: Iterable[str] = ()):
-        self._identity = identity
+        self._identity: Variant | None = identity
         self._codings = (IDENTITY, *(c for c in codings if c != IDENTITY))
         unknown = set(self._codings) - set(ETAG_SUFFIXES)
         if unknown:
             raise ValueError(f"unknown content codings: {sorted(unknown)}")
         self._made: dict[str, Variant] = {IDENTITY: identity}
+        self._etag = identity.etag
+        self._size = len(identity.body)
+        self._reclaimer: Reclaimer | None = None  # see pack()
         self._lock = threading.Lock()
 
     def __getitem__(self, coding: str) -> Variant:
@@ -95,18 +102,23 @@ class Encodings(Mapping[str, Variant]):
             return variant
         if coding not in self._codings:
             raise KeyError(coding)
+        if coding == IDENTITY:  # packed: made for each request, not kept
+            return Variant(self._plain(), self.etag(IDENTITY))
         with self._lock:
             variant = self._made.get(coding)
             if variant is None:
                 started = time.perf_counter()
-                body = _compress(self._identity.body, coding)
+                plain = self._plain()
+                body = _compress(plain, coding)
                 variant = Variant(body, self.etag(coding))
                 self._made[coding] = variant
+                if self._reclaimer is not None:  # packed: the compressor's work given back
+                    self._reclaimer.freed(COMPRESSOR_WORKING_BYTES)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 logger.debug(
                     "made %s: %d → %d bytes in %.1f ms",
                     coding,
-                    len(self._identity.body),
+                    len(plain),
                     len(body),
                     elapsed_ms,
                 )
@@ -122,8 +134,13 @@ class Encodings(Mapping[str, Variant]):
         return coding in self._codings
 
     def __eq__(self, other: object) -> bool:
-        """Compare without compressing: equal identity and codings make equal variants."""
+        """Compare without compressing: equal identity and codings make equal variants.
+
+        A packed body (see pack) keeps no identity: its ETag, a digest, stands for it.
+        """
         if isinstance(other, Encodings):
+            if self._identity is None or other._identity is None:
+                return self._etag == other._etag and self._codings == other._codings
             return self._identity == other._identity and self._codings == other._codings
         return Mapping.__eq__(self, other)
 
@@ -132,17 +149,53 @@ class Encodings(Mapping[str, Variant]):
     def etag(self, coding: str) -> str:
         """Return the ETag of `coding` without making its bytes."""
         if coding == IDENTITY:
-            return self._identity.etag
-        return self._identity.etag[:-1] + ETAG_SUFFIXES[coding] + '"'
+            return self._etag
+        return self._etag[:-1] + ETAG_SUFFIXES[coding] + '"'
 
     def held_bytes(self) -> int:
         """Return the bytes held, counting each coding not yet made at its expected share."""
-        size = len(self._identity.body)
+        size = self.size()
         made = self._made
         return sum(
             len(made[coding].body) if coding in made else int(size * UNMADE_CODING_SHARE)
             for coding in self._codings
+            if self.keeps(coding)
         )
+
+    def size(self) -> int:
+        """Return the length of the plain body."""
+        return self._size
+
+    def keeps(self, coding: str) -> bool:
+        """Tell whether `coding`'s bytes, once made, are kept (and may be kept by callers)."""
+        return coding != IDENTITY or self._identity is not None
+
+    def pack(self, reclaimer: Reclaimer | None = None) -> None:
+        """Keep the body gzip-compressed only, from now on (a worker that follows does).
+
+        Nearly every feed reader asks for gzip: its bytes are made now, if not yet, and
+        the plain ones (four to six times larger) are dropped. A client taking no gzip
+        then gets them decompressed for its request (1 to 2 ms for 400 kB), and brotli is
+        made from them once, on its first request; bytes and ETags stay as they were.
+        `reclaimer` hears of each plain body so made, freed once sent: malloc keeps such
+        large blocks for reuse unless given back (see heap.py).
+        """
+        if GZIP not in self._codings or self._identity is None:
+            return
+        self[GZIP]
+        with self._lock:
+            self._reclaimer = reclaimer
+            self._identity = None
+            self._made.pop(IDENTITY, None)
+
+    def _plain(self) -> bytes:
+        """Return the plain body, the source of every compressed coding."""
+        identity = self._identity
+        if identity is not None:
+            return identity.body
+        if self._reclaimer is not None:
+            self._reclaimer.freed(self._size)
+        return gzip.decompress(self._made[GZIP].body)
 
 
 class _Prepared:
@@ -188,7 +241,19 @@ class _Prepared:
             if self._coding != IDENTITY:
                 head.append(("Content-Encoding", self._coding))
             ok = self._ok = ((*head, *self.not_modified_head), body)
+            if not self.kept():  # checked after: pack() may run meanwhile
+                self._ok = None
         return ok
+
+    def kept(self) -> bool:
+        """Tell whether this variant's bytes are kept (see Encodings.pack)."""
+        variants = self._variants
+        return not isinstance(variants, Encodings) or variants.keeps(self._coding)
+
+    def forget(self) -> None:
+        """Drop the answer made, unless its bytes are kept."""
+        if not self.kept():
+            self._ok = None
 
     @property
     def body(self) -> bytes:
@@ -262,6 +327,14 @@ class Representation:
         setter(self, "_for_browsers", for_browsers)
         setter(self, "_tail", (("Vary", vary), *extras))
         setter(self, "_static_cache_control", static)
+
+    def pack(self, reclaimer: Reclaimer | None = None) -> None:
+        """Keep the body gzip-compressed only (see Encodings.pack); the same answers."""
+        if isinstance(self.variants, Encodings):
+            self.variants.pack(reclaimer)
+            for prepared in (self._prepared, self._for_browsers or {}):
+                for variant in prepared.values():
+                    variant.forget()
 
     def held_bytes(self) -> int:
         """Return the bytes this representation holds (or will, once every coding is asked)."""

@@ -20,9 +20,9 @@ from .models import Article, Site
 from .responses import Representation
 
 # Rendered pages kept per snapshot; beyond this, the oldest are rendered again on demand.
-# About a thousand pages (14 kB held for a 10 kB page): every section and tag page a
-# reader browses; a crawler's article pages come and go.
-PAGE_CACHE_BYTES = 16 * 1024 * 1024
+# About 500 pages (14 kB held for a 10 kB page): the section and tag pages readers
+# browse; a crawler's article pages, each asked for once, come and go.
+PAGE_CACHE_BYTES = 8 * 1024 * 1024
 
 
 class PageCache(BoundedCache[str, Representation]):
@@ -94,6 +94,11 @@ class Snapshot:
         """Return the feed document at a URL path, rendering it on first use."""
         entry = self._feed_paths.get(path)
         return entry[0].representation(entry[1]) if entry is not None else None
+
+    def feed_edition(self, path: str) -> FeedEdition | None:
+        """Return the edition of the feed document at a URL path, rendered or not."""
+        entry = self._feed_paths.get(path)
+        return entry[0] if entry is not None else None
 
     @functools.cached_property
     def routes(self) -> Routes:

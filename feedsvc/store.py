@@ -14,23 +14,18 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
-from .addresses import OPML_PATH, SITE_FEED
+from .addresses import OPML_PATH
 from .assembly import SiteAssembler
-from .catalog import Listing, feed_specs
+from .catalog import Listing
 from .editions import (
-    FEED_FORMATS,
-    FeedEdition,
     RenderCache,
     ValidatorHistory,
-    build_editions,
     changed_feeds,
-    content_last_modified,
 )
 from .feeds import FeedSpec
-from .firstlook import FirstLook, first_look
+from .firstlook import FirstLook, NotYet, first_look
 from .following import FollowedFeeds
 from .health import assess
 from .heap import give_back_memory
@@ -38,19 +33,23 @@ from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
 from .loader import (
     MEDIA_DIR,
+    READ_BEHIND_PREFIX,
     FileState,
     Tree,
+    fingerprint_parts,
     media_sizes,
     read_content_files,
     scan_tree,
+    stat_fingerprint,
     update_tree,
     with_new_media,
 )
 from .models import Article, ContentError, Site
-from .opml import OPML_TYPE, render_opml
 from .publisher import FollowerAcks, PublishedMark, PublisherLock
+from .publishing import publish_site, render_outline, subscriptions
 from .renderlink import Answer, PublisherLink, RenderService, request_for
-from .responses import Representation, build_representation
+from .responses import Representation
+from .scratch import remove_abandoned
 from .settings import Settings
 from .snapshot import Snapshot
 from .stored import StoredPublication, open_stored_publication
@@ -63,6 +62,8 @@ STUCK_REFRESH_SECONDS = 300.0
 FOLLOW_WAIT_SECONDS = 0.05
 # The interpreter's switch interval while the stored publication answers and the content loads.
 LOADING_SWITCH_SECONDS = 0.0005
+# What /healthz says a follower serves before the publisher's first publication.
+BORROWING = "the publisher's answers"
 
 
 class ContentStore:
@@ -179,7 +180,8 @@ class ContentStore:
             snapshot, served = pending
             self._snapshot = snapshot
             self._pending = None
-        if self._followed is not None:  # the live snapshot answers everything now
+        self._stored = None  # the live snapshot answers everything now
+        if self._followed is not None:
             self._drop_followed()
         if served is not None:  # told only after the swap, so they fetch the new bytes
             self._notify(served, snapshot)
@@ -211,29 +213,30 @@ class ContentStore:
 
         The first call (a first request) looks for one still current, and if there is,
         makes the live snapshot in a background thread instead of in the request; in a
-        follower, answers the publisher's feeds from the index (see _follow_from_index).
-        `wait`: a follower with nothing to answer from waits for the publisher's first
-        publication here (as it would to load the site) rather than load the site.
+        follower, answers the publisher's feeds from the index (see _follow_from_index),
+        or, before the publisher has published, asks it for every answer (see
+        _borrow_until_published). `wait`: a follower that cannot ask the publisher waits
+        for its first publication here (as it would to load the site) rather than load it.
         """
         if not self._stored_looked:
             with self._stored_lock:
                 if not self._stored_looked and self._watcher_factory is not None:
                     if self._snapshot is None:  # one worker checks the files, the others trust it
                         self._stored = open_stored_publication(self.settings, self._publisher)
+                        if self._publisher.held():  # followers ask from now on, a first look too
+                            self._answer_followers()
                         if self._stored is None:
                             self._stored = self._first_look()
                     following = self._snapshot is None and not self._publisher.held()
                     # A follower with a publication to answer from loads no site until a
-                    # request needs one.
-                    from_index = (
-                        following
-                        and (
-                            self._stored is not None
-                            or self._published_by_holder()
-                            or (wait and self._await_publication())
+                    # request needs one; nor does one whose publisher has not published yet.
+                    from_index = False
+                    if following and (self._stored is not None or self._published_by_holder()):
+                        from_index = self._follow_from_index()
+                    elif following:
+                        from_index = self._borrow_until_published() or (
+                            wait and self._await_publication() and self._follow_from_index()
                         )
-                        and self._follow_from_index()
-                    )
                     if not from_index and self._stored is not None:
                         # Whether this process publishes is settled now, for /healthz.
                         self._following = not self._publisher.held()
@@ -245,7 +248,8 @@ class ContentStore:
         followed = self._followed
         if followed is not None:
             return followed.current()
-        return self._stored
+        # Once the live snapshot serves (before it is recorded), it answers everything.
+        return self._stored if self._snapshot is None else None
 
     def _first_look(self) -> StoredPublication | None:
         """On a first start (an index with nothing published), in the process that
@@ -268,6 +272,14 @@ class ContentStore:
         self._first = found
         return found.stored
 
+    def first_look_page(self, path: str, root: str, pages) -> Representation | NotYet | None:
+        """Answer the page at `path` from a first look while it serves (NOT_YET: none there
+        yet, or it cannot be had yet); None: no first look serves, ask the live snapshot."""
+        first = self._first
+        if first is None or self._snapshot is not None:
+            return None
+        return first.page(path, root, pages)
+
     def _follow_from_index(self) -> bool:
         """Serve the publisher's feeds from the index, holding no site; tell whether this does.
 
@@ -285,16 +297,38 @@ class ContentStore:
                 return False
             while followed.current() is None:  # its Last-Modified is not ahead of the clock
                 time.sleep(FOLLOW_WAIT_SECONDS)
+        return self._start_following(
+            followed, "answers the publisher's feeds from the index, holding no site"
+        )
+
+    def _borrow_until_published(self) -> bool:
+        """Ask the publisher for every answer until it publishes; tell whether this does.
+
+        On a first start the publisher answers from its first look long before the full
+        read ends and the publication is recorded; this worker answers as soon, with the
+        same bytes and validators, and takes up the publication once there is one.
+        """
+        if self._render_service is None:
+            return False
+        link = PublisherLink(self.settings.state_dir)
+        followed = FollowedFeeds(ContentIndex.for_settings(self.settings), link)
+        holder = self._publisher.holder()
+        return self._start_following(
+            followed, f"asks process {holder} for every answer until it publishes"
+        )
+
+    def _start_following(self, followed: FollowedFeeds, what: str) -> bool:
+        """Follow the publisher with `followed`, holding no site; tell whether this still does
+        (a publication that cannot be answered from drops it: see follow)."""
         self._following = True
         self._followed = followed
-        self._acks.record(followed.newest().generation)
+        newest = followed.newest()
+        if newest is not None:
+            self._acks.record(newest.generation)
         self._watcher = self._watcher_factory(self)
         self._watcher.start()
         self.follow()  # one published before the watcher's first look at the mark
-        log.info(
-            "process %s answers the publisher's feeds from the index, holding no site",
-            os.getpid(),
-        )
+        log.info("process %s %s", os.getpid(), what)
         return self._followed is not None
 
     def _await_publication(self) -> bool:
@@ -337,7 +371,7 @@ class ContentStore:
         except Exception:
             log.exception("loading the content failed; the next request tries again")
         finally:
-            self._stored = None
+            self._stored = self._first = None
             sys.setswitchinterval(interval)
 
     def _start(self) -> Snapshot:
@@ -369,6 +403,7 @@ class ContentStore:
             if self._publisher.held():
                 self._following = False
                 self._answer_followers()
+                remove_abandoned(READ_BEHIND_PREFIX)  # a killed start's, if any
                 # Watching first, so an edit made during the first read is not missed; the
                 # watcher's thread waits for that read (it asks for the snapshot) before acting.
                 if self._watcher is None:  # else a follower's, taking over now
@@ -402,6 +437,8 @@ class ContentStore:
         followed = self._followed
         if self._snapshot is None and followed is not None and followed.current() is not None:
             serving, generation = "index", followed.current().generation  # no site held
+        elif self._snapshot is None and followed is not None:
+            serving = BORROWING  # nothing published yet: every answer is the publisher's
         elif self._snapshot is None:  # the stored publication, while this process loads
             serving = "starting" if stored is None else stored.kind
             generation = generation if stored is None else stored.generation
@@ -427,7 +464,24 @@ class ContentStore:
             self._following = False
             self._acks.forget()
             self._answer_followers()
+            followed = self._followed
+            if self._snapshot is None and followed is not None and followed.newest() is None:
+                self._look_first()
         return not self._following
+
+    def _look_first(self) -> None:
+        """Taking over from a publisher that never published (it died during its first
+        look, or its full read): answer from a first look of this process's own.
+
+        Meanwhile a request that would load the site waits (the start lock): the load
+        takes up the first look's work rather than read every file beside it.
+        """
+        with self._start_lock:
+            stored = self._first_look()
+            followed, self._followed = self._followed, None
+            self._stored = stored
+            if followed is not None:
+                followed.close()
 
     def share_with_followers(self, answer: Callable[[dict], Answer]) -> None:
         """Answer following workers' requests with `answer` whenever this process publishes."""
@@ -442,10 +496,11 @@ class ContentStore:
     ) -> Representation | Answer | None:
         """In a follower holding no site: the publisher's answer for `path` (see following.py).
 
-        None when this process holds a site, or no publisher answers: then it loads one.
+        None when this process holds a site, publishes (it took over), or no publisher
+        answers: then it loads one.
         """
         followed = self._followed
-        if followed is None or self._snapshot is not None:
+        if followed is None or self._snapshot is not None or not self._following:
             return None
         request = request_for(environ, path, root)
         return followed.borrow(request, lambda: self._followed is followed)
@@ -453,7 +508,17 @@ class ContentStore:
     def answer_follower(
         self, path: str, root: str, pages
     ) -> tuple[Representation, int | None] | None:
-        """In the publisher: the document at `path` and its publication's generation, or None."""
+        """In the publisher: the document at `path` and its publication's generation, or None.
+
+        Until the live snapshot serves, the publication answered from (a first look, a
+        stored one) gives what it holds; for the rest, None: the app answers the request
+        as it answers this process's own (and waits, as they do, while that publication
+        is being looked for).
+        """
+        if self._snapshot is None:
+            stored = self.stored_publication() if self._stored_looked else None
+            rep = stored.lookup(path) if stored is not None else None
+            return None if rep is None else (rep, stored.generation)
         snapshot = self.snapshot()
         rep = pages.answer(snapshot, path, root)
         if rep is None:
@@ -476,7 +541,9 @@ class ContentStore:
         loads the site). Once the site is loaded (or loading), the site follows too.
         """
         followed = self._followed
-        if followed is not None:
+        if followed is not None and followed.newest() is None and not self._published_by_holder():
+            pass  # the publisher has not published yet (the index's is an earlier run's)
+        elif followed is not None:
             if followed.take_up():
                 self._acks.record(followed.newest().generation)
             elif self._followed is followed:
@@ -535,8 +602,8 @@ class ContentStore:
         if self._followed is not None:
             self._drop_followed()
         first = self._first
-        if first is not None and first.full is not None:
-            first.full.close()
+        if first is not None:
+            first.close()
         if self._index is not None:
             self._index.close()
         self._publisher.release()
@@ -582,6 +649,8 @@ class ContentStore:
         if before is not None and changed != () and _same_content(site, before.site):
             self._record(None)  # new file identities only
             return  # a rescan or a touch: keep the snapshot and its rendered pages
+        if before is None:
+            self._take_first_look_validators()
         # What rendering writes to the index (feeds, validators) goes in the publication's
         # own transaction (see ContentIndex.batched).
         with self._index.batched() if self._index is not None else contextlib.nullcontext():
@@ -591,6 +660,8 @@ class ContentStore:
             # Caches and the hub are told by one process, once the new snapshot is served.
             told = self._notifier is not None or self._purger is not None
             self._install(snapshot, tell=told and self._publisher.held())
+            if before is None:  # nothing to tell of: served now, not after it is recorded
+                self._promote()
             self._record(snapshot)  # before telling: followers must have the publication
         self._promote()
         log.debug(
@@ -602,6 +673,15 @@ class ContentStore:
             (time.perf_counter() - published) * 1000,
             "now" if self._pending is None else f"from {snapshot.visible_from:.0f}",
         )
+
+    def _take_first_look_validators(self) -> None:
+        """Start the validator history from what a first look served, if one did: a feed it
+        served with other bytes gets a later Last-Modified."""
+        first = self._first
+        if first is None or self._index is None:
+            return
+        for path, (digest, moment) in first.hand_over().items():
+            self._index.record_validator(path, digest, moment)
 
     def _record(self, snapshot: Snapshot | None) -> None:
         """Record the file states read in the index; with `snapshot`, as a new publication.
@@ -720,18 +800,16 @@ class ContentStore:
         self._index.describe_publication = self._describe_publication
         self._history = ValidatorHistory(self._index)
         entries, sizes = self._index.load()
-        first, self._first = self._first, None
+        first = self._first
         if first is not None:
-            # What a first look served: a feed it served otherwise gets a later Last-Modified.
-            for path, (digest, moment) in first.validators.items():
-                self._index.record_validator(path, digest, moment)
             self._renders = first.renders
             full = first.full.result() if first.full is not None and not entries else None
             if not entries:
                 # What it read in full, and what was read in full behind it, is taken as an
                 # index entry is: checked against its file, not read again; and recorded in
                 # the index with the others.
-                entries = {rel: (state, first.read_at) for rel, state in first.states.items()}
+                in_full, read_at = first.read_states()
+                entries = {rel: (state, read_at) for rel, state in in_full.items()}
                 if full is not None:
                     entries.update(
                         (rel, (state, first.full.started_at)) for rel, state in full.items()
@@ -745,7 +823,7 @@ class ContentStore:
         for rel, (state, saved_at) in entries.items():
             self._states[rel] = state
             result = state.result
-            if saved_at - state.fingerprint[0] / 1e9 < RACY_SECONDS or (
+            if saved_at - fingerprint_parts(state.fingerprint)[0] / 1e9 < RACY_SECONDS or (
                 isinstance(result, Article) and saved_at < result.updated.timestamp() <= now
             ):
                 suspect.add(rel)
@@ -758,12 +836,10 @@ class ContentStore:
         snapshot = self._latest()
         if snapshot is None:
             return None
-        subscriptions = [
-            snapshot.editions[n] for n in _subscriptions(snapshot.site, snapshot.editions)
-        ]
+        subscribed = [snapshot.editions[n] for n in subscriptions(snapshot.site, snapshot.editions)]
         feeds = {
             path: (edition.max_age, edition.expires_at)
-            for edition in subscriptions
+            for edition in subscribed
             for path in edition.paths()
         }
         published = len(snapshot.published())
@@ -782,52 +858,12 @@ class ContentStore:
             stat = os.stat(f"{root}/{rel}")  # a str, not a Path: 100,000 of them at a start
         except OSError:
             return True
-        return (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._states[rel].fingerprint
+        return stat_fingerprint(stat) != self._states[rel].fingerprint
 
     def _publish(self, site: Site, before: Snapshot | None) -> Snapshot:
         """Render what changed into a snapshot served once its newest Last-Modified is not ahead."""
-        now = datetime.now(UTC)
-        groups = self._assembler.listings(site, now)
-        previous = before.editions if before is not None else {}
-        old, relisted = None, None
-        if before is not None:
-            specs = getattr(previous, "specs", None) or {n: e.spec for n, e in previous.items()}
-            old = (before.listings, specs)
-            hint = self._assembler.relisted()
-            if hint is not None and hint[0] is before.listings:
-                relisted = hint[1]  # the others are before's listings: their specs are kept
-        all_in_feeds = self._assembler.all_in_feeds(site)
-        remade = self._assembler.remade()
-        specs = feed_specs(site, groups, now, self.settings, old, all_in_feeds, remade, relisted)
-        releases = self._assembler.releases(site, now)
-        editions = build_editions(
-            specs,
-            previous,
-            releases,
-            self.settings,
-            self._history,
-            self._renders,
-            specs.respecified,
-        )
-        eager = [
-            editions[name].representation(fmt)
-            for name in _subscriptions(site, editions)
-            for fmt in FEED_FORMATS
-        ]
-        documents = {OPML_PATH: self._opml(groups, specs[SITE_FEED], before)}
-        # A second change within one second gets the next second: served from then on.
-        newest = max(rep.last_modified for rep in [*eager, *documents.values()])
-        next_release = min(releases.values(), default=None)
-        return Snapshot(
-            site,
-            now,
-            groups,
-            editions,
-            documents,
-            next_release,
-            visible_from=newest,
-            before=before,
-            remade=editions.remade,
+        return publish_site(
+            site, before, self._assembler, self.settings, self._history, self._renders, self._opml
         )
 
     def _opml(
@@ -843,10 +879,7 @@ class ContentStore:
             and before.documents.get(OPML_PATH) is made[1]
         ):
             return made[1]  # its bytes, so its Last-Modified, are the same
-        body = render_opml(groups.values(), self.settings)
-        content_time = content_last_modified(site_feed)
-        last_modified = self._history.last_modified(OPML_PATH, body, content_time)
-        rep = build_representation(body, OPML_TYPE, last_modified, self.settings.feed_max_age)
+        rep = render_outline(groups, site_feed, self.settings, self._history)
         self._outline = (outline, rep)
         return rep
 
@@ -861,15 +894,6 @@ class ContentStore:
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)
-
-
-def _subscriptions(site: Site, editions: Mapping[str, FeedEdition]) -> list[str]:
-    """Return the names of the subscription feeds (the site's, each section's) among `editions`.
-
-    Named from the site's sections, not found among thousands of archive, tag and author
-    editions on each edit.
-    """
-    return [name for name in (SITE_FEED, *site.sections) if name in editions]
 
 
 def _same_content(site: Site, other: Site) -> bool:

@@ -10,6 +10,7 @@ and Last-Modified the live one will serve. Anything else waits for the live snap
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -18,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .index import RACY_SECONDS, ContentIndex, StoredParts
+from .identities import first_difference
+from .index import ContentIndex, StoredParts
 from .loader import scan_tree
 from .media import media_sizes
 from .publisher import PublisherLock, process_start, replace_file
@@ -118,29 +120,69 @@ def _answering(parts: StoredParts, why: str) -> StoredPublication | None:
     return StoredPublication(parts.generation, documents, parts.manifest["health"])
 
 
-def followed_publication(parts: StoredParts) -> StoredPublication | None:
+def followed_publication(
+    parts: StoredParts, previous: StoredPublication | None = None
+) -> StoredPublication | None:
     """Return a publication's feeds as answers for a worker following its publisher.
 
     Not checked against the files nor the clock: the publisher published it, and alone
-    reads the files and releases scheduled articles (see following.py).
+    reads the files and releases scheduled articles (see following.py). A feed of
+    `previous` that answers exactly as the new one is kept, with the codings made for it.
     """
-    documents = _feed_answers(parts, f"not following publication {parts.generation}")
+    kept = previous.documents if previous is not None else {}
+    documents = _feed_answers(parts, f"not following publication {parts.generation}", kept)
     if documents is None:
         return None
     return StoredPublication(parts.generation, documents, parts.manifest["health"])
 
 
-def _feed_answers(parts: StoredParts, refusal: str) -> dict[str, Representation] | None:
-    """Return the publication's feeds as answers; None (logged) if one is not as its
-    validator says."""
+def _feed_answers(
+    parts: StoredParts, refusal: str, kept: Mapping[str, Representation] | None = None
+) -> dict[str, Representation] | None:
+    """Return the publication's feeds as answers, those of `kept` where alike; None
+    (logged) if one is not as its validator says."""
+    kept = kept or {}
     documents = {}
     for path, (_key, max_age, expires_at) in parts.manifest["feeds"].items():
-        rep = _representation(parts.documents[path], parts.validators[path], max_age, expires_at)
+        validator, old = parts.validators[path], kept.get(path)
+        if path not in parts.documents:  # the rendering `old` holds (see stored_publication)
+            documents[path] = _dated(old, validator[1], max_age, expires_at)
+            continue
+        stored = parts.documents[path]
+        if old is not None and _answers_alike(old, stored, validator, max_age, expires_at):
+            documents[path] = old
+            continue
+        rep = _representation(stored, validator, max_age, expires_at)
         if rep is None:
             log.info("%s: %s has other validators", refusal, path)
             return None
         documents[path] = rep
     return documents
+
+
+def _answers_alike(
+    rep: Representation, parts: tuple, validator: tuple[bytes, int], max_age, expires_at
+) -> bool:
+    """Tell whether `rep` answers as the stored feed would: same ETag, headers and dates."""
+    content_type, variants, headers, browser_type = parts
+    return (
+        rep.variants.etag(IDENTITY) == variants[IDENTITY][1]
+        and (rep.content_type, rep.last_modified, rep.max_age, rep.expires_at)
+        == (content_type, validator[1], max_age, expires_at)
+        and rep.extra_headers == tuple(tuple(header) for header in headers)
+        and rep.browser_content_type == browser_type
+    )
+
+
+def _dated(
+    rep: Representation, last_modified: int, max_age: int, expires_at: float | None
+) -> Representation:
+    """Return `rep` with these dates: itself if it has them, else a copy (codings shared)."""
+    if (rep.last_modified, rep.max_age, rep.expires_at) == (last_modified, max_age, expires_at):
+        return rep
+    return dataclasses.replace(
+        rep, last_modified=last_modified, max_age=max_age, expires_at=expires_at
+    )
 
 
 class CheckVerdict:
@@ -211,20 +253,11 @@ def why_not_current(root: Path, parts: StoredParts, now: float) -> str | None:
     sections, problems = parts.shape
     if tree.sections != sections or [p.key for p in tree.problems] != [p.key for p in problems]:
         return "the content folder's sections changed"
-    if len(tree.files) != len(parts.files) or not parts.files.keys() >= set(tree.files):
-        return "content files were added or removed"
     if media_sizes(root) != parts.sizes:
         return "media files changed"
-    for rel, (mtime_ns, size, inode, saved_at) in parts.files.items():
-        if saved_at - mtime_ns / 1e9 < RACY_SECONDS:
-            return f"{rel} was saved as it changed"
-        try:
-            stat = os.stat(f"{root}/{rel}")  # a str, not a Path: 100,000 of them
-        except OSError:
-            return f"{rel} cannot be read"
-        if (stat.st_mtime_ns, stat.st_size, stat.st_ino) != (mtime_ns, size, inode):
-            return f"{rel} changed"
-    return None
+    if sorted(tree.files) != [row[0] for row in parts.files]:
+        return "content files were added or removed"
+    return first_difference(str(root), parts.files)
 
 
 def _representation(

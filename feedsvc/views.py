@@ -10,6 +10,7 @@ safe_join keeps requests inside the media folder.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -114,12 +115,20 @@ def healthz():
     """Report whether the site serves, what it holds and which files have problems.
 
     Answers 503 when failing, so a load balancer takes the process out of service.
-    While the content loads behind a stored publication, reports that publication.
+    While the content loads behind a stored publication, reports that publication; a
+    follower asking the publisher for every answer (nothing published yet) reports what
+    the publisher reports, with its own role.
     """
-    stored = get_store().stored_publication()
+    store = get_store()
+    stored = store.stored_publication()
     if stored is not None:
-        report = {**stored.health, "publishing": get_store().role()}
+        report = {**stored.health, "publishing": store.role()}
         return report, 200, {"Cache-Control": "no-store"}
+    borrowed = store.borrowed_answer(request.environ, request.path, request.script_root)
+    if isinstance(borrowed, tuple):
+        head, body = borrowed
+        report = {**json.loads(body), "publishing": store.role()}
+        return report, int(head["status"].split()[0]), {"Cache-Control": "no-store"}
     snapshot = get_snapshot()
     site = snapshot.site
     published = len(snapshot.published())

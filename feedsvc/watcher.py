@@ -19,30 +19,10 @@ import threading
 import time
 from pathlib import Path
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-
-from .media import MEDIA_DIR
 from .store import ContentStore
 
 log = logging.getLogger(__name__)
 
-# A burst of events (an editor's save, an rsync run) is let settle: a refresh waits until
-# the files written are closed and no event came for QUIET_SECONDS, or, for a writer that
-# keeps a file open, until no event came for SETTLE_SECONDS.
-QUIET_SECONDS = 0.01
-SETTLE_SECONDS = 0.05
 # How often to check whether the content folder itself was swapped.
 ROOT_CHECK_SECONDS = 0.25
 # Full rescans (one stat per file): rare with events, every second without them.
@@ -52,69 +32,6 @@ POLL_RESCAN_SECONDS = 1.0
 # waits half of this on average in the workers that follow), and asks for the publisher's lock.
 FOLLOW_SECONDS = 0.02
 TAKEOVER_SECONDS = 1.0
-# The events that can change the site, asked of inotify itself. Not a file opened or closed
-# unwritten: a first start's own reads of 100,000 files would bring 200,000 such events
-# through Python threads; nor a folder's "modified", which comes beside the event of each
-# file created, written, moved or deleted in it, and whose name would cost a walk of the
-# whole tree (see loader.update_tree).
-_CHANGE_EVENTS = (
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    FileClosedEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-)
-
-
-class _ChangeCollector(FileSystemEventHandler):
-    """Collect the content-relative paths that events name, and wake the watcher."""
-
-    def __init__(self, root: Path, wake: threading.Event):
-        self.root = str(root)
-        self.wake = wake
-        self.paths: set[str] = set()
-        # Files created or modified and not closed since: still being written.
-        self.writing: set[str] = set()
-        self.last_event = 0.0  # time.monotonic() of the last event collected
-        self.lock = threading.Lock()
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if not isinstance(event, _CHANGE_EVENTS):  # an observer that cannot filter
-            return
-        names = [event.src_path, getattr(event, "dest_path", "")]
-        relative = [os.path.relpath(os.fsdecode(n), self.root) for n in names if n]
-        wanted = [rel for rel in relative if _matters(rel, event.is_directory)]
-        if wanted:
-            with self.lock:
-                self.paths.update(wanted)
-                if event.event_type in ("created", "modified") and not event.is_directory:
-                    self.writing.update(wanted)
-                else:  # closed, deleted, or moved whole
-                    self.writing.difference_update(wanted)
-                self.last_event = time.monotonic()
-            self.wake.set()
-
-    def settled(self) -> float:
-        """Return how long to wait yet before the paths collected are worth reading (0: now)."""
-        with self.lock:
-            quiet = time.monotonic() - self.last_event
-            return max((SETTLE_SECONDS if self.writing else QUIET_SECONDS) - quiet, 0.0)
-
-    def take(self) -> set[str]:
-        with self.lock:
-            paths, self.paths = self.paths, set()
-            self.writing = set()  # a file still open is read again when its close is seen
-        return paths
-
-
-def _matters(rel: str, is_directory: bool) -> bool:
-    """Tell whether a changed path can change the site; editors' and rsync's temp files cannot."""
-    if rel.startswith("..") or any(part.startswith(".") for part in rel.split("/")):
-        return False
-    return is_directory or rel.endswith(".md") or rel.split("/", 1)[0] == MEDIA_DIR
 
 
 class ContentWatcher:
@@ -127,7 +44,7 @@ class ContentWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer = None
-        self._collector: _ChangeCollector | None = None
+        self._collector = None  # folderevents.ChangeCollector while observing
         self._identity = None
         # Following: the publisher's mark as last seen, and when to ask for its lock next.
         self._stamp = None
@@ -158,19 +75,15 @@ class ContentWatcher:
         return self._thread is not None and self._thread.is_alive()
 
     def _observe(self) -> None:
+        """Have inotify name the files that change: the publisher's part (folderevents.py)."""
+        from .folderevents import observe
+
         real_root = Path(os.path.realpath(self.root))
-        self._collector = _ChangeCollector(real_root, self._wake)
         try:
-            observer = Observer()
-            observer.schedule(
-                self._collector, str(real_root), recursive=True, event_filter=_CHANGE_EVENTS
-            )
-            observer.start()
+            self._observer, self._collector = observe(real_root, self._wake)
         except OSError as exc:  # no such folder yet, or the system's inotify limits
             log.warning("watching %s failed (%s); rescanning every second instead", real_root, exc)
             self._observer = None
-            return
-        self._observer = observer
 
     def _unobserve(self) -> None:
         if self._observer is not None:
@@ -215,8 +128,7 @@ class ContentWatcher:
             self.store.refresh(None)
             return time.monotonic()
         if self._collector is not None and self._collector.paths:
-            while (wait := self._collector.settled()) > 0 and not self._stop.is_set():
-                time.sleep(min(wait, QUIET_SECONDS))  # a close may come at any moment
+            self._collector.wait_until_settled(self._stop)
             self.store.refresh(self._collector.take())
             return last_rescan
         release = self.store.snapshot().next_release

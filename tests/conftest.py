@@ -150,6 +150,21 @@ def backdate(content_dir: Path):
     return set_times
 
 
+def app_config(content_dir: Path, **config) -> dict:
+    """Return the settings make_app builds an app with (plain values: JSON can carry them)."""
+    return {
+        "TESTING": True,
+        "CONTENT_DIR": str(content_dir),
+        "STATE_DIR": str(content_dir.parent / "state"),
+        "SITE_URL": SITE_URL,
+        "SITE_TITLE": "Test Gazette",
+        "SITE_DESCRIPTION": "A site made by a test.",
+        "SITE_AUTHOR": "Gazette Staff",
+        "WATCH_CONTENT": False,
+        **config,
+    }
+
+
 @pytest.fixture
 def make_app(content_dir: Path):
     """Build an app on the test's content folder; keyword arguments override config keys.
@@ -160,18 +175,7 @@ def make_app(content_dir: Path):
     apps = []
 
     def make(**config):
-        settings = {
-            "TESTING": True,
-            "CONTENT_DIR": str(content_dir),
-            "STATE_DIR": str(content_dir.parent / "state"),
-            "SITE_URL": SITE_URL,
-            "SITE_TITLE": "Test Gazette",
-            "SITE_DESCRIPTION": "A site made by a test.",
-            "SITE_AUTHOR": "Gazette Staff",
-            "WATCH_CONTENT": False,
-        }
-        settings.update(config)
-        apps.append(create_app(settings))
+        apps.append(create_app(app_config(content_dir, **config)))
         return apps[-1]
 
     yield make

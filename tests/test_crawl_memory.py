@@ -19,6 +19,16 @@ NON_ASCII_BODY = "Café au lait — a paragraph of words, again and again. " * 4
 
 def _crawl(client) -> list[str]:
     """Fetch every feed /feeds.opml lists and every archive page, in every format and coding."""
+    paths = every_feed_path(client)
+    for path in paths:
+        for coding in ("identity", "gzip", "br"):
+            assert client.get(path, headers={"Accept-Encoding": coding}).status_code == 200
+    return paths
+
+
+def every_feed_path(client) -> list[str]:
+    """Return the path of every feed /feeds.opml lists and of every archive page, in every
+    format (the newest archive page read from each feed's Atom)."""
     opml = client.get("/feeds.opml").data.decode()
     stems = {url.rsplit(".", 1)[0] for url in re.findall(r'xmlUrl="https?://[^/"]+([^"]+)"', opml)}
     for stem in list(stems):
@@ -27,11 +37,7 @@ def _crawl(client) -> list[str]:
         newest = re.search(r"/archive/([0-9]+)\.atom", link.group(0)) if link else None
         last = int(newest.group(1)) if newest else 0
         stems.update(f"{stem}/archive/{n}" for n in range(1, last + 1))
-    paths = sorted(f"{stem}.{ext}" for stem in stems for ext in ("xml", "atom", "json"))
-    for path in paths:
-        for coding in ("identity", "gzip", "br"):
-            assert client.get(path, headers={"Accept-Encoding": coding}).status_code == 200
-    return paths
+    return sorted(f"{stem}.{ext}" for stem in stems for ext in ("xml", "atom", "json"))
 
 
 def test_a_crawl_of_every_feed_keeps_only_what_the_bounded_caches_count(

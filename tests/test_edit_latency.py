@@ -9,9 +9,9 @@ import feedparser
 import pytest
 from watchdog.events import DirModifiedEvent, FileClosedEvent, FileModifiedEvent
 
-from feedsvc import loader, store, watcher
+from feedsvc import folderevents, loader, store
+from feedsvc.folderevents import QUIET_SECONDS, SETTLE_SECONDS, ChangeCollector
 from feedsvc.loader import scan_tree, update_tree
-from feedsvc.watcher import QUIET_SECONDS, SETTLE_SECONDS, _ChangeCollector
 from tests.conftest import wait_until
 
 
@@ -44,11 +44,11 @@ def test_a_watched_edit_reads_the_file_and_never_walks_the_tree(
 
 def test_a_refresh_waits_for_the_written_file_to_be_closed(tmp_path, monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr(watcher, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(folderevents, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     root = tmp_path / "content"
     root.mkdir()
     wake = threading.Event()
-    collector = _ChangeCollector(root, wake)
+    collector = ChangeCollector(root, wake)
     collector.on_any_event(DirModifiedEvent(str(root / "news")))
     assert not wake.is_set() and collector.paths == set()  # the folder: its files say more
     collector.on_any_event(FileModifiedEvent(str(root / "news" / "a.md")))
@@ -70,9 +70,9 @@ def test_reading_the_content_brings_the_watcher_no_event(
 ):
     write_stories("culture", 5)
     seen = []
-    handle = _ChangeCollector.on_any_event
+    handle = ChangeCollector.on_any_event
     monkeypatch.setattr(
-        _ChangeCollector,
+        ChangeCollector,
         "on_any_event",
         lambda self, event: seen.append(event) or handle(self, event),
     )
@@ -84,7 +84,7 @@ def test_reading_the_content_brings_the_watcher_no_event(
     write_article("culture", "story-9", title="A new one", date="2026-04-01T09:00:00+00:00")
     wait_until(lambda: "A new one" in _titles(client, "/culture.xml"), "the new article")
     # inotify is asked only for changes: a read (opened, closed unwritten) is never delivered
-    assert seen and {type(event) for event in seen} <= set(watcher._CHANGE_EVENTS)
+    assert seen and {type(event) for event in seen} <= set(folderevents.CHANGE_EVENTS)
     assert {event.src_path for event in seen} == {str(content_dir / "culture" / "story-9.md")}
 
 

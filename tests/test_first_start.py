@@ -200,6 +200,14 @@ QUICK = [
     'title: T\ndate: "June 12, 2026 14:30"\nupdated: "Fri, 02 Oct 2026 14:30:00 -0000"\n',
     'title: T\ndate: "Mon, 02 Mar 2026 14:30:00 GMT"\nupdated: "March 3, 2026"\n',
     'title: T\ndate: "Tue, 31 Mar 2026 23:30:00 +0100"\nupdated: "October 25, 2026 02:30"\n',
+    # Tags and authors, which select the items of their feeds.
+    "title: T\ndate: 2026-01-02\ntags:\n  - Books\n  - São Paulo\n  - 'Quoted: yes'\n"
+    "author: Jane Doe <jane@example.org>\n",
+    "title: T\ndate: 2026-01-02\ntags: [books, \"New York\", 'a, b']\n"
+    "author:\n- jane@example.org (Jane Doe)\n- Sam\n",
+    "title: T\ndate: 2026-01-02\ntags: Books\nauthor: [Sam Okafor, Sam Okafor]\n",
+    "title: T\ndate: 2026-01-02\ntags: []\nauthor:\n",
+    "title: T\ndate: 2026-01-02\ntags:\n  # a comment\n  - O'Brien\n",
 ]
 YAML_ONLY = [
     "title: null\ndate: 2026-01-02\n",
@@ -210,6 +218,13 @@ YAML_ONLY = [
     "title: T\ndate: 2026-01-02\nid: 42\n",
     "title: T\ndate: &d 2026-01-02\nupdated: *d\n",
     'title: T\ndate: "2026-01-02\\t"\n',
+    "title: T\ndate: 2026-01-02\ntags: [yes, no]\n",
+    "title: T\ndate: 2026-01-02\ntags:\n  - 2026\n",
+    "title: T\ndate: 2026-01-02\ntags:\n  - a\n    b\n",
+    "title: T\ndate: 2026-01-02\ntags:\n  - [a, b]\n",
+    "title: T\ndate: 2026-01-02\nauthor: &who Sam\n",
+    "title: T\ndate: 2026-01-02\ntags: [a, b,]\n",
+    'title: T\ndate: 2026-01-02\ntags: ["a\\tb"]\n',
 ]
 
 
@@ -219,10 +234,12 @@ def test_the_quick_front_matter_read_gives_what_yaml_gives(front):
     quick = parse_article(text, "a.md", "culture", "a", CONTEXT, body=False)
     full = parse_article(text, "a.md", "culture", "a", CONTEXT)
     assert _quick_front(text, "a.md", "culture", "a", CONTEXT) is not None
-    assert (quick.date, quick.updated, quick.explicit_id) == (
+    assert (quick.date, quick.updated, quick.explicit_id, quick.tags, quick.authors) == (
         full.date,
         full.updated,
         full.explicit_id,
+        full.tags,
+        full.authors,
     )
 
 

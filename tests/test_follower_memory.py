@@ -168,3 +168,36 @@ def test_a_follower_holds_no_article_until_the_site_is_asked_for(write_article, 
     assert store.role()["serving"] == "index"
     assert held_articles(store) == 0
     assert same_answers()
+
+
+def test_a_follower_holds_its_feeds_compressed_only_and_answers_every_coding_alike(
+    write_article, backdate, make_app
+):
+    write_two_sections(write_article, backdate)
+    publisher = make_app(WATCH_CONTENT=True).test_client()
+    assert publisher.get("/culture.atom").status_code == 200
+    follower = make_app(WATCH_CONTENT=True)
+    store, client = follower.extensions["feedsvc"], follower.test_client()
+    compressed = dict.fromkeys(SUBSCRIPTIONS, 0)
+    for path in SUBSCRIPTIONS:
+        for coding in ("", "gzip", "br"):
+            for method in ("GET", "HEAD"):
+                mine, theirs = (
+                    side.open(path, method=method, headers={"Accept-Encoding": coding})
+                    for side in (client, publisher)
+                )
+                assert (mine.status_code, mine.data, mine.headers.to_wsgi_list()) == (
+                    theirs.status_code,
+                    theirs.data,
+                    theirs.headers.to_wsgi_list(),
+                )
+            if coding:  # the compressed body's length, as the HEAD said
+                compressed[path] += int(theirs.headers["Content-Length"])
+    assert store.role()["serving"] == "index"
+    # What it keeps of each feed, once packed: the gzip and brotli bytes sent, not the plain.
+    held = store.stored_publication().documents
+    wait_until(
+        lambda: {path: held[path].variants.held_bytes() for path in SUBSCRIPTIONS} == compressed,
+        "the feeds packed",
+    )
+    assert all(client.get(path).data == publisher.get(path).data for path in SUBSCRIPTIONS)

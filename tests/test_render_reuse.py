@@ -7,7 +7,7 @@ import threading
 import feedparser
 import pytest
 
-from feedsvc import feeds, jsonfeed
+from feedsvc import feedxml, jsonfeed
 from feedsvc.feeds import ATOM, JSON, RSS, render_feed
 from feedsvc.itemhtml import ItemHtmlMemo
 from feedsvc.jsonfeed import render_json_feed
@@ -115,7 +115,7 @@ def test_edits_render_the_bytes_a_fresh_start_renders(
 
 def test_an_edit_builds_only_the_edited_articles_items(site, write_article, make_app, monkeypatch):
     built: list[tuple[str, str]] = []
-    build_entry, make_item = feeds._build_entry, jsonfeed._item
+    build_entry, make_item = feedxml._build_entry, jsonfeed._item
 
     def counting_entry(article, section, settings, fmt, full, memo):
         built.append((fmt, article.slug))
@@ -125,7 +125,7 @@ def test_an_edit_builds_only_the_edited_articles_items(site, write_article, make
         built.append((JSON, article.slug))
         return make_item(article, settings, full, memo)
 
-    monkeypatch.setattr(feeds, "_build_entry", counting_entry)
+    monkeypatch.setattr(feedxml, "_build_entry", counting_entry)
     monkeypatch.setattr(jsonfeed, "_item", counting_item)
     app = make_app()
     store = app.extensions["feedsvc"]

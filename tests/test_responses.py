@@ -9,6 +9,7 @@ from email.utils import formatdate
 import brotli
 import pytest
 
+from feedsvc.heap import Reclaimer
 from feedsvc.responses import (
     Representation,
     Variant,
@@ -210,6 +211,37 @@ def test_head_headers_equal_get_headers(rep, accept):
     assert head_headers == get_headers
     assert head_body == b"" and get_body
     assert header(head_headers, "Content-Length") == str(len(get_body))
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("accept", [None, "gzip", "br", "identity;q=0", "br;q=0, gzip;q=0"])
+def test_a_packed_body_answers_as_the_plain_one(rep, accept, method):
+    packed = build_representation(BODY, RSS, LAST_MODIFIED, 300, extra_headers=[HUB])
+    extra = {} if accept is None else {"accept_encoding": accept}
+    answer = call(packed, method, **extra)  # prepared before it is packed
+    packed.pack()
+    for _ in range(2):  # and again once prepared packed
+        assert call(packed, method, **extra) == call(rep, method, **extra) == answer
+    etag = rep.variants["identity"].etag
+    assert call(packed, if_none_match=etag)[0] == "304 Not Modified"
+    assert packed == rep and packed.variants == rep.variants
+
+
+def test_a_packed_body_keeps_no_plain_bytes(rep):
+    freed = []
+    reclaimer = Reclaimer()
+    reclaimer.freed = freed.append
+    packed = build_representation(BODY, RSS, LAST_MODIFIED, 300, extra_headers=[HUB])
+    assert call(packed)[2] == BODY
+    packed.pack(reclaimer)
+    for _ in range(3):
+        assert call(packed)[2] == BODY
+    assert freed == [len(BODY)] * 3  # made for each answer, and counted for giving back
+    assert call(packed, accept_encoding="br")[2] == rep.variants["br"].body
+    held = len(rep.variants["gzip"].body) + len(rep.variants["br"].body)
+    assert packed.variants.held_bytes() == held < len(BODY) / 4
+    assert rep.variants.held_bytes() == held + len(BODY)
+    assert "identity" not in packed.variants._made and packed._prepared["identity"]._ok is None
 
 
 def validators(rep: Representation, coding: str) -> tuple[str, str]:

@@ -49,9 +49,9 @@ def refuse_file_checks(monkeypatch) -> None:
 
     read = ContentIndex._read_stored_publication
 
-    def read_without_files(self, conn, with_files=True):
+    def read_without_files(self, conn, with_files=True, *rest):
         assert not with_files, "a worker that does not publish read every file's identity"
-        return read(self, conn, with_files)
+        return read(self, conn, with_files, *rest)
 
     monkeypatch.setattr(stored, "why_not_current", refused)
     monkeypatch.setattr(ContentIndex, "_read_stored_publication", read_without_files)
