@@ -47,6 +47,16 @@ def wait_until(check, what: str, deadline: float = 10.0, interval: float = 0.05)
     pytest.fail(f"not seen within {deadline} s: {what}")
 
 
+def fetch_all(client, paths) -> dict[str, bytes]:
+    """GET each path through a test client, each answering 200; the bodies by path."""
+    found = {}
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        found[path] = response.data
+    return found
+
+
 def stop_process_group(process: subprocess.Popen) -> None:
     """Stop a server started with start_new_session=True, with every worker it forked.
 

@@ -27,6 +27,7 @@ from feedsvc.loader import (
     stat_fingerprint,
 )
 from feedsvc.models import Article
+from tests.conftest import fetch_all
 from tests.test_assembly import (
     test_incremental_assembly_equals_assembling_from_scratch as assembles_as_from_scratch,
 )
@@ -125,15 +126,6 @@ def crawled_site(write_article, make_app, monkeypatch):
     return make_app(FEED_ITEMS=5)
 
 
-def _crawl(client, paths) -> dict[str, bytes]:
-    found = {}
-    for path in paths:
-        response = client.get(path)
-        assert response.status_code == 200, path
-        found[path] = response.data
-    return found
-
-
 def test_feeds_a_crawler_asks_for_once_keep_no_items(crawled_site):
     store = crawled_site.extensions["feedsvc"]
     client = crawled_site.test_client()
@@ -141,15 +133,15 @@ def test_feeds_a_crawler_asks_for_once_keep_no_items(crawled_site):
     subscription = [p for p in paths if is_subscription(p.rsplit(".", 1)[0].lstrip("/"))]
     others = [p for p in paths if p not in subscription]
     assert len(subscription) == 12 and len(others) > 60  # site, 3 sections; tags, archives
-    _crawl(client, subscription)
+    fetch_all(client, subscription)
     items = store._renders.items
     kept, made = items._items._used, items.items_made
     assert kept > 0  # the subscription feeds' items, for the next edit to reuse
-    first = _crawl(client, others)
+    first = fetch_all(client, others)
     assert items.items_made > made  # made for those feeds …
     assert items._items._used == kept  # … and not kept
     # Rendered again once dropped from their small cache: the same bytes.
-    assert _crawl(client, others) == first
+    assert fetch_all(client, others) == first
     # Each is the feed rendered alone, with no memo at all.
     for name, edition in store.snapshot().editions.items():
         if is_subscription(name):
@@ -174,12 +166,12 @@ def test_repeated_crawls_of_every_feed_and_page_do_not_grow(crawled_site):
         (store._renders.items._items, ITEMS_BUDGET),
         (store.snapshot().pages, PAGE_BUDGET),
     )
-    answers = _crawl(client, paths)  # the first crawl fills the caches and what stays
+    answers = fetch_all(client, paths)  # the first crawl fills the caches and what stays
     tracemalloc.start()
     try:
         held = []
         for _ in range(3):
-            assert _crawl(client, paths) == answers
+            assert fetch_all(client, paths) == answers
             gc.collect()
             held.append(tracemalloc.get_traced_memory()[0])
             for cache, budget in caches:

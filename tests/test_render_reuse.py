@@ -11,7 +11,7 @@ from feedsvc import feedxml, jsonfeed
 from feedsvc.feeds import ATOM, JSON, RSS, render_feed
 from feedsvc.itemhtml import ItemHtmlMemo
 from feedsvc.jsonfeed import render_json_feed
-from tests.conftest import PNG
+from tests.conftest import PNG, fetch_all
 
 LONG = "\n\n".join(
     f"Paragraph {n} of a long story, with [a link](/culture/one/)." for n in range(120)
@@ -54,13 +54,7 @@ def documents(app) -> dict[str, bytes]:
     """Fetch every feed document (every feed, archive page and format) through the routes."""
     client = app.test_client()
     snapshot = app.extensions["feedsvc"].snapshot()
-    paths = [path for edition in snapshot.editions.values() for path in edition.paths()]
-    found = {}
-    for path in paths:
-        response = client.get(path)
-        assert response.status_code == 200, path
-        found[path] = response.data
-    return found
+    return fetch_all(client, [p for edition in snapshot.editions.values() for p in edition.paths()])
 
 
 def rendered_alone(app) -> dict[str, bytes]:
