@@ -16,7 +16,8 @@ and each worker count, with a fresh state folder:
    feed (RSS, Atom and JSON) has answered 200, each on a fresh connection (from a first
    look, see feedsvc/firstlook.py, where the tree is large). Tag, author and archive feeds
    are rendered on their first request, from the live snapshot only. **cold → live**: on
-   until /healthz says `"serving": "live"` (every file read in full, the index written).
+   until /healthz says `"serving": "live"` with a generation (every file read in full, the
+   index written).
 2. **warm start**: the same server stopped and started again, on the same address, on
    the index it wrote (its feeds answered from the stored publication, if still current,
    while the content loads); **live**: until /healthz says `"serving": "live"` on
@@ -219,7 +220,11 @@ def _until_answered(server: Started, path: str, deadline: float) -> bytes:
 
 def serve_live(server: Started, started: float, workers: int) -> float:
     """Return the seconds from the process start until every worker serves its live snapshot
-    (or, a follower, the publisher's publication from the index), each worker seen so."""
+    (or, a follower, the publisher's publication from the index), each worker seen so.
+
+    A first start's live snapshot serves before it is recorded in the index; generation 0
+    says it is not yet, and a stop then would leave a restart with no index to start from.
+    """
     deadline = started + START_TIMEOUT
     seen = 0
     live: set = set()  # every worker, by pid: one still loading may seldom answer
@@ -229,7 +234,8 @@ def serve_live(server: Started, started: float, workers: int) -> float:
         reply = fetch(server.port, "/healthz", timeout=120)
         publishing = json.loads(reply.body).get("publishing", {})
         serving = publishing.get("serving", "live")
-        seen = seen + 1 if serving in ("live", "index") else 0  # index: a follower, no site
+        recorded = publishing.get("generation", 1) > 0
+        seen = seen + 1 if serving in ("live", "index") and recorded else 0  # index: a follower
         if seen:
             live.add(publishing.get("pid"))
         else:
