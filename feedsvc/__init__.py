@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing.util
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -44,6 +46,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         notifier = HubNotifier(settings.websub_hub, after=purger and purger.wait_idle)
     watcher = ContentWatcher if settings.watch_content else None
     store = ContentStore(settings, watcher, notifier, purger)
+    _finish_recording_at_exit(store)
     edge = EdgePolicy(settings.edge_max_age) if settings.edge_max_age else None
     app.extensions["feedsvc"] = store
     pages = Pages(settings)
@@ -56,3 +59,20 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     store.share_with_followers(answering(store, pages, app.wsgi_app))
     cli.init_app(app)
     return app
+
+
+def _finish_recording_at_exit(store: ContentStore) -> None:
+    """Let the store finish recording a publication when the process exits normally.
+
+    multiprocessing's exit finalizers run both at interpreter exit and when a worker
+    process forked by multiprocessing (granian's) returns, which skips atexit; the store
+    is held weakly, so an app dropped (as tests drop theirs) is not kept for this.
+    """
+    held = weakref.ref(store)
+
+    def finish() -> None:
+        store = held()
+        if store is not None:
+            store.finish_recording()
+
+    multiprocessing.util.Finalize(None, finish, exitpriority=10)

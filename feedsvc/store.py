@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 # A refresh running longer than this means the publisher is stuck (/healthz: failing).
 STUCK_REFRESH_SECONDS = 300.0
+# How long a stopping process waits for the publication it is recording (see finish_recording).
+FINISH_RECORDING_SECONDS = 60.0
 # How long a worker that follows waits between looks for the publisher's first publication.
 FOLLOW_WAIT_SECONDS = 0.05
 # The interpreter's switch interval while the stored publication answers and the content loads.
@@ -132,6 +134,8 @@ class ContentStore:
         # built if caches and the hub are to hear of it (from this process) once it is.
         self._pending: tuple[Snapshot, Snapshot | None] | None = None
         self._swap_lock = threading.Lock()
+        # Held while a publication is written to the index (see finish_recording).
+        self._recording = threading.Lock()
         self._watcher_factory = watcher_factory
         self._watcher = None
         self.watching = False
@@ -585,6 +589,16 @@ class ContentStore:
         if before is not None:
             _log_problem_changes(before.site.problems, site.problems)
 
+    def finish_recording(self, timeout: float = FINISH_RECORDING_SECONDS) -> None:
+        """Wait for a publication being written to the index, if one is, before an exit.
+
+        A first start serves its live snapshot before recording it (100,000 files take
+        seconds to write): a process stopped then would leave the next start no index.
+        A read under way is not waited for; the index holds what it held before it.
+        """
+        if self._recording.acquire(timeout=timeout):
+            self._recording.release()
+
     def close(self) -> None:
         """Stop watching the content folder and pinging the hub."""
         if self._loader is not None:  # a load under way would start a watcher after this
@@ -662,7 +676,8 @@ class ContentStore:
             self._install(snapshot, tell=told and self._publisher.held())
             if before is None:  # nothing to tell of: served now, not after it is recorded
                 self._promote()
-            self._record(snapshot)  # before telling: followers must have the publication
+            with self._recording:
+                self._record(snapshot)  # before telling: followers must have the publication
         self._promote()
         log.debug(
             "refresh of %s: read and assembled in %.1f ms, published in %.1f ms, recorded"

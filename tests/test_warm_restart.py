@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -234,3 +236,24 @@ def test_granian_workers_answer_the_stored_feeds_with_equal_validators(
         )
         assert {path: validators(port, path) for path in STORED} == before
         assert get(port, "/culture/")[0] == 200
+
+
+def test_a_server_stopped_while_recording_its_first_publication_keeps_it(
+    write_article, backdate, content_dir, tmp_path
+):
+    write_site(write_article, backdate)
+    state, log = tmp_path / "state", tmp_path / "server.log"
+    address = free_port()
+    gate = tmp_path / "record"  # absent: the first publication is served, not yet recorded
+    held = {"HELD_RECORD": str(gate)}
+    target = "tests.held_record_wsgi:app"
+    with serve(address, content_dir, state, log, target=target, environ=held) as (port, server):
+        wait_until(lambda: gate.with_suffix(".started").exists(), "the publication recorded")
+        before = {path: validators(port, path) for path in STORED}
+        os.killpg(server.pid, signal.SIGTERM)  # as a service manager stops it
+        threading.Timer(0.5, gate.touch).start()  # the write ends after the stop was asked
+        server.wait(timeout=30)
+
+    gate = tmp_path / "assemble"  # absent: the restart has only the index to answer from
+    with granian(address, content_dir, state, log, gate) as port:
+        assert {path: validators(port, path) for path in STORED} == before
