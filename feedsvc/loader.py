@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import signal
 import threading
 import time
 from bisect import bisect_left
@@ -54,6 +55,8 @@ SECTION_INDEX = "_index.md"
 MAX_FILE_BYTES = 2 * 1024 * 1024
 # The private folders a first start's full read writes what it read to (see BackgroundRead).
 READ_BEHIND_PREFIX = "feedsvc-read-behind-"
+# How long a reader process told to stop (SIGTERM) is waited for before it is killed.
+STOP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,10 +304,24 @@ class BackgroundRead:
         for process, reader in self._workers:
             if process.is_alive():
                 process.terminate()
-            process.join()
+            process.join(STOP_SECONDS)
+            if process.is_alive():  # not stopping: never waited for longer
+                process.kill()
+                process.join()
             reader.close()
         self._workers = []
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _stoppable_by_signals() -> None:
+    """Let SIGTERM and SIGINT stop a reader process forked from a server's worker.
+
+    The fork inherits the server's handlers (granian's), which only ask a serving loop to
+    end: a reader has none, so it read on after being told to stop (minutes, at 100,000
+    files, taking the CPU from the next start) while its worker waited for it to exit.
+    """
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def _read_behind(root, rels, settings, sizes, prefix: str, claims: str, reader, writer) -> None:
@@ -312,6 +329,7 @@ def _read_behind(root, rels, settings, sizes, prefix: str, claims: str, reader, 
     written out to a file named `prefix`… whose name it sends; None once done. Files
     claimed (read elsewhere, listed in the file `claims`) are skipped."""
     reader.close()
+    _stoppable_by_signals()
     os.nice(BackgroundRead.NICENESS)
     claimed = _Claims(claims)
     step = BackgroundRead.CLAIM_FILES
@@ -369,7 +387,9 @@ def _read_in_processes(
     try:
         # fork: no re-import of the server's main module; the children only parse and exit.
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_stoppable_by_signals
+        ) as pool:
             jobs = [
                 pool.submit(_read_chunk, root, chunk, settings, sizes, body) for chunk in chunks
             ]

@@ -9,6 +9,7 @@ served before it is seen for what it is.
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -151,6 +152,39 @@ def test_files_read_on_demand_are_not_read_again_behind(
         behind.close()
     assert sorted(states) == sorted(rels[5:])
     assert all(state.result.body_html == "<p>Body text.</p>\n" for state in states.values())
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Tell whether a process has a handler of its own for SIGTERM (/proc's SigCgt mask)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        caught = next(line.split()[1] for line in status if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def test_a_full_read_told_to_stop_stops_under_a_servers_signal_handlers(
+    write_stories, content_dir, make_app, held_reading
+):
+    # granian's workers catch SIGTERM to end their serving loop; a reader forked from one
+    # inherits that, and must stop all the same (its files held: it would wait 30 s).
+    write_stories("culture", 4)
+    rels = [f"culture/story-{n}.md" for n in range(1, 5)]
+    settings = make_app().extensions["feedsvc"].settings
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
+    try:
+        behind = BackgroundRead(content_dir, rels, settings, {})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    readers = [process for process, _ in behind._workers]
+    for process in readers:  # past its start: the signals it catches are its own
+        wait_until(lambda p=process: not catches_sigterm(p.pid), "the reader's own handlers")
+    started = time.monotonic()
+    for process in readers:
+        process.terminate()
+    for process in readers:
+        process.join(10)
+    assert [process.exitcode for process in readers] == [-signal.SIGTERM] * len(readers)
+    assert time.monotonic() - started < 10
+    behind.close()
 
 
 def test_a_first_look_gives_the_default_author_as_a_full_read_does(tmp_path):
