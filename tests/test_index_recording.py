@@ -13,6 +13,7 @@ import pytest
 from feedsvc import loader
 from feedsvc.index import INDEX_NAME
 from feedsvc.loader import FileState, TakenState
+from tests.conftest import fetch_all
 
 FEEDS = ("/feed.xml", "/feed.atom", "/feed.json", "/culture.xml", "/news.atom", "/opinion.json")
 
@@ -56,13 +57,7 @@ def described(site) -> tuple:
 
 
 def served(app) -> dict[str, bytes]:
-    client = app.test_client()
-    answers = {}
-    for path in FEEDS:
-        response = client.get(path)
-        assert response.status_code == 200, path
-        answers[path] = response.data
-    return answers
+    return fetch_all(app.test_client(), FEEDS)
 
 
 def test_states_from_reader_processes_are_recorded_as_the_main_process_would(
