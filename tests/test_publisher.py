@@ -383,7 +383,9 @@ def test_a_crawl_of_every_feed_stays_within_the_render_budget(write_article, mak
     assert rendered_again
 
 
-def test_one_edit_one_hub_ping_with_two_workers(
+@pytest.mark.parametrize("workers", [2, 4])
+def test_one_edit_one_hub_ping_with_two_and_four_workers(
+    workers,
     write_article,
     backdate,
     content_dir,
@@ -394,13 +396,15 @@ def test_one_edit_one_hub_ping_with_two_workers(
     backdate()
     address = free_port()
     state, log = tmp_path / "state", tmp_path / "server.log"
-    with granian(address, content_dir, state, log, WEBSUB_HUB=hub.url) as (port, _):
-        for _ in range(20):  # fresh connections: both workers load and watch
+    options = ("--workers", str(workers))  # the last --workers given is granian's
+    tries = 4 * workers  # fresh connections: each worker answers some, most likely
+    with granian(address, content_dir, state, log, *options, WEBSUB_HUB=hub.url) as (port, _):
+        for _ in range(10 * workers):  # every worker loads and watches
             validators(port, "/culture.xml", tries=1)
         write_article("culture", "story", title="Story, edited", date="2026-01-01")
-        wait_until(lambda: everywhere(port, "/culture.xml", b"Story, edited"), "the edit")
+        wait_until(lambda: everywhere(port, "/culture.xml", b"Story, edited", tries), "the edit")
         for path in ("/culture.xml", "/feed.atom", "/feed.json"):
-            validators(port, path)  # every worker: the same ETag and Last-Modified
+            validators(port, path, tries)  # every worker: the same ETag and Last-Modified
         wait_until(lambda: len(hub.pinged()) >= 6, "the pings")
         time.sleep(1.0)  # a second worker's pings would have arrived by now
         pinged = Counter(hub.pinged())
