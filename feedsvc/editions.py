@@ -39,10 +39,13 @@ ARCHIVE_MAX_AGE = 86400
 # Bytes of tag, author and archive feeds kept rendered; beyond this, the least recently
 # used are rendered again on demand (same bytes, so the same ETag and Last-Modified).
 # A crawl of every feed fills it, on top of the articles: at 100,000 of them, whose
-# nearly 12,000 feed documents no budget holds anyway, 8 MB keeps the 250 feeds most
+# nearly 12,000 feed documents no budget holds anyway, 2 MB keeps the 60 or so feeds most
 # recently asked for (pollers keep theirs; a crawler's are rendered again when asked, and
-# a crawler asking for each document once finds none kept, whatever the budget).
-RENDER_CACHE_BYTES = 8 * 1024 * 1024
+# a crawler asking for each document once finds none kept, whatever the budget). Each
+# byte kept costs about two after such a crawl (the renderings freed around the kept ones
+# leave the C heap in pieces): with 8 MB here and 8 MB of item HTML a crawl added 51 MB
+# to a worker serving 100,000 articles, with 2 and 2 it added 30-35 MB.
+RENDER_CACHE_BYTES = 2 * 1024 * 1024
 
 
 class ValidatorHistory:

@@ -20,9 +20,11 @@ from .settings import Settings
 # Bytes of item HTML an ItemHtmlMemo keeps; beyond this the least recently used go.
 # Counted as the strings really hold them: one non-ASCII character (a dash, an accent)
 # makes Python keep every character of a string in 2 bytes, an emoji in 4; counted in
-# characters, 8M of them held 16 MB after a crawl of every feed. The items of every
-# subscription feed fit many times over (50 items of 10 kB: 0.5-1 MB each).
-ITEM_HTML_MEMO_BYTES = 8 * 1024 * 1024
+# characters, 8M of them held 16 MB after a crawl of every feed. The items of a site and a
+# section feed fit (50 items of 10 kB: 0.5-1 MB each), which is what an edit renders again;
+# a tag or author feed polled after others pushed its articles out sanitises them again
+# (see editions.RENDER_CACHE_BYTES for what a larger budget cost).
+ITEM_HTML_MEMO_BYTES = 2 * 1024 * 1024
 # Bytes of feed items made of that HTML (RSS and Atom entries, JSON items) kept besides,
 # for the subscription feeds only (see html_only): they are rendered again after each
 # edit, and fit: at 8 sections of 50 items, 400 articles in RSS and Atom (about 19 kB
