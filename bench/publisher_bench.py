@@ -34,7 +34,9 @@ and each worker count, with a fresh state folder:
    format (tag and author feeds included), if asked; with `--crawl-pages N`, also the home,
    section, older-section, tag and author pages and every N-th article page. With
    `--memory --workers 1,2` it also prints what each worker beyond the first adds (the
-   difference of the PSS sums), the figure issue 11 bounds at 30 MB.
+   difference of the PSS sums), the figure issue 11 bounds at 30 MB. `--memory` also
+   measures the first start once it is live, before that restart: what a first start
+   leaves in memory until the server is restarted.
 5. **serving under edits** (`--under-edits SECONDS`): wrk polls a feed no edit touches
    (`/culture.xml`, gzip) for SECONDS, then at once again while an article of the busiest
    section is retitled once a second; then, with no requests, the server's CPU (all its
@@ -473,7 +475,9 @@ def memory_side_by_side(size: int, workers: int, trees: list[Path], args, workdi
                 port = server.port
                 serve_every_feed(server, started, content)
                 row[start] = serve_live(server, started, workers)
-                if start == "cold":
+                if start == "cold":  # what the first start leaves until a restart
+                    time.sleep(1)
+                    row["cold_mem"] = measure_memory(server.pids())
                     continue
                 time.sleep(1)
                 row["load"] = os.getloadavg()[0]
@@ -490,12 +494,13 @@ def memory_side_by_side(size: int, workers: int, trees: list[Path], args, workdi
 
 
 def memory_report(rows: list[dict]) -> str:
-    head = ["articles", "workers", "code", "load", "RSS/PSS MB warm", "after feeds", "after pages"]
+    head = ["articles", "workers", "code", "load", "RSS/PSS MB first start", "warm"]
+    head += ["after feeds", "after pages"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         pages = f"{mb(r['pages_mem'])} ({r['pages']} pages)" if "pages" in r else "—"
         cells = [f"{r['size']:,}", str(r["workers"]), r["tree"]]
-        cells += [f"{r['load']:.1f}–{r['load_end']:.1f}", mb(r["warm_mem"])]
+        cells += [f"{r['load']:.1f}–{r['load_end']:.1f}", mb(r["cold_mem"]), mb(r["warm_mem"])]
         cells += [f"{mb(r['feeds_mem'])} ({r['feeds']} feeds)", pages]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -504,7 +509,8 @@ def memory_report(rows: list[dict]) -> str:
 def extra_worker_report(rows: list[dict]) -> str:
     """What each worker beyond the first adds (PSS), from rows of one size and code with one
     worker and with more: (PSS with n workers - PSS with one) / (n - 1)."""
-    head = ["articles", "workers", "code", "extra worker PSS MB warm", "after feeds", "after pages"]
+    head = ["articles", "workers", "code", "extra worker PSS MB first start", "warm"]
+    head += ["after feeds", "after pages"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     single = {(r["size"], r["tree"]): r for r in rows if r["workers"] == 1}
     for r in rows:
@@ -512,7 +518,7 @@ def extra_worker_report(rows: list[dict]) -> str:
         if r["workers"] < 2 or one is None:
             continue
         cells = [f"{r['size']:,}", str(r["workers"]), r["tree"]]
-        for key in ("warm_mem", "feeds_mem", "pages_mem"):
+        for key in ("cold_mem", "warm_mem", "feeds_mem", "pages_mem"):
             if key in r and key in one:
                 extra = (r[key].pss_mb - one[key].pss_mb) / (r["workers"] - 1)
                 cells.append(f"{extra:.0f}")
@@ -980,7 +986,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-phases", action="store_true", help="a first start's phases in this process"
     )
     parser.add_argument(
-        "--memory", action="store_true", help="memory only, warm and after crawls (--against)"
+        "--memory", action="store_true", help="memory only: first start, warm, after crawls"
     )
     parser.add_argument(
         "--crawl-pages",
