@@ -27,14 +27,14 @@ from pathlib import Path
 from stat import S_ISREG
 from sys import intern
 
-from . import editorial
+from . import editorial, slugs
 from .addresses import RESERVED_SLUGS
 from .crosscheck import drop_duplicate_ids, id_problems, shared_slugs
 from .images import ImageFactsCache
 from .isolate import run_isolated
 from .limits import needs_isolation
 from .media import MEDIA_DIR, media_sizes, with_media_facts
-from .models import Article, ContentError, Section, Site
+from .models import Article, ContentError, Section, Site, forget_shared
 from .parsing import (
     SLUG,
     ParseContext,
@@ -422,6 +422,18 @@ def _read_chunk(root, rels, settings, sizes, body: bool = True) -> list:
         return [_taken_state(FileState.__reduce__(s)[1], stored_form(s)) for s in states]
 
 
+def forget_recent_values() -> None:
+    """Forget the values kept to be shared among the files read last (slugs, names).
+
+    Made while a full read allocated and freed everything else, they lie scattered among
+    its memory pages, and keep those from going back to the system once the read is
+    dropped (at 100,000 articles, some 100 MB held by a few thousand small objects).
+    """
+    slugs.slugify.cache_clear()
+    slugs.name_slug.cache_clear()
+    forget_shared()
+
+
 @contextlib.contextmanager
 def cycle_collection_paused():
     """Pause Python's cycle collector while many objects are made and kept (file states).
@@ -516,6 +528,13 @@ def update_tree(
     if sections is None:
         return tree, present, gone
     return Tree(sections, tuple(files), tree.problems), present, gone
+
+
+def recorded_tree(shape: tuple, files: Iterable[str]) -> Tree:
+    """Return the folder's shape as the index recorded it, (sections, problems), with
+    `files` listed in the order scan_tree lists them."""
+    sections, problems = shape
+    return Tree(sections, tuple(sorted(files, key=_tree_order)), problems)
 
 
 def _tree_order(rel: str) -> tuple[str, str]:

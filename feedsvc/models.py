@@ -328,6 +328,11 @@ def _shared(value: tuple) -> tuple:
     return value
 
 
+def forget_shared() -> None:
+    """Forget the tuples _shared keeps (see loader.forget_recent_values)."""
+    _shared.cache_clear()
+
+
 @dataclass(frozen=True)
 class Section:
     """A folder of articles with its own page and feeds."""

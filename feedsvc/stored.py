@@ -35,6 +35,8 @@ VERDICT_NAME = "stored-check"
 VERDICT_WAIT_SECONDS = 0.5
 VERDICT_CHECK_SECONDS = 30.0
 VERDICT_POLL_SECONDS = 0.01
+# What /healthz says the publisher serves while it loads its first publication again.
+RELOADING = "its publication, while loading it again"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,16 @@ def open_stored_publication(
         return _answering(parts, f"as process {lock.holder()} checked")
     finally:
         index.close()
+
+
+def recorded_publication(index: ContentIndex) -> StoredPublication | None:
+    """Return the publication this process has just recorded, to answer while it loads it
+    again (see ContentStore._settle); not checked against the files: it read them."""
+    parts = index.stored_publication(files=False)
+    if parts is None:
+        return None
+    stored = _answering(parts, "loaded again from the index after a first start")
+    return None if stored is None else dataclasses.replace(stored, kind=RELOADING)
 
 
 def _checked(settings: Settings, index: ContentIndex) -> StoredPublication | None:

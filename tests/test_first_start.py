@@ -7,16 +7,19 @@ it is seen for what it is.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import urllib.request
+import weakref
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
 
-from feedsvc import firstlook, store
+from feedsvc import firstlook, store, stored
+from feedsvc.assembly import SiteAssembler
 from feedsvc.loader import look_content_file, read_content_file
 from feedsvc.parsing import ParseContext, _quick_front, parse_article
 from tests.conftest import wait_until
@@ -188,6 +191,96 @@ def test_a_restart_answers_what_the_first_start_published_with_no_first_look(
     assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
     assert serving(client)["publishing"]["serving"] == "stored publication"
     held_full_read.set()
+
+
+@pytest.fixture
+def settled(monkeypatch):
+    """Watch the publisher settle after its first publication: the returned event is set
+    once it has; then its `version` is the version of the site served before, and its
+    `kept` names what the publisher served before that is still held once it has settled
+    (the site, the first look)."""
+    done = threading.Event()
+    settle = store.ContentStore._settle
+
+    def watched(self):
+        done.version = self._snapshot.site.version
+        served = [weakref.ref(self._snapshot.site), weakref.ref(self._first)]
+        settle(self)
+        gc.collect()
+        done.kept = [type(ref()).__name__ for ref in served if ref() is not None]
+        done.set()
+
+    monkeypatch.setattr(store.ContentStore, "_settle", watched)
+    return done
+
+
+def test_once_published_a_first_start_keeps_nothing_it_read(
+    write_stories, backdate, make_app, held_full_read, settled
+):
+    """The publisher loads its first publication again from the index, as a restart
+    would, and drops everything the first start made: what that freed then goes back to
+    the system whole (bench/publisher_bench.py --memory measures it)."""
+    write_site(write_stories, backdate)
+    app = make_app(WATCH_CONTENT=True, FEED_ITEMS=3)
+    client = app.test_client()
+    first = {path: answer(client, path) for path in SUBSCRIPTIONS}
+    held_full_read.set()
+    assert settled.wait(30), "the publisher never settled"
+
+    assert settled.kept == []
+    assert app.extensions["feedsvc"].site.version == settled.version  # the same content
+    health = serving(client)["publishing"]
+    assert (health["serving"], health["generation"]) == ("live", 1)  # not published again
+    assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
+
+
+def test_while_it_settles_the_feeds_answer_from_the_index(
+    write_stories, backdate, make_app, held_full_read, settled, monkeypatch
+):
+    write_site(write_stories, backdate)
+    app = make_app(WATCH_CONTENT=True, FEED_ITEMS=3)
+    client = app.test_client()
+    first = {path: answer(client, path) for path in SUBSCRIPTIONS}
+    loading, go_on = threading.Event(), threading.Event()
+
+    class Held(SiteAssembler):  # only the settling publisher makes a new assembler
+        def assemble(self, *args, **kwargs):
+            loading.set()
+            assert go_on.wait(30), "the test never let the load go on"
+            return super().assemble(*args, **kwargs)
+
+    monkeypatch.setattr(store, "SiteAssembler", Held)
+    held_full_read.set()
+    assert loading.wait(30), "the publisher never loaded its publication again"
+
+    health = serving(client)["publishing"]
+    assert (health["serving"], health["generation"]) == (stored.RELOADING, 1)
+    assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
+    go_on.set()
+    assert settled.wait(30)
+    assert serving(client)["publishing"]["serving"] == "live"
+    assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
+
+
+def test_edits_after_it_settles_are_published(
+    write_stories, write_article, backdate, make_app, held_full_read, settled, content_dir
+):
+    write_site(write_stories, backdate)
+    client = make_app(WATCH_CONTENT=True, FEED_ITEMS=3).test_client()
+    answer(client, "/culture.xml")
+    held_full_read.set()
+    assert settled.wait(30)
+
+    write_article("culture", "late-arrival", title="Late Arrival", date="2026-06-01T09:00:00Z")
+    write_article("culture", "story-20", title="Story 20, revised", date="2026-03-20T09:00:00Z")
+    (content_dir / "culture" / "story-19.md").unlink()
+
+    def titles():
+        return [e.title for e in feedparser.parse(answer(client, "/culture.xml")[0]).entries]
+
+    expected = ["Late Arrival", "Story 20, revised", "Story 18"]
+    wait_until(lambda: titles() == expected, "the edits in /culture.xml")
+    assert serving(client)["publishing"]["generation"] >= 2
 
 
 CONTEXT = ParseContext(timezone=ZoneInfo("Europe/Paris"), default_author="Staff")
