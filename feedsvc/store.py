@@ -775,7 +775,9 @@ class ContentStore:
             states = {rel: before[rel] for rel in tree.files if rel not in dirty}
             gone = before.keys() - states.keys() - dirty
         media_changed = changed is None or any(rel.split("/", 1)[0] == MEDIA_DIR for rel in changed)
-        every = changed is None  # the assembler looks at every file, not just the dirty ones
+        # Whether the assembler looks at every file, not just the dirty ones: a full check
+        # (a rescan) finds the dirty ones by their identities, so only new media sizes.
+        every = False
         if media_changed:
             sizes = media_sizes(root)
             if sizes != self._sizes:

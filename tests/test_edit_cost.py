@@ -8,6 +8,7 @@ import feedparser
 import pytest
 
 from feedsvc import itemhtml
+from feedsvc.assembly import SiteAssembler
 from tests.conftest import wait_until
 
 
@@ -49,6 +50,33 @@ def test_one_edit_sanitises_only_the_edited_body(write_article, make_app, monkey
     app.extensions["feedsvc"].refresh([str(path.relative_to(path.parent.parent))])
     assert client.get("/feed.xml").status_code == 200
     assert calls == []  # a new title leaves the item HTML as it was
+
+
+def test_a_rescan_places_only_the_files_it_finds_changed(write_article, make_app, monkeypatch):
+    """The safety rescan (every 60 s) checks every file's identity; at 100,000 articles,
+    assembling the site again from all of them would cost seconds of CPU each time."""
+    for day in range(1, 11):
+        write_article("culture", f"story-{day:02}", title=f"Story {day}", date=f"2026-01-{day:02}")
+    placed: list[str] = []
+    place = SiteAssembler._place
+
+    def counting(self, rel, *args):
+        placed.append(rel)
+        return place(self, rel, *args)
+
+    monkeypatch.setattr(SiteAssembler, "_place", counting)
+    app = make_app()
+    client = app.test_client()
+    assert client.get("/culture.xml").status_code == 200
+    assert len(placed) == 10
+    placed.clear()
+    app.extensions["feedsvc"].refresh(None)
+    assert placed == []
+    write_article("culture", "story-03", title="Story 3, edited", date="2026-01-03")
+    app.extensions["feedsvc"].refresh(None)
+    assert placed == ["culture/story-03.md"]
+    titles = [e.title for e in feedparser.parse(client.get("/culture.xml").data).entries]
+    assert "Story 3, edited" in titles
 
 
 def test_item_html_memo_stays_within_its_budget(write_article, make_app):
