@@ -866,9 +866,12 @@ class ContentStore:
         back (a worker held 682 MB at 100,000 articles, 363 MB after a restart). So once
         its publication is recorded, the publisher drops all it holds and takes that
         publication up from the index, as a follower does (about 10 s at 100,000 articles),
-        answering its feeds from the index meanwhile; then it holds 399 MB. The same
+        answering its feeds from the index meanwhile; then it holds 394-399 MB. The same
         publication: nobody is told of it. The caller holds the start lock, so a request
-        for a page waits, as it does at a restart.
+        for a page waits, as it does at a restart. (With followers, a snapshot of the first
+        look was seen still held, through a closure, by a follower's request waiting here:
+        its feeds' item memo keeps a few hundred articles, whose pages pin those the first
+        start freed; the publisher then held 510-580 MB.)
         """
         with self._refresh_lock:
             served = self._snapshot
