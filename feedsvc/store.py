@@ -880,7 +880,7 @@ class ContentStore:
             stored = recorded_publication(self._index)
             if stored is None or stored.generation != self._publication[1]:
                 return
-            before = (served.site.version, [p.key for p in served.site.problems])
+            before = _content_of(served.site)
             started = time.perf_counter()
             self._stored = stored
             self._snapshot = served = None
@@ -913,7 +913,7 @@ class ContentStore:
             self._generations = ((weakref.ref(snapshot), self._publication[1]),)
             self._install(snapshot, tell=False)
         self._served_when_due()
-        if (site.version, [p.key for p in site.problems]) != before:
+        if _content_of(site) != before:
             log.warning("the first publication loaded again differs from the one published")
         log.info(
             "first publication loaded again from the index in %.1f s",
@@ -987,9 +987,12 @@ class ContentStore:
 
 def _same_content(site: Site, other: Site) -> bool:
     """Tell whether two sites would publish the same: same files, bytes and problems."""
-    return site.version == other.version and [p.key for p in site.problems] == [
-        p.key for p in other.problems
-    ]
+    return _content_of(site) == _content_of(other)
+
+
+def _content_of(site: Site) -> tuple[str, list]:
+    """Return what _same_content compares, kept where a site itself is not (see _settle)."""
+    return site.version, [p.key for p in site.problems]
 
 
 def _log_problem_changes(before: Iterable[ContentError], after: Iterable[ContentError]) -> None:
