@@ -138,7 +138,8 @@ def healthz():
         "reasons": list(health.reasons),
         "sections": len(site.sections),
         "articles": published,
-        "scheduled": sum(1 for article in site.articles if article.date > snapshot.as_of),
+        # Only a timed article can be scheduled: not the whole archive on every request.
+        "scheduled": sum(1 for article in site.timely() if article.date > snapshot.as_of),
         "version": site.version,
         "publishing": get_store().role(),
         "problems": [problem.as_dict() for problem in site.problems],

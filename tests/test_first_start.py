@@ -262,6 +262,45 @@ def test_while_it_settles_the_feeds_answer_from_the_index(
     assert {path: answer(client, path) for path in SUBSCRIPTIONS} == first
 
 
+def test_it_loads_again_once_requests_let_go_of_what_it_served(
+    write_stories, backdate, make_app, held_full_read, settled, monkeypatch
+):
+    """A request still answering from the first snapshot when the publisher settles (a
+    /healthz a follower forwarded) holds it: the load waits for it to be let go, or what
+    it allocates fills the holes between that snapshot's objects and keeps their memory."""
+    write_site(write_stories, backdate)
+    app = make_app(WATCH_CONTENT=True, FEED_ITEMS=3)
+    client = app.test_client()
+    answer(client, "/culture.xml")
+    first: list[weakref.ref] = []
+    gone_when_loaded: list[bool] = []
+    settle, changes_since = store.ContentStore._settle, store.ContentIndex.changes_since
+
+    def settle_while_held(self):
+        held = [self._snapshot]
+        first.append(weakref.ref(held[0]))
+
+        def request():  # done with the snapshot a moment after the settle starts
+            threading.Event().wait(0.3)
+            held.clear()
+
+        threading.Thread(target=request).start()
+        settle(self)
+
+    def watched(self, generation):
+        if generation == 0 and first:
+            gone_when_loaded.append(first[0]() is None)
+        return changes_since(self, generation)
+
+    monkeypatch.setattr(store.ContentStore, "_settle", settle_while_held)
+    monkeypatch.setattr(store.ContentIndex, "changes_since", watched)
+    held_full_read.set()
+    assert settled.wait(30), "the publisher never settled"
+
+    assert gone_when_loaded == [True]
+    assert serving(client)["publishing"]["serving"] == "live"
+
+
 def test_edits_after_it_settles_are_published(
     write_stories, write_article, backdate, make_app, held_full_read, settled, content_dir
 ):
