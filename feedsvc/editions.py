@@ -191,6 +191,10 @@ class FeedEdition:
             self._rendered[fmt] = rep
         return rep
 
+    def held(self) -> tuple[Representation, ...]:
+        """Return the renders this edition keeps for its snapshot (a subscription feed's)."""
+        return tuple(self._rendered.values())
+
     def _index_key(self, store) -> bytes:
         """Return the index key of this spec's renderings, digested once for every format.
 

@@ -29,7 +29,7 @@ from .feeds import FeedSpec
 from .firstlook import FirstLook, NotYet, first_look
 from .following import FollowedFeeds
 from .health import assess
-from .heap import give_back_memory
+from .heap import Reclaimer, give_back_memory
 from .images import ImageFactsCache
 from .index import RACY_SECONDS, ContentIndex, Published
 from .loader import (
@@ -87,6 +87,8 @@ class ContentStore:
         self._history = ValidatorHistory()
         # Tag, author and archive feeds as rendered, shared by snapshots, bounded in bytes.
         self._renders = RenderCache()
+        # Gives back the plain bytes of a packed feed, made again for a client taking no gzip.
+        self._reclaimer = Reclaimer()
         # Held by the one process (of those serving this content) that reads the files,
         # writes the index and pings the hub; the others follow what it publishes.
         self._publisher = PublisherLock(settings.state_dir)
@@ -686,6 +688,7 @@ class ContentStore:
             with self._recording:
                 self._record(snapshot)  # before telling: followers must have the publication
         self._promote()
+        self._pack_soon(snapshot)
         log.debug(
             "refresh of %s: read and assembled in %.1f ms, published in %.1f ms, recorded"
             " in %.1f ms; served %s",
@@ -914,12 +917,27 @@ class ContentStore:
             self._generations = ((weakref.ref(snapshot), self._publication[1]),)
             self._install(snapshot, tell=False)
         self._served_when_due()
+        self._pack_soon(snapshot)
         if _content_of(site) != before:
             log.warning("the first publication loaded again differs from the one published")
         log.info(
             "first publication loaded again from the index in %.1f s",
             time.perf_counter() - started,
         )
+
+    def _pack_soon(self, snapshot: Snapshot) -> None:
+        """Have the snapshot's site and section feeds held gzip-compressed only, in the
+        background, as a follower holds them (Representation.pack): their plain bytes
+        (about 11 MB for 8 sections) are recorded in the index already, and nearly every
+        reader asks for gzip."""
+        editions = snapshot.editions
+        held = [
+            rep for name in subscriptions(snapshot.site, editions) for rep in editions[name].held()
+        ]
+        if held:
+            threading.Thread(
+                target=_pack, args=(held, self._reclaimer), name="feedsvc-pack", daemon=True
+            ).start()
 
     def _describe_publication(self) -> dict | None:
         """Describe the publication being recorded, for a restart to answer from (stored.py)."""
@@ -984,6 +1002,12 @@ class ContentStore:
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)
+
+
+def _pack(held: Iterable[Representation], reclaimer: Reclaimer) -> None:
+    for rep in held:
+        rep.pack(reclaimer)
+    give_back_memory()  # the plain bytes dropped
 
 
 def _let_go(dropped: weakref.ref, timeout: float) -> bool:

@@ -8,12 +8,16 @@ losing nothing, when the publisher dies.
 from __future__ import annotations
 
 import gc
+import gzip
 import json
 import os
 import signal
 import types
 
+import brotli
+
 from feedsvc.models import Article
+from feedsvc.responses import IDENTITY
 from tests.conftest import free_port, wait_until
 from tests.test_publisher import children, everywhere, get, granian, validators, write_site
 
@@ -201,3 +205,30 @@ def test_a_follower_holds_its_feeds_compressed_only_and_answers_every_coding_ali
         "the feeds packed",
     )
     assert all(client.get(path).data == publisher.get(path).data for path in SUBSCRIPTIONS)
+
+
+def test_the_publisher_holds_its_feeds_compressed_only_too_and_answers_every_coding_alike(
+    write_article, backdate, make_app
+):
+    write_two_sections(write_article, backdate)
+    app = make_app(WATCH_CONTENT=True)
+    store, client = app.extensions["feedsvc"], app.test_client()
+    first = {path: client.get(path) for path in SUBSCRIPTIONS}
+    snapshot = store.snapshot()
+    held = [snapshot.feed(path) for path in SUBSCRIPTIONS]
+    wait_until(lambda: not any(rep.variants.keeps(IDENTITY) for rep in held), "the feeds packed")
+
+    for path in SUBSCRIPTIONS:
+        plain = client.get(path)
+        assert (plain.data, plain.headers["ETag"]) == (
+            first[path].data,
+            first[path].headers["ETag"],
+        )
+        zipped = client.get(path, headers={"Accept-Encoding": "gzip"})
+        assert gzip.decompress(zipped.data) == plain.data
+        squeezed = client.get(path, headers={"Accept-Encoding": "br"})
+        assert brotli.decompress(squeezed.data) == plain.data
+        assert len({plain.headers["ETag"], zipped.headers["ETag"], squeezed.headers["ETag"]}) == 3
+        assert plain.headers["Last-Modified"] == first[path].headers["Last-Modified"]
+    # Kept: the gzip and brotli bytes sent, not the plain ones.
+    assert all(rep.variants.held_bytes() < rep.variants.size() for rep in held)
