@@ -688,7 +688,7 @@ class ContentStore:
             with self._recording:
                 self._record(snapshot)  # before telling: followers must have the publication
         self._promote()
-        self._pack_soon(snapshot)
+        self._pack_when_read(snapshot)
         log.debug(
             "refresh of %s: read and assembled in %.1f ms, published in %.1f ms, recorded"
             " in %.1f ms; served %s",
@@ -917,7 +917,7 @@ class ContentStore:
             self._generations = ((weakref.ref(snapshot), self._publication[1]),)
             self._install(snapshot, tell=False)
         self._served_when_due()
-        self._pack_soon(snapshot)
+        self._pack_when_read(snapshot)
         if _content_of(site) != before:
             log.warning("the first publication loaded again differs from the one published")
         log.info(
@@ -925,19 +925,15 @@ class ContentStore:
             time.perf_counter() - started,
         )
 
-    def _pack_soon(self, snapshot: Snapshot) -> None:
-        """Have the snapshot's site and section feeds held gzip-compressed only, in the
-        background, as a follower holds them (Representation.pack): their plain bytes
+    def _pack_when_read(self, snapshot: Snapshot) -> None:
+        """Have the snapshot's site and section feeds held gzip-compressed only once a reader
+        asks for gzip, as a follower holds them (Representation.pack): their plain bytes
         (about 11 MB for 8 sections) are recorded in the index already, and nearly every
         reader asks for gzip."""
         editions = snapshot.editions
-        held = [
-            rep for name in subscriptions(snapshot.site, editions) for rep in editions[name].held()
-        ]
-        if held:
-            threading.Thread(
-                target=_pack, args=(held, self._reclaimer), name="feedsvc-pack", daemon=True
-            ).start()
+        for name in subscriptions(snapshot.site, editions):
+            for rep in editions[name].held():
+                rep.pack_when_gzipped(self._reclaimer)
 
     def _describe_publication(self) -> dict | None:
         """Describe the publication being recorded, for a restart to answer from (stored.py)."""
@@ -1002,12 +998,6 @@ class ContentStore:
         urls = [self.settings.absolute(path) for name in names for path in editions[name].paths()]
         if urls:
             self._notifier.notify(urls)
-
-
-def _pack(held: Iterable[Representation], reclaimer: Reclaimer) -> None:
-    for rep in held:
-        rep.pack(reclaimer)
-    give_back_memory()  # the plain bytes dropped
 
 
 def _let_go(dropped: weakref.ref, timeout: float) -> bool:
