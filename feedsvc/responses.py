@@ -9,6 +9,7 @@ import math
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -364,7 +365,9 @@ class Representation:
     def pack_when_gzipped(self, reclaimer: Reclaimer) -> None:
         """Pack (see pack) once a reader asks for gzip: now if one has."""
         if isinstance(self.variants, Encodings):
-            self.variants.pack_when_gzipped(reclaimer, self._forget_unkept)
+            # Through a weak reference: no cycle to wait for the collector if never packed.
+            forget = weakref.WeakMethod(self._forget_unkept)
+            self.variants.pack_when_gzipped(reclaimer, lambda: _call_if_alive(forget))
 
     def _forget_unkept(self) -> None:
         for prepared in (self._prepared, self._for_browsers or {}):
@@ -379,6 +382,12 @@ class Representation:
             bodies = sum(len(variant.body) for variant in self.variants.values())
         twin = BROWSER_TWIN_BYTES if self._for_browsers is not None else 0
         return bodies + REPRESENTATION_BYTES + twin
+
+
+def _call_if_alive(method: weakref.WeakMethod) -> None:
+    alive = method()
+    if alive is not None:
+        alive()
 
 
 def _check_variants(variants: Mapping[str, Variant]) -> Mapping[str, Variant]:
