@@ -871,7 +871,7 @@ class ContentStore:
         back (a worker held 682 MB at 100,000 articles, 363 MB after a restart). So once
         its publication is recorded, the publisher drops all it holds and takes that
         publication up from the index, as a follower does (about 10 s at 100,000 articles),
-        answering its feeds from the index meanwhile; then it holds 394-399 MB. The same
+        answering its feeds from the index meanwhile; then it holds 355-360 MB. The same
         publication: nobody is told of it. The caller holds the start lock, so a request
         for a page waits, as it does at a restart.
         """
@@ -1007,7 +1007,7 @@ def _let_go(dropped: weakref.ref, timeout: float) -> bool:
     What a load allocates while a snapshot is still held goes into the holes between its
     objects, and keeps their memory pages when it goes: with two workers, a /healthz the
     follower forwarded held the first snapshot through a settle, and the publisher kept
-    510-580 MB at 100,000 articles instead of 370-400.
+    505-525 MB at 100,000 articles instead of 345.
     """
     deadline = time.monotonic() + timeout
     gc.collect()  # what only cycles held
