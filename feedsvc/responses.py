@@ -121,8 +121,7 @@ class Encodings(Mapping[str, Variant]):
                 later = self._when_gzipped if coding == GZIP else None
                 if later is not None:
                     self._when_gzipped = None
-                    self._reclaimer, self._identity = later[0], None
-                    self._made.pop(IDENTITY, None)
+                    self._drop_plain(later[0])
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 logger.debug(
                     "made %s: %d → %d bytes in %.1f ms",
@@ -197,9 +196,13 @@ class Encodings(Mapping[str, Variant]):
             return
         self[GZIP]
         with self._lock:
-            self._reclaimer = reclaimer
-            self._identity = None
-            self._made.pop(IDENTITY, None)
+            self._drop_plain(reclaimer)
+
+    def _drop_plain(self, reclaimer: Reclaimer | None) -> None:
+        """Keep no plain bytes from now on (the caller holds the lock)."""
+        self._reclaimer = reclaimer
+        self._identity = None
+        self._made.pop(IDENTITY, None)
 
     def pack_when_gzipped(self, reclaimer: Reclaimer, then: Callable[[], None]) -> None:
         """Pack (see pack) once a reader asks for gzip, then call `then`; now if one has.
@@ -207,8 +210,8 @@ class Encodings(Mapping[str, Variant]):
         A feed no reader asks for keeps its plain bytes rather than cost a compression
         on every edit (an edit renders six feeds again: 60 ms of gzip at 400 kB each).
         """
-        if GZIP not in self._codings:
-            return
+        if GZIP not in self._codings or self._identity is None:
+            return  # nothing to pack, or packed already
         with self._lock:
             if self._identity is not None and GZIP not in self._made:
                 self._when_gzipped = (reclaimer, then)
@@ -364,7 +367,7 @@ class Representation:
 
     def pack_when_gzipped(self, reclaimer: Reclaimer) -> None:
         """Pack (see pack) once a reader asks for gzip: now if one has."""
-        if isinstance(self.variants, Encodings):
+        if isinstance(self.variants, Encodings) and self.variants.keeps(IDENTITY):
             # Through a weak reference: no cycle to wait for the collector if never packed.
             forget = weakref.WeakMethod(self._forget_unkept)
             self.variants.pack_when_gzipped(reclaimer, lambda: _call_if_alive(forget))
